@@ -1,0 +1,142 @@
+"""Clip stage: one activity per scene, heartbeating ``{status, progress, prediction_id}``.
+
+A retried attempt (timeout, crash, transient error) resumes the prediction id of its last
+heartbeat instead of creating (and paying for) a new prediction; a new one is made only when
+the old one is known to have failed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import CancelledError
+
+from activities.keys import clip_key
+from activities.media import ffmpeg
+from activities.providers.base import ClipJob, ClipProvider
+from storyreel.contracts import PLATFORMS, ClipInput, ClipProgress, ClipResult, ClipStatus
+from storyreel.errors import BadInputError, PredictionFailedError, StoryreelError
+from storyreel.storage import Storage
+
+
+def previous_progress(details: Sequence[Any]) -> ClipProgress | None:
+    """The last heartbeat of an earlier attempt, if it left a usable one."""
+    if not details:
+        return None
+    try:
+        return ClipProgress.model_validate(details[-1])
+    except ValidationError:
+        return None
+
+
+class ClipActivities:
+    def __init__(
+        self,
+        storage: Storage,
+        providers: Mapping[str, ClipProvider],
+        work_root: Path,
+        ffmpeg_exe: str | None = None,
+    ) -> None:
+        self.storage = storage
+        self.providers = providers
+        self.work_root = work_root
+        self.ffmpeg_exe = ffmpeg_exe
+
+    @activity.defn(name="generate_clip")
+    def generate_clip(self, request: ClipInput) -> ClipResult:
+        """Generate one scene's clip, store it, and return its key (runs on the executor)."""
+        info = activity.info()
+        try:
+            return self._generate(request, info.attempt, info.heartbeat_details)
+        except StoryreelError as error:
+            raise error.to_application_error(attempt=info.attempt) from error
+
+    def _generate(self, request: ClipInput, attempt: int, details: Sequence[Any]) -> ClipResult:
+        provider = self.providers.get(request.provider)
+        if provider is None:
+            raise BadInputError(
+                f"unknown clip provider {request.provider!r}; "
+                f"this worker has {', '.join(sorted(self.providers)) or 'none'}"
+            )
+        started = time.monotonic()
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.work_root, prefix="clip-") as work:
+            workdir = Path(work)
+            image: Path | None = None
+            if request.image_key:
+                image = workdir / "reference.png"
+                self.storage.get_file(request.image_key, image)
+            job = ClipJob(
+                generation_id=request.generation_id,
+                clip_id=request.clip_id,
+                prompt=request.prompt,
+                text=request.scene.caption or request.scene.description,
+                duration=request.scene.duration,
+                platform=PLATFORMS[request.platform],
+                model=request.model,
+                seed=request.seed,
+                image=image,
+                workdir=workdir,
+            )
+            previous = previous_progress(details)
+            prediction_id = previous.prediction_id if previous else None
+            if prediction_id:
+                activity.logger.info(
+                    "clip %d resumes prediction %s", request.clip_id, prediction_id
+                )
+            output, prediction_id = self._follow(provider, job, prediction_id)
+            self._beat(ClipStatus.rendering, 100.0, prediction_id)
+            duration = ffmpeg.probe(output, self.ffmpeg_exe).duration
+            key = clip_key(request.generation_id, request.clip_id)
+            url = self.storage.put_file(key, output)
+        return ClipResult(
+            clip_id=request.clip_id,
+            key=key,
+            url=url,
+            duration=duration,
+            prediction_id=prediction_id,
+            render_seconds=round(time.monotonic() - started, 3),
+            attempt=attempt,
+        )
+
+    def _follow(
+        self, provider: ClipProvider, job: ClipJob, prediction_id: str | None
+    ) -> tuple[Path, str]:
+        if prediction_id:
+            try:
+                return self._wait(provider, job, prediction_id), prediction_id
+            except PredictionFailedError as error:
+                activity.logger.warning(
+                    "clip %d: resumed prediction %s had failed (%s); starting a new one",
+                    job.clip_id,
+                    prediction_id,
+                    error,
+                )
+        self._beat(ClipStatus.queued, 0.0, None)
+        prediction_id = provider.submit(job)
+        self._beat(ClipStatus.processing, 0.0, prediction_id)
+        return self._wait(provider, job, prediction_id), prediction_id
+
+    def _wait(self, provider: ClipProvider, job: ClipJob, prediction_id: str) -> Path:
+        try:
+            return provider.wait(
+                prediction_id,
+                job,
+                lambda status, percent: self._beat(status, percent, prediction_id),
+            )
+        except CancelledError:
+            # Cancelled generation: stop paying for the upstream prediction too.
+            provider.cancel(prediction_id)
+            raise
+
+    @staticmethod
+    def _beat(status: ClipStatus, progress: float, prediction_id: str | None) -> None:
+        activity.heartbeat(
+            ClipProgress(status=status, progress=progress, prediction_id=prediction_id)
+        )

@@ -1,0 +1,23 @@
+"""Where each artefact of a generation lives in storage."""
+
+from __future__ import annotations
+
+
+def storyboard_key(generation_id: str, index: int) -> str:
+    return f"generations/{generation_id}/storyboard/{index:03d}.png"
+
+
+def clip_key(generation_id: str, clip_id: int) -> str:
+    return f"generations/{generation_id}/clips/{clip_id:03d}.mp4"
+
+
+def video_key(generation_id: str) -> str:
+    return f"generations/{generation_id}/video.mp4"
+
+
+def thumbnail_key(generation_id: str) -> str:
+    return f"generations/{generation_id}/thumbnail.jpg"
+
+
+def record_key(generation_id: str) -> str:
+    return f"generations/{generation_id}/generation.json"

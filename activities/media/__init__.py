@@ -1,0 +1,1 @@
+"""FFmpeg helpers shared by the local providers and the assembly stage."""

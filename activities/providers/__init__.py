@@ -1,0 +1,14 @@
+"""Clip and image providers behind small typed interfaces."""
+
+from activities.providers.base import ClipJob, ClipProvider, ImageJob, ImageProvider, Report
+from activities.providers.local import LocalClipProvider, LocalImageProvider
+
+__all__ = [
+    "ClipJob",
+    "ClipProvider",
+    "ImageJob",
+    "ImageProvider",
+    "LocalClipProvider",
+    "LocalImageProvider",
+    "Report",
+]

@@ -1,0 +1,123 @@
+"""The embedded providers: real images and H.264 clips rendered by FFmpeg, no account needed."""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+import uuid
+from pathlib import Path
+
+from activities.media import ffmpeg
+from activities.providers.base import ClipJob, ImageJob, Report
+from storyreel.contracts import ClipStatus
+
+# Storyboard images are larger than the frame so the clip can pan across them.
+PAN_HEADROOM = 1.2
+
+
+def _palette(seed: int, index: int) -> tuple[str, str]:
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return f"0x{digest[0:3].hex()}", f"0x{digest[3:6].hex()}"
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(" ".join(text.split()), width=width)[:8]) or " "
+
+
+def _even(value: float) -> int:
+    return int(value) // 2 * 2
+
+
+class LocalImageProvider:
+    """A seeded two-colour gradient with the beat's description drawn on it."""
+
+    def __init__(self, font: Path | None = None, exe: str | None = None) -> None:
+        self.font = font or ffmpeg.default_font()
+        self.exe = exe
+
+    def render(self, job: ImageJob) -> Path:
+        width = _even(job.platform.width * PAN_HEADROOM)
+        height = _even(job.platform.height * PAN_HEADROOM)
+        start, end = _palette(job.seed, job.index)
+        text_file = job.workdir / f"storyboard-{job.index}.txt"
+        text_file.write_text(_wrap(job.prompt, 24 if width < height else 40), encoding="utf-8")
+        output = job.workdir / f"storyboard-{job.index}.png"
+        size = max(24, width // 18)
+        ffmpeg.run(
+            [
+                "-f", "lavfi",
+                "-i", f"gradients=s={width}x{height}:c0={start}:c1={end}:n=2:speed=0:d=1",
+                "-vf",
+                f"drawtext=fontfile={ffmpeg.filter_path(self.font)}"
+                f":textfile={ffmpeg.filter_path(text_file)}:fontcolor=white:fontsize={size}"
+                f":line_spacing={size // 3}:x=(w-tw)/2:y=(h-th)/2"
+                ":borderw=3:bordercolor=black@0.6",
+                "-frames:v", "1", "-update", "1", str(output),
+            ],
+            exe=self.exe,
+        )  # fmt: skip
+        return output
+
+
+class LocalClipProvider:
+    """A slow pan across the storyboard image with the scene's text, timed to the scene."""
+
+    def __init__(self, font: Path | None = None, exe: str | None = None, threads: int = 2) -> None:
+        self.font = font or ffmpeg.default_font()
+        self.exe = exe
+        self.threads = threads
+
+    def submit(self, job: ClipJob) -> str:
+        return f"local-{job.generation_id}-{job.clip_id}-{uuid.uuid4().hex[:8]}"
+
+    def wait(self, prediction_id: str, job: ClipJob, report: Report) -> Path:
+        spec = job.platform
+        frames = max(1, round(job.duration * spec.fps))
+        seconds = frames / spec.fps
+        output = job.workdir / f"{prediction_id}.mp4"
+        text_file = job.workdir / f"{prediction_id}.txt"
+        text_file.write_text(_wrap(job.text, 28 if spec.width < spec.height else 48), "utf-8")
+        if job.image is not None:
+            source = ["-loop", "1", "-framerate", str(spec.fps), "-i", str(job.image)]
+            # Pad the image if it is smaller than the frame, then pan corner to corner.
+            scale = (
+                f"scale=w='max(iw,{spec.width})':h='max(ih,{spec.height})'"
+                ":force_original_aspect_ratio=increase,"
+            )
+        else:
+            start, end = _palette(job.seed, job.clip_id)
+            width, height = _even(spec.width * PAN_HEADROOM), _even(spec.height * PAN_HEADROOM)
+            source = [
+                "-f", "lavfi", "-i",
+                f"gradients=s={width}x{height}:c0={start}:c1={end}:n=2:r={spec.fps}",
+            ]  # fmt: skip
+            scale = ""
+        size = max(24, spec.width // 22)
+        video_filter = (
+            f"{scale}crop={spec.width}:{spec.height}"
+            f":x='(iw-ow)*t/{seconds:.3f}':y='(ih-oh)*t/{seconds:.3f}',"
+            f"drawtext=fontfile={ffmpeg.filter_path(self.font)}"
+            f":textfile={ffmpeg.filter_path(text_file)}:fontcolor=white:fontsize={size}"
+            f":line_spacing={size // 3}:x=(w-tw)/2:y=h*0.72-th/2"
+            f":box=1:boxcolor=black@0.45:boxborderw={size // 2},"
+            f"fps={spec.fps},format=yuv420p"
+        )
+        report(ClipStatus.rendering, 0.0)
+        ffmpeg.run(
+            [
+                *source,
+                "-vf", video_filter,
+                "-frames:v", str(frames),
+                "-c:v", "libx264", "-preset", "veryfast", "-threads", str(self.threads),
+                "-r", str(spec.fps), "-video_track_timescale", str(spec.fps * 512),
+                "-movflags", "+faststart",
+                str(output),
+            ],
+            duration=seconds,
+            on_progress=lambda fraction: report(ClipStatus.rendering, round(fraction * 100, 1)),
+            exe=self.exe,
+        )  # fmt: skip
+        return output
+
+    def cancel(self, prediction_id: str) -> None:
+        """Nothing runs outside our process: ``wait``'s FFmpeg dies with the activity."""

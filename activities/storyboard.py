@@ -1,0 +1,50 @@
+"""Storyboard stage: one image per beat, used as its clip's first frame and reference."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from temporalio import activity
+
+from activities.keys import storyboard_key
+from activities.providers.base import ImageJob, ImageProvider
+from storyreel.contracts import PLATFORMS, StoryboardInput, StoryboardResult
+from storyreel.errors import BadInputError, StoryreelError
+from storyreel.storage import Storage
+
+
+class StoryboardActivities:
+    def __init__(
+        self, storage: Storage, providers: Mapping[str, ImageProvider], work_root: Path
+    ) -> None:
+        self.storage = storage
+        self.providers = providers
+        self.work_root = work_root
+
+    @activity.defn(name="render_storyboard")
+    def render_storyboard(self, request: StoryboardInput) -> StoryboardResult:
+        """Render one beat's image and store it (blocking FFmpeg: runs on the executor)."""
+        try:
+            provider = self.providers.get(request.provider)
+            if provider is None:
+                raise BadInputError(f"unknown image provider {request.provider!r}")
+            key = storyboard_key(request.generation_id, request.scene.index)
+            self.work_root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=self.work_root, prefix="storyboard-") as work:
+                image = provider.render(
+                    ImageJob(
+                        generation_id=request.generation_id,
+                        index=request.scene.index,
+                        prompt=request.scene.description,
+                        platform=PLATFORMS[request.platform],
+                        model=request.model,
+                        seed=request.seed,
+                        workdir=Path(work),
+                    )
+                )
+                url = self.storage.put_file(key, image)
+        except StoryreelError as error:
+            raise error.to_application_error() from error
+        return StoryboardResult(index=request.scene.index, key=key, url=url)

@@ -1,0 +1,310 @@
+"""The typed contracts between the API, the workflow and the activities.
+
+One input and one result model per workflow and activity, so fields can be added without
+breaking callers. Everything here crosses the Temporal boundary through the pydantic data
+converter, so it must stay plain data: keys and URLs, never media bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+WORKFLOW_NAME = "VideoGenerationWorkflow"
+
+
+class Platform(StrEnum):
+    tiktok = "tiktok"
+    youtube = "youtube"
+    youtube_shorts = "youtube_shorts"
+    instagram_reels = "instagram_reels"
+
+
+class PlatformSpec(BaseModel):
+    width: int
+    height: int
+    fps: int = 30
+    max_duration: float | None = None
+
+
+PLATFORMS: dict[Platform, PlatformSpec] = {
+    Platform.tiktok: PlatformSpec(width=1080, height=1920, max_duration=180),
+    Platform.youtube: PlatformSpec(width=1920, height=1080),
+    Platform.youtube_shorts: PlatformSpec(width=1080, height=1920, max_duration=60),
+    Platform.instagram_reels: PlatformSpec(width=1080, height=1920, max_duration=90),
+}
+
+
+class ClipStatus(StrEnum):
+    queued = "queued"
+    processing = "processing"
+    rendering = "rendering"
+    complete = "complete"
+    failed = "failed"
+    cached = "cached"
+
+
+CLIP_DONE = frozenset({ClipStatus.complete, ClipStatus.cached})
+CLIP_ENDED = CLIP_DONE | {ClipStatus.failed}
+
+
+class GenerationStatus(StrEnum):
+    queued = "queued"
+    planning = "planning"
+    storyboarding = "storyboarding"
+    generating = "generating"
+    awaiting_retry = "awaiting_retry"
+    assembling = "assembling"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+GENERATION_ENDED = frozenset(
+    {GenerationStatus.completed, GenerationStatus.failed, GenerationStatus.cancelled}
+)
+
+
+class Stage(StrEnum):
+    plan = "plan"
+    storyboard = "storyboard"
+    clips = "clips"
+    assemble = "assemble"
+    publish = "publish"
+
+
+# ---------------------------------------------------------------------------------------------
+# Request
+
+
+class SceneIn(BaseModel):
+    """A scene given explicitly by the caller."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: Annotated[str, Field(min_length=1, max_length=2000)]
+    duration: Annotated[float, Field(ge=2.0, le=10.0, description="Seconds, 2-10.")]
+    caption: Annotated[str | None, Field(max_length=300)] = None
+
+
+class TaskQueues(BaseModel):
+    """Where the workflow sends its activities (from the starter's settings)."""
+
+    media: str = "storyreel-media"
+    clip_prefix: str = "storyreel-clips"
+
+    def clips(self, provider: str) -> str:
+        return f"{self.clip_prefix}-{provider}"
+
+
+class GenerationInput(BaseModel):
+    """Input of ``VideoGenerationWorkflow``: what to make and how."""
+
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    script: Annotated[str | None, Field(max_length=20000)] = None
+    scenes: Annotated[list[SceneIn] | None, Field(min_length=1, max_length=200)] = None
+    duration: Annotated[
+        float | None, Field(gt=0, le=600, description="Target video length in seconds.")
+    ] = None
+    platform: Platform = Platform.tiktok
+    consistency_context: Annotated[str, Field(max_length=4000)] = ""
+    provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "local"
+    model: Annotated[str, Field(max_length=200)] = "local/pan-zoom"
+    image_provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "local"
+    image_model: Annotated[str, Field(max_length=200)] = "local/gradient"
+    max_parallel_clips: Annotated[int, Field(ge=1, le=64)] = 5
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    retry_window_seconds: Annotated[int, Field(ge=1)] = 24 * 3600
+    queues: TaskQueues = Field(default_factory=TaskQueues)
+
+    @model_validator(mode="after")
+    def _script_or_scenes(self) -> Self:
+        if (self.script is None) == (self.scenes is None):
+            raise ValueError("give either 'script' or 'scenes', not both and not neither")
+        if self.script is not None and not self.script.strip():
+            raise ValueError("'script' is empty")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Activities
+
+
+class PlannedScene(BaseModel):
+    index: int = Field(description="1-based; also the clip id.")
+    description: str
+    caption: str | None = None
+    duration: float
+    start: float
+
+
+class PlanInput(BaseModel):
+    generation_id: str
+    script: str | None = None
+    scenes: list[SceneIn] | None = None
+    duration: float | None = None
+    platform: Platform = Platform.tiktok
+
+
+class PlanResult(BaseModel):
+    scenes: list[PlannedScene]
+    planned_count: int = Field(description="Beats before the cap was applied.")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class StoryboardInput(BaseModel):
+    generation_id: str
+    scene: PlannedScene
+    scene_count: int
+    platform: Platform
+    provider: str = "local"
+    model: str = "local/gradient"
+    seed: int = 0
+
+
+class StoryboardResult(BaseModel):
+    index: int
+    key: str
+    url: str
+
+
+class ClipInput(BaseModel):
+    generation_id: str
+    clip_id: int
+    clip_count: int
+    prompt: str
+    scene: PlannedScene
+    platform: Platform
+    provider: str
+    model: str
+    seed: int = 0
+    image_key: str | None = None
+
+
+class ClipProgress(BaseModel):
+    """Heartbeat details of a clip activity; what a retried attempt resumes from."""
+
+    status: ClipStatus
+    progress: float = 0.0
+    prediction_id: str | None = None
+
+
+class ClipResult(BaseModel):
+    clip_id: int
+    key: str
+    url: str
+    duration: float
+    prediction_id: str | None = None
+    render_seconds: float
+    attempt: int = 1
+
+
+class StitchInput(BaseModel):
+    generation_id: str
+    clip_keys: list[str]
+    platform: Platform
+
+
+class StitchResult(BaseModel):
+    key: str
+    url: str
+    duration: float
+    width: int
+    height: int
+    stream_copy: bool
+    thumbnail_key: str | None = None
+    thumbnail_url: str | None = None
+
+
+class PublishInput(BaseModel):
+    state: GenerationState
+
+
+class PublishResult(BaseModel):
+    record_key: str
+
+
+# ---------------------------------------------------------------------------------------------
+# State
+
+
+class RetryClipRequest(BaseModel):
+    """Payload of the ``retry_clip`` signal."""
+
+    clip_id: int = Field(ge=1)
+    prompt: Annotated[str | None, Field(max_length=4000)] = None
+
+
+class ClipState(BaseModel):
+    clip_id: int
+    status: ClipStatus = ClipStatus.queued
+    progress: float = 0.0
+    url: str | None = None
+    key: str | None = None
+    duration: float | None = None
+    error: str | None = None
+    attempts: int = 0
+    prompt: str = ""
+    summary: str = ""
+    prediction_id: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    render_seconds: float | None = None
+
+
+class StageTiming(BaseModel):
+    stage: Stage
+    started_at: datetime
+    ended_at: datetime | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+class ClipStageMetrics(BaseModel):
+    """How much the fan-out saved: wall time of the clip stage vs the sum of clip times."""
+
+    wall_seconds: float = 0.0
+    sum_clip_seconds: float = 0.0
+    speedup: float | None = None
+    max_concurrent: int = 0
+
+
+class GenerationState(BaseModel):
+    """What ``get_state`` answers: where a run stands, per clip."""
+
+    generation_id: str
+    title: str
+    status: GenerationStatus = GenerationStatus.queued
+    stage: Stage | None = None
+    platform: Platform = Platform.tiktok
+    provider: str = "local"
+    clips: list[ClipState] = Field(default_factory=list)
+    storyboard_keys: list[str] = Field(default_factory=list)
+    video_key: str | None = None
+    video_url: str | None = None
+    thumbnail_key: str | None = None
+    thumbnail_url: str | None = None
+    duration: float | None = None
+    error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    timings: list[StageTiming] = Field(default_factory=list)
+    clip_stage: ClipStageMetrics = Field(default_factory=ClipStageMetrics)
+    skipped_clips: list[int] = Field(default_factory=list)
+    retry_deadline: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def clip(self, clip_id: int) -> ClipState | None:
+        if 1 <= clip_id <= len(self.clips):
+            return self.clips[clip_id - 1]
+        return None
+
+
+PublishInput.model_rebuild()

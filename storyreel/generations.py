@@ -1,0 +1,80 @@
+"""Starting and reaching generations: the one place that knows how a run is started."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from storyreel.contracts import WORKFLOW_NAME, GenerationInput, GenerationState, TaskQueues
+from storyreel.settings import Settings
+from storyreel.temporal import STATUS_ATTR, TITLE_ATTR, USER_ATTR
+
+ID_PREFIX = "gen-"
+
+
+def generation_id(idempotency_key: str | None = None, user: str | None = None) -> str:
+    """A stable id for a client's idempotency key (per user), else a fresh one."""
+    if idempotency_key:
+        digest = hashlib.sha256(f"{user or ''}\x00{idempotency_key}".encode()).hexdigest()
+        return f"{ID_PREFIX}{digest[:24]}"
+    return f"{ID_PREFIX}{uuid.uuid4().hex[:24]}"
+
+
+def prepare(request: GenerationInput, settings: Settings) -> GenerationInput:
+    """Fill in what the workflow must not read from settings itself."""
+    return request.model_copy(
+        update={
+            "queues": TaskQueues(
+                media=settings.media_task_queue, clip_prefix=settings.clip_task_queue_prefix
+            ),
+            "retry_window_seconds": request.retry_window_seconds
+            if "retry_window_seconds" in request.model_fields_set
+            else settings.retry_window_seconds,
+        }
+    )
+
+
+async def start_generation(
+    client: Client,
+    settings: Settings,
+    request: GenerationInput,
+    *,
+    workflow_id: str | None = None,
+    user: str = "local",
+) -> WorkflowHandle[object, GenerationState]:
+    """Start the workflow; starting an id that already exists returns that run instead."""
+    workflow_id = workflow_id or generation_id()
+    request = prepare(request, settings)
+    try:
+        return await client.start_workflow(
+            WORKFLOW_NAME,
+            request,
+            id=workflow_id,
+            task_queue=settings.workflow_task_queue,
+            result_type=GenerationState,
+            # Same id while running -> that run; same id after it closed -> still that run.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(TITLE_ATTR, request.title),
+                    SearchAttributePair(STATUS_ATTR, "queued"),
+                    SearchAttributePair(USER_ATTR, user),
+                ]
+            ),
+            memo={"title": request.title, "platform": request.platform.value, "user": user},
+            static_summary=f"{request.title} ({request.platform.value}, {request.provider})",
+            task_timeout=timedelta(seconds=10),
+        )
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(workflow_id, result_type=GenerationState)

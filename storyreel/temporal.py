@@ -1,0 +1,31 @@
+"""One way to reach Temporal: the pydantic data converter on every client and worker."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from storyreel.settings import Settings
+
+TITLE_ATTR = SearchAttributeKey.for_text("StoryreelTitle")
+STATUS_ATTR = SearchAttributeKey.for_keyword("StoryreelStatus")
+USER_ATTR = SearchAttributeKey.for_keyword("StoryreelUser")
+SEARCH_ATTRIBUTES = (TITLE_ATTR, STATUS_ATTR, USER_ATTR)
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+def dev_server_search_attribute_args() -> list[str]:
+    """``temporal server start-dev`` flags that register our search attributes."""
+    kinds = {"TEXT": "Text", "KEYWORD": "Keyword"}
+    args: list[str] = []
+    for key in SEARCH_ATTRIBUTES:
+        args += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]
+    return args

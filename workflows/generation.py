@@ -1,0 +1,418 @@
+"""``VideoGenerationWorkflow``: plan -> storyboard -> clips (parallel) -> assemble -> publish."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.assembly import AssemblyActivities
+    from activities.clips import ClipActivities
+    from activities.planning import check_counts, plan_generation
+    from activities.storyboard import StoryboardActivities
+    from storyreel.contracts import (
+        CLIP_DONE,
+        CLIP_ENDED,
+        WORKFLOW_NAME,
+        ClipInput,
+        ClipState,
+        ClipStatus,
+        GenerationInput,
+        GenerationState,
+        GenerationStatus,
+        PlanInput,
+        PlannedScene,
+        PublishInput,
+        RetryClipRequest,
+        Stage,
+        StageTiming,
+        StitchInput,
+        StoryboardInput,
+    )
+    from storyreel.errors import BadInputError
+    from storyreel.temporal import STATUS_ATTR
+    from workflows import policies
+
+SUMMARY_WORDS = 8
+
+
+class GenerationFailure(Exception):
+    """A reason to end the run as ``failed`` (raised and caught inside the workflow)."""
+
+
+def first_words(text: str, count: int = SUMMARY_WORDS) -> str:
+    words = text.split()
+    return " ".join(words[:count]) + (" …" if len(words) > count else "")
+
+
+def describe_failure(error: BaseException) -> tuple[str, int | None]:
+    """A readable message for a failed activity and, when known, its attempt number."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    attempt: int | None = None
+    if isinstance(cause, ApplicationError):
+        for detail in cause.details:
+            if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
+                attempt = detail["attempt"]
+        return cause.message, attempt
+    if isinstance(cause, ActivityTimeoutError):
+        kind = cause.type.name.lower().replace("_", "-") if cause.type else "unknown"
+        return f"timed out ({kind})", attempt
+    return str(cause or error), attempt
+
+
+def attempts_used(error: ActivityError, retry: RetryPolicy) -> int:
+    _, attempt = describe_failure(error)
+    if attempt is not None:
+        return attempt
+    if error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
+        return retry.maximum_attempts
+    return 1
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class VideoGenerationWorkflow:
+    """One generation: every scene's clip is its own activity, all running at once."""
+
+    @workflow.init
+    def __init__(self, request: GenerationInput) -> None:
+        self._request = request
+        now = workflow.now()
+        self._state = GenerationState(
+            generation_id=workflow.info().workflow_id,
+            title=request.title,
+            platform=request.platform,
+            provider=request.provider,
+            created_at=now,
+            updated_at=now,
+        )
+        self._scenes: list[PlannedScene] = []
+        self._retries: list[RetryClipRequest] = []
+        self._finish_without_failed = False
+        self._slots = asyncio.Semaphore(request.max_parallel_clips)
+        self._running = 0
+        self._waited = timedelta()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    # -- interface -----------------------------------------------------------------------------
+
+    @workflow.query
+    def get_state(self) -> GenerationState:
+        return self._state
+
+    @workflow.signal
+    def retry_clip(self, request: RetryClipRequest) -> None:
+        """Generate a failed clip again, optionally with a new prompt."""
+        self._retries.append(request)
+
+    @workflow.signal
+    def finish_without_failed(self) -> None:
+        """Stop waiting for retries and assemble the video from the clips that succeeded."""
+        self._finish_without_failed = True
+
+    @workflow.run
+    async def run(self, request: GenerationInput) -> GenerationState:  # noqa: ARG002
+        try:
+            await self._plan()
+            await self._storyboard()
+            await self._clips()
+            await self._assemble()
+            await self._publish(GenerationStatus.completed)
+        except asyncio.CancelledError:
+            self._set_status(GenerationStatus.cancelled)
+            self._close_stage()
+            raise
+        except (GenerationFailure, ActivityError) as error:
+            message = describe_failure(error)[0] if isinstance(error, ActivityError) else str(error)
+            await self._fail(message)
+            raise ApplicationError(message, type="GenerationFailed", non_retryable=True) from None
+        return self._state
+
+    # -- stages --------------------------------------------------------------------------------
+
+    async def _plan(self) -> None:
+        self._enter(Stage.plan, GenerationStatus.planning)
+        request = self._request
+        plan = await workflow.execute_activity(
+            plan_generation,
+            PlanInput(
+                generation_id=self._state.generation_id,
+                script=request.script,
+                scenes=request.scenes,
+                duration=request.duration,
+                platform=request.platform,
+            ),
+            task_queue=request.queues.media,
+            start_to_close_timeout=policies.PLAN_TIMEOUT,
+            retry_policy=policies.PLAN_RETRY,
+            summary="plan: script to scenes",
+        )
+        self._scenes = plan.scenes
+        self._state.warnings.extend(plan.warnings)
+        count = len(plan.scenes)
+        context = request.consistency_context.strip()
+        self._state.clips = [
+            ClipState(
+                clip_id=scene.index,
+                prompt=f"{context}\n\nSCENE: {scene.description}",
+                summary=f"clip {scene.index}/{count}: {first_words(scene.description)}",
+            )
+            for scene in plan.scenes
+        ]
+
+    async def _storyboard(self) -> None:
+        self._enter(Stage.storyboard, GenerationStatus.storyboarding)
+        request, count = self._request, len(self._scenes)
+        results = await asyncio.gather(
+            *(
+                workflow.execute_activity_method(
+                    StoryboardActivities.render_storyboard,
+                    StoryboardInput(
+                        generation_id=self._state.generation_id,
+                        scene=scene,
+                        scene_count=count,
+                        platform=request.platform,
+                        provider=request.image_provider,
+                        model=request.image_model,
+                        seed=request.seed,
+                    ),
+                    task_queue=request.queues.media,
+                    start_to_close_timeout=policies.STORYBOARD_TIMEOUT,
+                    retry_policy=policies.STORYBOARD_RETRY,
+                    summary=f"storyboard {scene.index}/{count}: {first_words(scene.description)}",
+                )
+                for scene in self._scenes
+            )
+        )
+        self._state.storyboard_keys = [result.key for result in results]
+        try:
+            check_counts(count, len(self._state.storyboard_keys), len(self._state.clips))
+        except BadInputError as error:
+            raise GenerationFailure(str(error)) from None
+
+    async def _clips(self) -> None:
+        self._enter(Stage.clips, GenerationStatus.generating)
+        started = workflow.now()
+        for clip in self._state.clips:
+            self._launch(clip)
+        try:
+            await self._settle_clips()
+        except asyncio.CancelledError:
+            for task in self._tasks.values():
+                task.cancel()
+            # Wait for every clip activity to acknowledge, so its temp files and FFmpeg are gone.
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            raise
+        metrics = self._state.clip_stage
+        metrics.wall_seconds = round(((workflow.now() - started) - self._waited).total_seconds(), 3)
+        if metrics.wall_seconds > 0:
+            metrics.speedup = round(metrics.sum_clip_seconds / metrics.wall_seconds, 2)
+        self._close_stage()
+
+    async def _settle_clips(self) -> None:
+        """Run until every clip is done, or the caller gives up on the failed ones."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._retries) or self._clips_ended())
+            self._take_retries()
+            if not self._clips_ended():
+                continue
+            failed = [
+                clip.clip_id for clip in self._state.clips if clip.status is ClipStatus.failed
+            ]
+            if not failed:
+                return
+            if self._finish_without_failed:
+                if len(failed) == len(self._state.clips):
+                    raise GenerationFailure("every clip failed; nothing to assemble")
+                self._state.skipped_clips = failed
+                return
+            await self._await_retry(failed)
+
+    async def _await_retry(self, failed: list[int]) -> None:
+        window = timedelta(seconds=self._request.retry_window_seconds)
+        self._state.retry_deadline = workflow.now() + window
+        self._set_status(GenerationStatus.awaiting_retry)
+        waiting_since = workflow.now()
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._retries) or self._finish_without_failed, timeout=window
+            )
+        except TimeoutError:
+            raise GenerationFailure(
+                f"clip(s) {', '.join(map(str, failed))} failed and no retry came within {window}"
+            ) from None
+        finally:
+            self._waited += workflow.now() - waiting_since
+            self._state.retry_deadline = None
+        self._set_status(GenerationStatus.generating)
+
+    async def _assemble(self) -> None:
+        self._enter(Stage.assemble, GenerationStatus.assembling)
+        kept = [clip for clip in self._state.clips if clip.status in CLIP_DONE and clip.key]
+        result = await workflow.execute_activity_method(
+            AssemblyActivities.stitch_video,
+            StitchInput(
+                generation_id=self._state.generation_id,
+                clip_keys=[clip.key for clip in kept if clip.key],
+                platform=self._request.platform,
+            ),
+            task_queue=self._request.queues.media,
+            start_to_close_timeout=policies.STITCH_TIMEOUT,
+            heartbeat_timeout=policies.STITCH_HEARTBEAT,
+            retry_policy=policies.STITCH_RETRY,
+            summary=f"stitch {len(kept)} clips",
+        )
+        state = self._state
+        state.video_key, state.video_url = result.key, result.url
+        state.thumbnail_key, state.thumbnail_url = result.thumbnail_key, result.thumbnail_url
+        state.duration = result.duration
+        self._close_stage()
+
+    async def _publish(self, final: GenerationStatus) -> None:
+        self._enter(Stage.publish, self._state.status)
+        self._close_stage()
+        record = self._state.model_copy(deep=True)
+        record.status = final
+        await workflow.execute_activity_method(
+            AssemblyActivities.publish_generation,
+            PublishInput(state=record),
+            task_queue=self._request.queues.media,
+            start_to_close_timeout=policies.PUBLISH_TIMEOUT,
+            retry_policy=policies.PUBLISH_RETRY,
+            summary="publish the record",
+        )
+        self._set_status(final)
+
+    async def _fail(self, message: str) -> None:
+        self._state.error = message
+        self._close_stage()
+        try:
+            await self._publish(GenerationStatus.failed)
+        except ActivityError:
+            workflow.logger.warning("could not write the record of failed run %s", message)
+        self._set_status(GenerationStatus.failed)
+
+    # -- clips ---------------------------------------------------------------------------------
+
+    def _launch(self, clip: ClipState) -> None:
+        clip.status, clip.progress, clip.error = ClipStatus.queued, 0.0, None
+        self._tasks[clip.clip_id] = asyncio.create_task(self._run_clip(clip))
+
+    async def _run_clip(self, clip: ClipState) -> None:
+        request = self._request
+        scene = self._scenes[clip.clip_id - 1]
+        async with self._slots:
+            clip.status, clip.started_at, clip.ended_at = (
+                ClipStatus.processing,
+                workflow.now(),
+                None,
+            )
+            self._running += 1
+            metrics = self._state.clip_stage
+            metrics.max_concurrent = max(metrics.max_concurrent, self._running)
+            self._touch()
+            try:
+                result = await workflow.execute_activity_method(
+                    ClipActivities.generate_clip,
+                    ClipInput(
+                        generation_id=self._state.generation_id,
+                        clip_id=clip.clip_id,
+                        clip_count=len(self._state.clips),
+                        prompt=clip.prompt,
+                        scene=scene,
+                        platform=request.platform,
+                        provider=request.provider,
+                        model=request.model,
+                        seed=request.seed,
+                        image_key=self._state.storyboard_keys[clip.clip_id - 1],
+                    ),
+                    task_queue=request.queues.clips(request.provider),
+                    start_to_close_timeout=policies.CLIP_TIMEOUT,
+                    heartbeat_timeout=policies.CLIP_HEARTBEAT,
+                    retry_policy=policies.CLIP_RETRY,
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=clip.summary,
+                )
+            except ActivityError as error:
+                clip.status = ClipStatus.failed
+                clip.error = describe_failure(error)[0]
+                clip.attempts += attempts_used(error, policies.CLIP_RETRY)
+                workflow.logger.warning(
+                    "clip %d failed after %d attempt(s): %s",
+                    clip.clip_id,
+                    clip.attempts,
+                    clip.error,
+                )
+            else:
+                clip.status, clip.progress = ClipStatus.complete, 100.0
+                clip.key, clip.url, clip.duration = result.key, result.url, result.duration
+                clip.prediction_id, clip.render_seconds = (
+                    result.prediction_id,
+                    result.render_seconds,
+                )
+                clip.attempts += result.attempt
+            finally:
+                self._running -= 1
+                clip.ended_at = workflow.now()
+                if clip.started_at is not None:
+                    seconds = (clip.ended_at - clip.started_at).total_seconds()
+                    self._state.clip_stage.sum_clip_seconds = round(
+                        self._state.clip_stage.sum_clip_seconds + seconds, 3
+                    )
+                self._touch()
+
+    def _take_retries(self) -> None:
+        requests, self._retries = self._retries, []
+        for request in requests:
+            clip = self._state.clip(request.clip_id)
+            if clip is None or clip.status is not ClipStatus.failed:
+                workflow.logger.warning(
+                    "ignoring retry of clip %d: %s",
+                    request.clip_id,
+                    "no such clip" if clip is None else f"it is {clip.status.value}",
+                )
+                continue
+            if request.prompt:
+                clip.prompt = request.prompt
+            self._launch(clip)
+        self._touch()
+
+    def _clips_ended(self) -> bool:
+        return all(clip.status in CLIP_ENDED for clip in self._state.clips)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _enter(self, stage: Stage, status: GenerationStatus) -> None:
+        self._close_stage()
+        self._state.stage = stage
+        self._state.timings.append(StageTiming(stage=stage, started_at=workflow.now()))
+        self._set_status(status)
+
+    def _close_stage(self) -> None:
+        timings = self._state.timings
+        if timings and timings[-1].ended_at is None:
+            timings[-1].ended_at = workflow.now()
+
+    def _set_status(self, status: GenerationStatus) -> None:
+        changed = status is not self._state.status
+        self._state.status = status
+        self._touch()
+        if changed and workflow.info().typed_search_attributes.get(STATUS_ATTR) is not None:
+            workflow.upsert_search_attributes([STATUS_ATTR.value_set(status.value)])
+
+    def _touch(self) -> None:
+        state = self._state
+        state.updated_at = workflow.now()
+        lines = [f"**{state.title}**: {state.status.value}"]
+        if state.stage is not None:
+            lines[0] += f" ({state.stage.value})"
+        for clip in state.clips:
+            line = f"- clip {clip.clip_id}: {clip.status.value}"
+            if clip.error:
+                line += f": {clip.error}"
+            lines.append(line)
+        workflow.set_current_details("\n".join(lines))

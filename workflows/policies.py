@@ -1,0 +1,58 @@
+"""Timeouts and retry policies, one set per activity type."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from storyreel.errors import NON_RETRYABLE_TYPES
+
+PLAN_TIMEOUT = timedelta(seconds=30)
+PLAN_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
+)
+
+STORYBOARD_TIMEOUT = timedelta(minutes=2)
+STORYBOARD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=4,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
+)
+
+# A clip may take minutes upstream; a silent worker is noticed within the heartbeat timeout
+# and the next attempt resumes the heartbeated prediction.
+CLIP_TIMEOUT = timedelta(minutes=10)
+CLIP_HEARTBEAT = timedelta(seconds=20)
+CLIP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
+)
+
+STITCH_TIMEOUT = timedelta(minutes=15)
+STITCH_HEARTBEAT = timedelta(seconds=30)
+STITCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
+)
+
+PUBLISH_TIMEOUT = timedelta(minutes=1)
+PUBLISH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
+)
