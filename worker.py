@@ -101,6 +101,10 @@ def build_workers(
                     task_queue=settings.clip_task_queue(provider),
                     activities=[clips.generate_clip],
                     activity_executor=executor,
+                    # Live progress: heartbeats (and their details) reach the server this often.
+                    max_heartbeat_throttle_interval=timedelta(
+                        seconds=settings.heartbeat_throttle_seconds
+                    ),
                     max_concurrent_activities=settings.executor_size(),
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
                 )

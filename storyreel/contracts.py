@@ -14,6 +14,8 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 WORKFLOW_NAME = "VideoGenerationWorkflow"
+# Clip activities get ids "clip-<clip_id>-<round>" so heartbeats can be matched to clips.
+CLIP_ACTIVITY_PREFIX = "clip-"
 
 
 class Platform(StrEnum):
@@ -100,8 +102,10 @@ class TaskQueues(BaseModel):
         return f"{self.clip_prefix}-{provider}"
 
 
-class GenerationInput(BaseModel):
-    """Input of ``VideoGenerationWorkflow``: what to make and how."""
+class GenerationRequest(BaseModel):
+    """What a caller asks for: a script (or explicit scenes) and how to render it."""
+
+    model_config = ConfigDict(extra="forbid")
 
     title: Annotated[str, Field(min_length=1, max_length=200)]
     script: Annotated[str | None, Field(max_length=20000)] = None
@@ -115,10 +119,10 @@ class GenerationInput(BaseModel):
     model: Annotated[str, Field(max_length=200)] = "local/pan-zoom"
     image_provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "local"
     image_model: Annotated[str, Field(max_length=200)] = "local/gradient"
-    max_parallel_clips: Annotated[int, Field(ge=1, le=64)] = 5
+    max_parallel_clips: Annotated[
+        int | None, Field(ge=1, le=64, description="Clips at once; default from settings.")
+    ] = None
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
-    retry_window_seconds: Annotated[int, Field(ge=1)] = 24 * 3600
-    queues: TaskQueues = Field(default_factory=TaskQueues)
 
     @model_validator(mode="after")
     def _script_or_scenes(self) -> Self:
@@ -127,6 +131,15 @@ class GenerationInput(BaseModel):
         if self.script is not None and not self.script.strip():
             raise ValueError("'script' is empty")
         return self
+
+
+class GenerationInput(GenerationRequest):
+    """Input of ``VideoGenerationWorkflow``: the request plus what the starter decided."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    retry_window_seconds: Annotated[int, Field(ge=1)] = 24 * 3600
+    queues: TaskQueues = Field(default_factory=TaskQueues)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
     StoryreelError
     ├── BadInputError            the request cannot work; never retried
     ├── StorageKeyError          a storage key that does not exist or escapes the store
+    ├── NotFoundError            no such generation/clip (HTTP 404)
+    ├── ConflictError            the action does not fit the current state (HTTP 409)
     ├── MediaError               FFmpeg failed; retried
     └── ProviderError            a clip/image provider failed; retried
         ├── PredictionFailedError the prediction itself ended failed: a new one may be made
@@ -38,6 +40,14 @@ class BadInputError(StoryreelError):
 
 
 class StorageKeyError(StoryreelError):
+    retryable = False
+
+
+class NotFoundError(StoryreelError):
+    retryable = False
+
+
+class ConflictError(StoryreelError):
     retryable = False
 
 

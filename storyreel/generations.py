@@ -15,7 +15,13 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from storyreel.contracts import WORKFLOW_NAME, GenerationInput, GenerationState, TaskQueues
+from storyreel.contracts import (
+    WORKFLOW_NAME,
+    GenerationInput,
+    GenerationRequest,
+    GenerationState,
+    TaskQueues,
+)
 from storyreel.settings import Settings
 from storyreel.temporal import STATUS_ATTR, TITLE_ATTR, USER_ATTR
 
@@ -30,35 +36,33 @@ def generation_id(idempotency_key: str | None = None, user: str | None = None) -
     return f"{ID_PREFIX}{uuid.uuid4().hex[:24]}"
 
 
-def prepare(request: GenerationInput, settings: Settings) -> GenerationInput:
+def prepare(request: GenerationRequest, settings: Settings) -> GenerationInput:
     """Fill in what the workflow must not read from settings itself."""
-    return request.model_copy(
-        update={
-            "queues": TaskQueues(
-                media=settings.media_task_queue, clip_prefix=settings.clip_task_queue_prefix
-            ),
-            "retry_window_seconds": request.retry_window_seconds
-            if "retry_window_seconds" in request.model_fields_set
-            else settings.retry_window_seconds,
-        }
+    fields = request.model_dump(exclude_unset=True)
+    fields.setdefault("retry_window_seconds", settings.retry_window_seconds)
+    if fields.get("max_parallel_clips") is None:
+        fields["max_parallel_clips"] = settings.max_parallel_clips
+    fields["queues"] = TaskQueues(
+        media=settings.media_task_queue, clip_prefix=settings.clip_task_queue_prefix
     )
+    return GenerationInput.model_validate(fields)
 
 
 async def start_generation(
     client: Client,
     settings: Settings,
-    request: GenerationInput,
+    request: GenerationRequest,
     *,
     workflow_id: str | None = None,
     user: str = "local",
 ) -> WorkflowHandle[object, GenerationState]:
     """Start the workflow; starting an id that already exists returns that run instead."""
     workflow_id = workflow_id or generation_id()
-    request = prepare(request, settings)
+    started = prepare(request, settings)
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
-            request,
+            started,
             id=workflow_id,
             task_queue=settings.workflow_task_queue,
             result_type=GenerationState,

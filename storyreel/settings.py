@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     font_file: Path | None = Field(
         default=None, description="TrueType font for drawn text; default Roboto from font-roboto."
     )
+    heartbeat_throttle_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="Most time between heartbeats sent to Temporal: how live clip progress is.",
+    )
+    api_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where the CLI reaches the API."
+    )
     ffmpeg_threads: int = Field(default=2, ge=0, description="Threads per FFmpeg encode.")
 
     @field_validator("ffmpeg_path", "font_file", mode="before")

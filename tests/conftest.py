@@ -13,8 +13,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.providers import LocalClipProvider
+from activities.providers.base import ClipJob
+from storyreel.contracts import PLATFORMS, Platform
 from storyreel.settings import Settings
 from storyreel.temporal import SEARCH_ATTRIBUTES
+
+CLIP_SECONDS = 2.0
 
 
 def temporal_cli() -> str:
@@ -65,3 +70,23 @@ def _no_storyreel_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("STORYREEL_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def prepared_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real 2 s youtube-sized clip, rendered once, that test providers hand out."""
+    workdir = tmp_path_factory.mktemp("prepared")
+    job = ClipJob(
+        generation_id="prepared",
+        clip_id=1,
+        prompt="prepared",
+        text="prepared clip",
+        duration=CLIP_SECONDS,
+        platform=PLATFORMS[Platform.youtube],
+        model="local",
+        seed=1,
+        image=None,
+        workdir=workdir,
+    )
+    provider = LocalClipProvider()
+    return provider.wait(provider.submit(job), job, lambda status, percent: None)

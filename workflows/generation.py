@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.planning import check_counts, plan_generation
     from activities.storyboard import StoryboardActivities
     from storyreel.contracts import (
+        CLIP_ACTIVITY_PREFIX,
         CLIP_DONE,
         CLIP_ENDED,
         WORKFLOW_NAME,
@@ -39,10 +40,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
 
 SUMMARY_WORDS = 8
+DEFAULT_PARALLEL_CLIPS = 5
 
 
 class GenerationFailure(Exception):
     """A reason to end the run as ``failed`` (raised and caught inside the workflow)."""
+
+
+def clip_activity_id(clip_id: int, round_: int) -> str:
+    return f"{CLIP_ACTIVITY_PREFIX}{clip_id}-{round_}"
 
 
 def first_words(text: str, count: int = SUMMARY_WORDS) -> str:
@@ -93,10 +99,11 @@ class VideoGenerationWorkflow:
         self._scenes: list[PlannedScene] = []
         self._retries: list[RetryClipRequest] = []
         self._finish_without_failed = False
-        self._slots = asyncio.Semaphore(request.max_parallel_clips)
+        self._slots = asyncio.Semaphore(request.max_parallel_clips or DEFAULT_PARALLEL_CLIPS)
         self._running = 0
         self._waited = timedelta()
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._rounds: dict[int, int] = {}
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -123,8 +130,9 @@ class VideoGenerationWorkflow:
             await self._assemble()
             await self._publish(GenerationStatus.completed)
         except asyncio.CancelledError:
-            self._set_status(GenerationStatus.cancelled)
             self._close_stage()
+            self._set_status(GenerationStatus.cancelled)
+            await self._write_record(GenerationStatus.cancelled)
             raise
         except (GenerationFailure, ActivityError) as error:
             message = describe_failure(error)[0] if isinstance(error, ActivityError) else str(error)
@@ -287,19 +295,24 @@ class VideoGenerationWorkflow:
         )
         self._set_status(final)
 
+    async def _write_record(self, final: GenerationStatus) -> None:
+        """Best effort record of a run that did not complete (the run's outcome stands)."""
+        try:
+            await self._publish(final)
+        except ActivityError:
+            workflow.logger.warning("could not write the record of %s run", final.value)
+        self._set_status(final)
+
     async def _fail(self, message: str) -> None:
         self._state.error = message
         self._close_stage()
-        try:
-            await self._publish(GenerationStatus.failed)
-        except ActivityError:
-            workflow.logger.warning("could not write the record of failed run %s", message)
-        self._set_status(GenerationStatus.failed)
+        await self._write_record(GenerationStatus.failed)
 
     # -- clips ---------------------------------------------------------------------------------
 
     def _launch(self, clip: ClipState) -> None:
         clip.status, clip.progress, clip.error = ClipStatus.queued, 0.0, None
+        self._rounds[clip.clip_id] = self._rounds.get(clip.clip_id, 0) + 1
         self._tasks[clip.clip_id] = asyncio.create_task(self._run_clip(clip))
 
     async def _run_clip(self, clip: ClipState) -> None:
@@ -336,6 +349,8 @@ class VideoGenerationWorkflow:
                     retry_policy=policies.CLIP_RETRY,
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                     summary=clip.summary,
+                    # Readable ids let the API match live heartbeats to their clip.
+                    activity_id=clip_activity_id(clip.clip_id, self._rounds[clip.clip_id]),
                 )
             except ActivityError as error:
                 clip.status = ClipStatus.failed

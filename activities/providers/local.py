@@ -50,7 +50,7 @@ class LocalImageProvider:
                 "-vf",
                 f"drawtext=fontfile={ffmpeg.filter_path(self.font)}"
                 f":textfile={ffmpeg.filter_path(text_file)}:fontcolor=white:fontsize={size}"
-                f":line_spacing={size // 3}:x=(w-tw)/2:y=(h-th)/2"
+                f":line_spacing={size // 3}:x=(w-tw)/2:y=h*0.3-th/2"
                 ":borderw=3:bordercolor=black@0.6",
                 "-frames:v", "1", "-update", "1", str(output),
             ],

@@ -8,41 +8,18 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
-import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
-from activities.providers import ClipProvider, LocalClipProvider
-from activities.providers.base import ClipJob
-from storyreel.contracts import PLATFORMS, GenerationInput, GenerationState, Platform, SceneIn
+from activities.providers import ClipProvider
+from storyreel.contracts import GenerationInput, GenerationState, Platform, SceneIn
 from storyreel.generations import start_generation
 from storyreel.settings import Settings
+from tests.conftest import CLIP_SECONDS
 from worker import build_workers
 
-CLIP_SECONDS = 2.0
 # Histories of every run in this session, replayed by test_replay.py.
 HISTORIES: list[WorkflowHistory] = []
-
-
-@pytest.fixture(scope="session")
-def prepared_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real 2 s youtube-sized clip, rendered once, that test providers hand out."""
-    workdir = tmp_path_factory.mktemp("prepared")
-    job = ClipJob(
-        generation_id="prepared",
-        clip_id=1,
-        prompt="prepared",
-        text="prepared clip",
-        duration=CLIP_SECONDS,
-        platform=PLATFORMS[Platform.youtube],
-        model="local",
-        seed=1,
-        image=None,
-        workdir=workdir,
-    )
-    provider = LocalClipProvider()
-    return provider.wait(provider.submit(job), job, lambda status, percent: None)
 
 
 def scenes(count: int, seconds: float = CLIP_SECONDS) -> list[SceneIn]:

@@ -1,0 +1,1 @@
+"""FastAPI facade: starts workflows, reads their state, signals retries, streams events."""

@@ -1,0 +1,39 @@
+"""Dependencies (HTTP and WebSocket): what the lifespan opened once, typed for routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+from temporalio.client import Client
+
+from api.service import Generations
+from storyreel.settings import Settings
+from storyreel.storage import LocalStorage
+
+
+async def get_client(connection: HTTPConnection) -> Client:
+    client: Client = connection.app.state.client
+    return client
+
+
+async def get_settings_dep(connection: HTTPConnection) -> Settings:
+    settings: Settings = connection.app.state.settings
+    return settings
+
+
+async def get_storage(connection: HTTPConnection) -> LocalStorage:
+    storage: LocalStorage = connection.app.state.storage
+    return storage
+
+
+async def get_generations(connection: HTTPConnection) -> Generations:
+    generations: Generations = connection.app.state.generations
+    return generations
+
+
+TemporalDep = Annotated[Client, Depends(get_client)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+StorageDep = Annotated[LocalStorage, Depends(get_storage)]
+GenerationsDep = Annotated[Generations, Depends(get_generations)]

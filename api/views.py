@@ -1,0 +1,126 @@
+"""What the HTTP API answers: the workflow's state, live clip progress merged in, links."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from storyreel.contracts import (
+    ClipStageMetrics,
+    ClipStatus,
+    GenerationState,
+    GenerationStatus,
+    Platform,
+    Stage,
+    StageTiming,
+)
+
+
+class ClipView(BaseModel):
+    clip_id: int
+    status: ClipStatus
+    progress: float
+    url: str | None = None
+    duration: float | None = None
+    error: str | None = None
+    attempts: int = 0
+    prompt: str = ""
+
+
+class Links(BaseModel):
+    self: str
+    events: str
+    video: str
+    thumbnail: str
+    temporal_ui: str
+    page: str
+
+
+class GenerationView(BaseModel):
+    """A generation as the API shows it."""
+
+    id: str
+    title: str
+    status: GenerationStatus
+    stage: Stage | None = None
+    platform: Platform
+    provider: str
+    clips: list[ClipView] = Field(default_factory=list)
+    video_url: str | None = None
+    thumbnail_url: str | None = None
+    duration: float | None = None
+    error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    timings: list[StageTiming] = Field(default_factory=list)
+    clip_stage: ClipStageMetrics = Field(default_factory=ClipStageMetrics)
+    skipped_clips: list[int] = Field(default_factory=list)
+    retry_deadline: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    links: Links
+
+
+class Accepted(BaseModel):
+    id: str
+    status: GenerationStatus
+    links: Links
+
+
+class RetryBody(BaseModel):
+    prompt: str | None = Field(default=None, max_length=4000, description="A new prompt.")
+
+
+class ActionAccepted(BaseModel):
+    id: str
+    action: str
+    clip_id: int | None = None
+
+
+def links_for(generation_id: str, temporal_ui: str, namespace: str) -> Links:
+    base = f"/v1/generations/{generation_id}"
+    return Links(
+        self=base,
+        events=f"{base}/ws",
+        video=f"{base}/video",
+        thumbnail=f"{base}/thumbnail",
+        temporal_ui=f"{temporal_ui.rstrip('/')}/namespaces/{namespace}/workflows/{generation_id}",
+        page=f"/?id={generation_id}",
+    )
+
+
+def to_view(state: GenerationState, links: Links) -> GenerationView:
+    base = links.self
+    return GenerationView(
+        id=state.generation_id,
+        title=state.title,
+        status=state.status,
+        stage=state.stage,
+        platform=state.platform,
+        provider=state.provider,
+        clips=[
+            ClipView(
+                clip_id=clip.clip_id,
+                status=clip.status,
+                progress=clip.progress,
+                url=f"{base}/clips/{clip.clip_id}/video" if clip.key else None,
+                duration=clip.duration,
+                error=clip.error,
+                attempts=clip.attempts,
+                prompt=clip.prompt,
+            )
+            for clip in state.clips
+        ],
+        video_url=links.video if state.video_key else None,
+        thumbnail_url=links.thumbnail if state.thumbnail_key else None,
+        duration=state.duration,
+        error=state.error,
+        warnings=state.warnings,
+        timings=state.timings,
+        clip_stage=state.clip_stage,
+        skipped_clips=state.skipped_clips,
+        retry_deadline=state.retry_deadline,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        links=links,
+    )

@@ -1,0 +1,238 @@
+"""The ``storyreel`` command: the embedded stack, and generations from the terminal."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from importlib import resources
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from storyreel.settings import get_settings
+from storyreel.stack import Ports, Stack, StackError
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+console = Console(soft_wrap=True)
+ENDED = {"completed", "failed", "cancelled"}
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+class Api:
+    """The storyreel HTTP API, with errors turned into one clear line."""
+
+    def __init__(self, base_url: str | None = None) -> None:
+        self.base_url = (base_url or get_settings().api_url).rstrip("/")
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            answer = httpx.request(method, f"{self.base_url}{path}", timeout=30.0, **kwargs)
+        except httpx.HTTPError as error:
+            raise fail(f"cannot reach the API at {self.base_url}: {error}") from None
+        if answer.status_code >= 400:
+            try:
+                detail = answer.json().get("detail", answer.text)
+            except ValueError:
+                detail = answer.text
+            text = detail if isinstance(detail, str) else json.dumps(detail)
+            raise fail(f"{answer.status_code}: {text}")
+        return answer.json()
+
+
+def follow(api: Api, generation_id: str) -> dict[str, Any]:
+    """One progress bar per clip, all moving at once, until the run ends."""
+    bars: dict[int, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+    ) as progress:
+        overall = progress.add_task("generation", total=1, status="queued")
+        while True:
+            view = api("GET", f"/v1/generations/{generation_id}")
+            stage = f" ({view['stage']})" if view.get("stage") else ""
+            done = sum(clip["status"] in ("complete", "cached") for clip in view["clips"])
+            progress.update(
+                overall,
+                total=max(1, len(view["clips"])),
+                completed=done,
+                status=f"{view['status']}{stage}",
+            )
+            for clip in view["clips"]:
+                if clip["clip_id"] not in bars:
+                    bars[clip["clip_id"]] = progress.add_task(
+                        f"clip {clip['clip_id']}", total=100, status=clip["status"]
+                    )
+                status = clip["status"] + (f": {clip['error']}" if clip.get("error") else "")
+                progress.update(bars[clip["clip_id"]], completed=clip["progress"], status=status)
+            if view["status"] in ENDED or view["status"] == "awaiting_retry":
+                return dict(view)
+            time.sleep(0.5)
+
+
+def report(api: Api, view: dict[str, Any], video_path: Path | None = None) -> None:
+    if view["status"] == "completed":
+        where = video_path if video_path else f"{api.base_url}{view['video_url']}"
+        console.print(f"Video ready: {where}")
+        speedup = view["clip_stage"].get("speedup")
+        if speedup:
+            console.print(
+                f"Clip stage: {view['clip_stage']['wall_seconds']:.1f} s wall, "
+                f"{speedup:.2f}x faster than one clip after another"
+            )
+    elif view["status"] == "awaiting_retry":
+        console.print(
+            "[yellow]Some clips failed[/yellow]: retry them with "
+            f"'storyreel retry {view['id']} CLIP' or cancel the run."
+        )
+    else:
+        console.print(f"[red]Generation {view['status']}[/red]: {view.get('error') or ''}")
+    console.print(f"Temporal Web UI: {view['links']['temporal_ui']}")
+
+
+def read_request(file: Path, title: str | None, platform: str | None) -> dict[str, Any]:
+    if not file.is_file():
+        raise fail(f"no such file: {file}")
+    text = file.read_text(encoding="utf-8")
+    if file.suffix == ".json":
+        try:
+            body: dict[str, Any] = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise fail(f"{file} is not valid JSON: {error}") from None
+    else:
+        body = {"title": file.stem.replace("-", " ").replace("_", " ").capitalize(), "script": text}
+    if title:
+        body["title"] = title
+    if platform:
+        body["platform"] = platform
+    return body
+
+
+@app.command()
+def generate(
+    file: Annotated[Path, typer.Argument(help="A script (.txt) or a request body (.json).")],
+    wait: Annotated[bool, typer.Option("--wait", help="Show live progress until it ends.")] = False,
+    title: Annotated[str | None, typer.Option(help="Title (default: from the file).")] = None,
+    platform: Annotated[str | None, typer.Option(help="tiktok, youtube, ...")] = None,
+) -> None:
+    """Start a generation from a file."""
+    api = Api()
+    accepted = api("POST", "/v1/generations", json=read_request(file, title, platform))
+    console.print(f"Generation {accepted['id']} started")
+    console.print(f"Temporal Web UI: {accepted['links']['temporal_ui']}")
+    if wait:
+        view = follow(api, accepted["id"])
+        report(api, view)
+        if view["status"] != "completed":
+            raise typer.Exit(code=1)
+
+
+@app.command()
+def status(generation_id: Annotated[str, typer.Argument(help="Generation id.")]) -> None:
+    """Show where a generation stands."""
+    api = Api()
+    view = api("GET", f"/v1/generations/{generation_id}")
+    console.print(f"[bold]{view['title']}[/bold]: {view['status']} ({view.get('stage') or '-'})")
+    table = Table("clip", "status", "progress", "attempts", "error")
+    for clip in view["clips"]:
+        table.add_row(
+            str(clip["clip_id"]),
+            clip["status"],
+            f"{clip['progress']:.0f}%",
+            str(clip["attempts"]),
+            clip.get("error") or "",
+        )
+    console.print(table)
+    if view.get("video_url"):
+        console.print(f"Video: {api.base_url}{view['video_url']}")
+
+
+@app.command()
+def retry(
+    generation_id: Annotated[str, typer.Argument(help="Generation id.")],
+    clip: Annotated[int, typer.Argument(help="Clip id (1-based scene index).")],
+    prompt: Annotated[str | None, typer.Option(help="A new prompt for the clip.")] = None,
+) -> None:
+    """Generate a failed clip again."""
+    Api()("POST", f"/v1/generations/{generation_id}/clips/{clip}/retry", json={"prompt": prompt})
+    console.print(f"Clip {clip} of {generation_id} queued again")
+
+
+@app.command()
+def cancel(generation_id: Annotated[str, typer.Argument(help="Generation id.")]) -> None:
+    """Cancel a generation."""
+    Api()("POST", f"/v1/generations/{generation_id}/cancel")
+    console.print(f"Generation {generation_id} is being cancelled")
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path, typer.Option(help="Media, records and Temporal state.")] = Path(
+        ".storyreel"
+    ),
+    api_port: Annotated[int, typer.Option(help="API and progress page.")] = 8000,
+    temporal_port: Annotated[int, typer.Option(help="Temporal frontend (gRPC).")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal Web UI.")] = 8233,
+    demo: Annotated[bool, typer.Option(help="Generate the bundled example first.")] = True,
+) -> None:
+    """Run the whole stack here: Temporal dev server + Web UI, worker, API. Ctrl-C stops all."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    stack = Stack(data_dir.resolve(), Ports(api=api_port, temporal=temporal_port, ui=ui_port))
+    try:
+        console.print("Starting Temporal, the worker and the API…")
+        stack.start()
+        console.print(f"API:             {stack.api_url}/docs")
+        console.print(f"Progress page:   {stack.api_url}/")
+        console.print(f"Temporal Web UI: {stack.ui_url}")
+        console.print(f"Logs:            {stack.log_dir}")
+        if demo:
+            _demo(stack)
+        console.print("Serving. Press Ctrl-C to stop.")
+        for _ in stack.watch():
+            pass
+    except StackError as error:
+        raise fail(str(error)) from None
+    except KeyboardInterrupt:
+        console.print("Stopping…")
+    finally:
+        stack.stop()
+
+
+def _demo(stack: Stack) -> None:
+    script = resources.files("storyreel").joinpath("examples/lighthouse.txt").read_text("utf-8")
+    body = {
+        "title": "The last watch",
+        "script": script,
+        "platform": "tiktok",
+        "consistency_context": "Soft watercolour, warm dawn light, the same old keeper",
+    }
+    api = Api(stack.api_url)
+    accepted = api("POST", "/v1/generations", json=body)
+    console.print(
+        f"Generating the example ({accepted['id']}); "
+        f"watch it on {stack.api_url}/?id={accepted['id']}"
+    )
+    view = follow(api, accepted["id"])
+    path = stack.data_dir / "media" / "generations" / view["id"] / "video.mp4"
+    report(api, view, path if view["status"] == "completed" else None)
+
+
+def main() -> None:
+    app()

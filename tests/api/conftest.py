@@ -1,0 +1,83 @@
+"""A real API server (uvicorn on a free port) over the real dev server and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from temporalio.client import Client
+
+from activities.providers import ClipProvider, LocalClipProvider
+from api.app import create_app
+from storyreel.settings import Settings
+from tests.fakes import FlakyProvider, SleepyProvider
+from tests.workflows.conftest import running_worker
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveApi:
+    url: str
+    http: httpx.AsyncClient
+    settings: Settings
+
+
+async def serve_api(
+    settings: Settings, client: Client
+) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, client),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    return server, task, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def flaky(prepared_clip: Path) -> FlakyProvider:
+    return FlakyProvider(prepared_clip, 0.5, failing={2})
+
+
+@pytest.fixture
+def clip_providers(prepared_clip: Path, flaky: FlakyProvider) -> dict[str, ClipProvider]:
+    return {
+        "local": LocalClipProvider(),
+        "sleepy": SleepyProvider(prepared_clip, 2.0),
+        "flaky": flaky,
+    }
+
+
+@pytest.fixture
+async def live_api(
+    client: Client, settings: Settings, clip_providers: dict[str, ClipProvider]
+) -> AsyncIterator[LiveApi]:
+    async with running_worker(client, settings, clip_providers):
+        server, task, url = await serve_api(settings, client)
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                yield LiveApi(url=url, http=http, settings=settings)
+        finally:
+            server.should_exit = True
+            await task
