@@ -36,6 +36,7 @@ async def test_five_scenes_become_one_video(client: Client, settings: Settings) 
         state = await handle.result()
         await keep_history(handle)
         description = await handle.describe()
+        static_summary = await description.static_summary()
 
     storage = LocalStorage(settings.media_dir)
     assert state.status is GenerationStatus.completed
@@ -62,6 +63,19 @@ async def test_five_scenes_become_one_video(client: Client, settings: Settings) 
     record = json.loads(storage.path(record_key(state.generation_id)).read_text())
     assert record["status"] == "completed" and len(record["clips"]) == 5
     assert description.typed_search_attributes.get(STATUS_ATTR) == "completed"
+    assert static_summary == f"{request.title} (tiktok, local)"
+    # Readable in the Web UI: each clip activity carries a summary.
+    history = await handle.fetch_history()
+    summaries = set()
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes") and event.HasField(
+            "user_metadata"
+        ):
+            payload = event.user_metadata.summary
+            summaries.add((await client.data_converter.decode([payload]))[0])
+    assert "clip 3/5: Scene 3: a lighthouse keeper counts waves" in summaries
+    # Temp files are removed on success.
+    assert list((settings.data_dir / "tmp").iterdir()) == []
 
 
 async def test_clips_run_at_the_same_time(
