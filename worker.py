@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
@@ -35,14 +35,17 @@ ALL_QUEUES = ("workflows", "media", "clips:local")
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 
-def local_providers(settings: Settings) -> tuple[dict[str, ClipProvider], dict[str, ImageProvider]]:
+def local_providers(
+    settings: Settings, executor: Executor
+) -> tuple[dict[str, ClipProvider], dict[str, ImageProvider]]:
+    """The embedded FFmpeg providers, rendering on the worker's executor."""
     clips: dict[str, ClipProvider] = {
         "local": LocalClipProvider(
-            settings.font_file, settings.ffmpeg_path, settings.ffmpeg_threads
+            settings.font_file, settings.ffmpeg_path, settings.ffmpeg_threads, executor
         )
     }
     images: dict[str, ImageProvider] = {
-        "local": LocalImageProvider(settings.font_file, settings.ffmpeg_path)
+        "local": LocalImageProvider(settings.font_file, settings.ffmpeg_path, executor)
     }
     return clips, images
 
@@ -59,7 +62,7 @@ def build_workers(
 ) -> list[Worker]:
     """One Temporal worker per queue kind; tests pass their own providers."""
     storage = storage or open_storage(settings.media_dir)
-    default_clips, default_images = local_providers(settings)
+    default_clips, default_images = local_providers(settings, executor)
     clip_providers = clip_providers if clip_providers is not None else default_clips
     image_providers = image_providers if image_providers is not None else default_images
     work_root = settings.data_dir / "tmp"
@@ -100,7 +103,6 @@ def build_workers(
                     client,
                     task_queue=settings.clip_task_queue(provider),
                     activities=[clips.generate_clip],
-                    activity_executor=executor,
                     # Live progress: heartbeats (and their details) reach the server this often.
                     max_heartbeat_throttle_interval=timedelta(
                         seconds=settings.heartbeat_throttle_seconds

@@ -7,6 +7,7 @@ the old one is known to have failed.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -15,11 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import activity
-from temporalio.exceptions import CancelledError
 
 from activities.keys import clip_key
 from activities.media import ffmpeg
-from activities.providers.base import ClipJob, ClipProvider
+from activities.providers.base import ClipJob, ClipOutput, ClipProvider
 from storyreel.contracts import PLATFORMS, ClipInput, ClipProgress, ClipResult, ClipStatus
 from storyreel.errors import BadInputError, PredictionFailedError, StoryreelError
 from storyreel.storage import Storage
@@ -49,15 +49,17 @@ class ClipActivities:
         self.ffmpeg_exe = ffmpeg_exe
 
     @activity.defn(name="generate_clip")
-    def generate_clip(self, request: ClipInput) -> ClipResult:
-        """Generate one scene's clip, store it, and return its key (runs on the executor)."""
+    async def generate_clip(self, request: ClipInput) -> ClipResult:
+        """Generate one scene's clip, store it, and return its key."""
         info = activity.info()
         try:
-            return self._generate(request, info.attempt, info.heartbeat_details)
+            return await self._generate(request, info.attempt, info.heartbeat_details)
         except StoryreelError as error:
             raise error.to_application_error(attempt=info.attempt) from error
 
-    def _generate(self, request: ClipInput, attempt: int, details: Sequence[Any]) -> ClipResult:
+    async def _generate(
+        self, request: ClipInput, attempt: int, details: Sequence[Any]
+    ) -> ClipResult:
         provider = self.providers.get(request.provider)
         if provider is None:
             raise BadInputError(
@@ -71,7 +73,7 @@ class ClipActivities:
             image: Path | None = None
             if request.image_key:
                 image = workdir / "reference.png"
-                self.storage.get_file(request.image_key, image)
+                await asyncio.to_thread(self.storage.get_file, request.image_key, image)
             job = ClipJob(
                 generation_id=request.generation_id,
                 clip_id=request.clip_id,
@@ -90,27 +92,27 @@ class ClipActivities:
                 activity.logger.info(
                     "clip %d resumes prediction %s", request.clip_id, prediction_id
                 )
-            output, prediction_id = self._follow(provider, job, prediction_id)
+            output, prediction_id = await self._follow(provider, job, prediction_id)
             self._beat(ClipStatus.rendering, 100.0, prediction_id)
-            duration = ffmpeg.probe(output, self.ffmpeg_exe).duration
+            info = await asyncio.to_thread(ffmpeg.probe, output.path, self.ffmpeg_exe)
             key = clip_key(request.generation_id, request.clip_id)
-            url = self.storage.put_file(key, output)
+            url = await asyncio.to_thread(self.storage.put_file, key, output.path)
         return ClipResult(
             clip_id=request.clip_id,
             key=key,
             url=url,
-            duration=duration,
+            duration=info.duration,
             prediction_id=prediction_id,
             render_seconds=round(time.monotonic() - started, 3),
             attempt=attempt,
         )
 
-    def _follow(
+    async def _follow(
         self, provider: ClipProvider, job: ClipJob, prediction_id: str | None
-    ) -> tuple[Path, str]:
+    ) -> tuple[ClipOutput, str]:
         if prediction_id:
             try:
-                return self._wait(provider, job, prediction_id), prediction_id
+                return await self._wait(provider, job, prediction_id), prediction_id
             except PredictionFailedError as error:
                 activity.logger.warning(
                     "clip %d: resumed prediction %s had failed (%s); starting a new one",
@@ -119,20 +121,20 @@ class ClipActivities:
                     error,
                 )
         self._beat(ClipStatus.queued, 0.0, None)
-        prediction_id = provider.submit(job)
+        prediction_id = await provider.submit(job)
         self._beat(ClipStatus.processing, 0.0, prediction_id)
-        return self._wait(provider, job, prediction_id), prediction_id
+        return await self._wait(provider, job, prediction_id), prediction_id
 
-    def _wait(self, provider: ClipProvider, job: ClipJob, prediction_id: str) -> Path:
+    async def _wait(self, provider: ClipProvider, job: ClipJob, prediction_id: str) -> ClipOutput:
         try:
-            return provider.wait(
+            return await provider.wait(
                 prediction_id,
                 job,
                 lambda status, percent: self._beat(status, percent, prediction_id),
             )
-        except CancelledError:
+        except asyncio.CancelledError:
             # Cancelled generation: stop paying for the upstream prediction too.
-            provider.cancel(prediction_id)
+            await asyncio.shield(provider.cancel(prediction_id))
             raise
 
     @staticmethod

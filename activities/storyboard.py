@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,8 +25,8 @@ class StoryboardActivities:
         self.work_root = work_root
 
     @activity.defn(name="render_storyboard")
-    def render_storyboard(self, request: StoryboardInput) -> StoryboardResult:
-        """Render one beat's image and store it (blocking FFmpeg: runs on the executor)."""
+    async def render_storyboard(self, request: StoryboardInput) -> StoryboardResult:
+        """Render one beat's image and store it."""
         try:
             provider = self.providers.get(request.provider)
             if provider is None:
@@ -33,7 +34,7 @@ class StoryboardActivities:
             key = storyboard_key(request.generation_id, request.scene.index)
             self.work_root.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.work_root, prefix="storyboard-") as work:
-                image = provider.render(
+                image = await provider.render(
                     ImageJob(
                         generation_id=request.generation_id,
                         index=request.scene.index,
@@ -44,7 +45,7 @@ class StoryboardActivities:
                         workdir=Path(work),
                     )
                 )
-                url = self.storage.put_file(key, image)
+                url = await asyncio.to_thread(self.storage.put_file, key, image)
         except StoryreelError as error:
             raise error.to_application_error() from error
         return StoryboardResult(index=request.scene.index, key=key, url=url)

@@ -88,5 +88,4 @@ def prepared_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
         image=None,
         workdir=workdir,
     )
-    provider = LocalClipProvider()
-    return provider.wait(provider.submit(job), job, lambda status, percent: None)
+    return LocalClipProvider().render("prepared", job, lambda status, percent: None)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from activities.providers.base import ClipJob, Report
+from activities.providers.base import ClipJob, ClipOutput, Report
 from storyreel.contracts import ClipStatus
 from storyreel.errors import PredictionFailedError, ProviderError
 
@@ -35,36 +36,36 @@ class SleepyProvider:
         self.log = log or CallLog()
         self.counter = 0
 
-    def submit(self, job: ClipJob) -> str:
+    async def submit(self, job: ClipJob) -> str:
         with self.log.lock:
             self.counter += 1
             prediction = f"p-{job.clip_id}-{self.counter}"
             self.log.submits.append((job.clip_id, prediction))
         return prediction
 
-    def wait(self, prediction_id: str, job: ClipJob, report: Report) -> Path:
+    async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
         with self.log.lock:
             self.log.waits.append((job.clip_id, prediction_id))
             self.log.running += 1
             self.log.max_running = max(self.log.max_running, self.log.running)
         started = time.monotonic()
         try:
-            self.work(prediction_id, job, report)
+            await self.work(prediction_id, job, report)
             output = job.workdir / f"{prediction_id}.mp4"
             shutil.copyfile(self.clip, output)
-            return output
+            return ClipOutput(path=output, predict_time=self.seconds)
         finally:
             with self.log.lock:
                 self.log.running -= 1
                 self.log.spans.append((job.clip_id, started, time.monotonic()))
 
-    def work(self, prediction_id: str, job: ClipJob, report: Report) -> None:
+    async def work(self, prediction_id: str, job: ClipJob, report: Report) -> None:
         deadline = time.monotonic() + self.seconds
         while (left := deadline - time.monotonic()) > 0:
             report(ClipStatus.rendering, round(100 * (1 - left / self.seconds), 1))
-            time.sleep(min(0.1, left))
+            await asyncio.sleep(min(0.1, left))
 
-    def cancel(self, prediction_id: str) -> None:
+    async def cancel(self, prediction_id: str) -> None:
         with self.log.lock:
             self.log.cancels.append(prediction_id)
 
@@ -79,8 +80,8 @@ class FlakyProvider(SleepyProvider):
     def heal(self) -> None:
         self.failing.clear()
 
-    def work(self, prediction_id: str, job: ClipJob, report: Report) -> None:
-        super().work(prediction_id, job, report)
+    async def work(self, prediction_id: str, job: ClipJob, report: Report) -> None:
+        await super().work(prediction_id, job, report)
         if job.clip_id in self.failing:
             raise PredictionFailedError(f"upstream exploded rendering clip {job.clip_id}")
 
@@ -92,8 +93,8 @@ class DiesOnceProvider(SleepyProvider):
         super().__init__(clip, seconds)
         self.died = False
 
-    def work(self, prediction_id: str, job: ClipJob, report: Report) -> None:
-        super().work(prediction_id, job, report)
+    async def work(self, prediction_id: str, job: ClipJob, report: Report) -> None:
+        await super().work(prediction_id, job, report)
         with self.log.lock:
             die, self.died = not self.died, True
         if die:

@@ -3,6 +3,9 @@
 A clip provider works like a prediction API: ``submit`` starts a prediction and names it,
 ``wait`` follows a named prediction to its output. The split is what lets a retried activity
 resume the prediction id it heartbeated instead of paying for a new one.
+
+Providers are async: remote ones poll over HTTP without holding a thread per clip; local ones
+run their blocking FFmpeg work on an executor and stop it when cancelled.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Protocol
 from storyreel.contracts import ClipStatus, PlatformSpec
 
 Report = Callable[[ClipStatus, float], None]
-"""Called with a status and a percentage (0-100) as the prediction advances."""
+"""Called (on the event loop) with a status and a percentage (0-100) as a prediction advances."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,15 @@ class ClipJob:
 
 
 @dataclass(frozen=True)
+class ClipOutput:
+    """A finished prediction: the file (inside the job's workdir) and what it cost upstream."""
+
+    path: Path
+    predict_time: float | None = None
+    """Seconds of upstream compute (Replicate's ``metrics.predict_time``), when known."""
+
+
+@dataclass(frozen=True)
 class ImageJob:
     generation_id: str
     index: int
@@ -44,20 +56,24 @@ class ImageJob:
 
 
 class ClipProvider(Protocol):
-    def submit(self, job: ClipJob) -> str:
+    async def submit(self, job: ClipJob) -> str:
         """Start a prediction; return its id."""
         ...
 
-    def wait(self, prediction_id: str, job: ClipJob, report: Report) -> Path:
-        """Follow the prediction to its end; return the output file (inside ``job.workdir``)."""
+    async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
+        """Follow the prediction to its end and fetch its output into ``job.workdir``.
+
+        Raises ``PredictionFailedError`` when the prediction itself ended failed (a new one may
+        be made), ``ProviderRefusedError`` for content refusals, ``ProviderError`` otherwise.
+        """
         ...
 
-    def cancel(self, prediction_id: str) -> None:
+    async def cancel(self, prediction_id: str) -> None:
         """Stop a prediction that is no longer wanted (best effort)."""
         ...
 
 
 class ImageProvider(Protocol):
-    def render(self, job: ImageJob) -> Path:
+    async def render(self, job: ImageJob) -> Path:
         """Make the storyboard image; return the file (inside ``job.workdir``)."""
         ...

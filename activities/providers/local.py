@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import textwrap
+import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
+from typing import TypeVar
 
 from activities.media import ffmpeg
-from activities.providers.base import ClipJob, ImageJob, Report
+from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report
 from storyreel.contracts import ClipStatus
+from storyreel.errors import MediaError
+
+T = TypeVar("T")
 
 # Storyboard images are larger than the frame so the clip can pan across them.
 PAN_HEADROOM = 1.2
@@ -28,14 +36,41 @@ def _even(value: float) -> int:
     return int(value) // 2 * 2
 
 
+class Stopped(MediaError):
+    """The render was stopped on purpose (its caller was cancelled)."""
+
+
+async def run_stoppable(executor: Executor | None, work: Callable[[threading.Event], T]) -> T:
+    """Run blocking ``work`` on the executor; if we are cancelled, tell it to stop and wait."""
+    stop = threading.Event()
+    future = asyncio.get_running_loop().run_in_executor(executor, work, stop)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop.set()
+        # The work checks ``stop`` at every progress line and kills its FFmpeg; wait for that
+        # so no process or temp file outlives the cancellation.
+        try:
+            await future
+        except Exception:  # noqa: BLE001 - it was told to stop; any ending is fine
+            pass
+        raise
+
+
 class LocalImageProvider:
     """A seeded two-colour gradient with the beat's description drawn on it."""
 
-    def __init__(self, font: Path | None = None, exe: str | None = None) -> None:
+    def __init__(
+        self, font: Path | None = None, exe: str | None = None, executor: Executor | None = None
+    ) -> None:
         self.font = font or ffmpeg.default_font()
         self.exe = exe
+        self.executor = executor
 
-    def render(self, job: ImageJob) -> Path:
+    async def render(self, job: ImageJob) -> Path:
+        return await run_stoppable(self.executor, lambda _stop: self.render_sync(job))
+
+    def render_sync(self, job: ImageJob) -> Path:
         width = _even(job.platform.width * PAN_HEADROOM)
         height = _even(job.platform.height * PAN_HEADROOM)
         start, end = _palette(job.seed, job.index)
@@ -62,15 +97,43 @@ class LocalImageProvider:
 class LocalClipProvider:
     """A slow pan across the storyboard image with the scene's text, timed to the scene."""
 
-    def __init__(self, font: Path | None = None, exe: str | None = None, threads: int = 2) -> None:
+    def __init__(
+        self,
+        font: Path | None = None,
+        exe: str | None = None,
+        threads: int = 2,
+        executor: Executor | None = None,
+    ) -> None:
         self.font = font or ffmpeg.default_font()
         self.exe = exe
         self.threads = threads
+        self.executor = executor
 
-    def submit(self, job: ClipJob) -> str:
+    async def submit(self, job: ClipJob) -> str:
         return f"local-{job.generation_id}-{job.clip_id}-{uuid.uuid4().hex[:8]}"
 
-    def wait(self, prediction_id: str, job: ClipJob, report: Report) -> Path:
+    async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
+        loop = asyncio.get_running_loop()
+
+        def threadsafe(status: ClipStatus, percent: float) -> None:
+            loop.call_soon_threadsafe(report, status, percent)
+
+        path = await run_stoppable(
+            self.executor, lambda stop: self.render(prediction_id, job, threadsafe, stop)
+        )
+        return ClipOutput(path=path)
+
+    async def cancel(self, prediction_id: str) -> None:
+        """Nothing runs outside this process: ``wait``'s FFmpeg stops with its task."""
+
+    def render(
+        self,
+        prediction_id: str,
+        job: ClipJob,
+        report: Report,
+        stop: threading.Event | None = None,
+    ) -> Path:
+        """Render the clip (blocking); ``stop`` ends it early, killing FFmpeg."""
         spec = job.platform
         frames = max(1, round(job.duration * spec.fps))
         seconds = frames / spec.fps
@@ -102,6 +165,12 @@ class LocalClipProvider:
             f":box=1:boxcolor=black@0.45:boxborderw={size // 2},"
             f"fps={spec.fps},format=yuv420p"
         )
+
+        def progress(fraction: float) -> None:
+            if stop is not None and stop.is_set():
+                raise Stopped(f"render of {prediction_id} stopped")
+            report(ClipStatus.rendering, round(fraction * 100, 1))
+
         report(ClipStatus.rendering, 0.0)
         ffmpeg.run(
             [
@@ -114,10 +183,7 @@ class LocalClipProvider:
                 str(output),
             ],
             duration=seconds,
-            on_progress=lambda fraction: report(ClipStatus.rendering, round(fraction * 100, 1)),
+            on_progress=progress,
             exe=self.exe,
         )  # fmt: skip
         return output
-
-    def cancel(self, prediction_id: str) -> None:
-        """Nothing runs outside our process: ``wait``'s FFmpeg dies with the activity."""

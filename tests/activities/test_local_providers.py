@@ -22,7 +22,7 @@ def frame(video: Path, at: float, out: Path) -> bytes:
 
 def test_image_and_clip_render_for_the_platform(tmp_path: Path) -> None:
     spec = PLATFORMS[Platform.youtube]
-    image = LocalImageProvider().render(
+    image = LocalImageProvider().render_sync(
         ImageJob("g", 1, "A harbour at dawn", spec, "local", 7, tmp_path)
     )
     image_info = ffmpeg.probe(image)
@@ -31,7 +31,7 @@ def test_image_and_clip_render_for_the_platform(tmp_path: Path) -> None:
     reports: list[tuple[ClipStatus, float]] = []
     provider = LocalClipProvider()
     job = ClipJob("g", 1, "prompt", "A harbour at dawn", 2.5, spec, "local", 7, image, tmp_path)
-    clip = provider.wait(provider.submit(job), job, lambda s, p: reports.append((s, p)))
+    clip = provider.render("p-1", job, lambda s, p: reports.append((s, p)))
     info = ffmpeg.probe(clip)
     assert (info.width, info.height, info.video_codec, info.fps) == (1920, 1080, "h264", 30.0)
     assert info.duration == pytest.approx(2.5, abs=0.05)
