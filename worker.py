@@ -97,7 +97,10 @@ def build_workers(
                 )
             )
         elif kind == "clips" and provider:
-            clips = ClipActivities(storage, clip_providers, work_root, settings.ffmpeg_path)
+            clips = ClipActivities(
+                storage, clip_providers, work_root, settings.ffmpeg_path, settings.price
+            )
+            limit = settings.provider_limit(provider)
             workers.append(
                 Worker(
                     client,
@@ -107,7 +110,9 @@ def build_workers(
                     max_heartbeat_throttle_interval=timedelta(
                         seconds=settings.heartbeat_throttle_seconds
                     ),
-                    max_concurrent_activities=settings.executor_size(),
+                    # Provider-wide limits: the server spreads starts across all workers.
+                    max_concurrent_activities=limit.max_concurrent,
+                    max_task_queue_activities_per_second=limit.activities_per_second,
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
                 )
             )

@@ -2,7 +2,7 @@
 
 A retried attempt (timeout, crash, transient error) resumes the prediction id of its last
 heartbeat instead of creating (and paying for) a new prediction; a new one is made only when
-the old one is known to have failed.
+the old one is known to have failed. Identical clips come from the content-addressed cache.
 """
 
 from __future__ import annotations
@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from temporalio import activity
 
-from activities.keys import clip_key
+from activities.cache import clip_digest
+from activities.keys import clip_cache_key, clip_key
 from activities.media import ffmpeg
 from activities.providers.base import ClipJob, ClipOutput, ClipProvider
 from storyreel.contracts import PLATFORMS, ClipInput, ClipProgress, ClipResult, ClipStatus
 from storyreel.errors import BadInputError, PredictionFailedError, StoryreelError
+from storyreel.settings import Price
 from storyreel.storage import Storage
+
+PriceOf = Callable[[str, str], Price]
 
 
 def previous_progress(details: Sequence[Any]) -> ClipProgress | None:
@@ -42,15 +46,17 @@ class ClipActivities:
         providers: Mapping[str, ClipProvider],
         work_root: Path,
         ffmpeg_exe: str | None = None,
+        price_of: PriceOf | None = None,
     ) -> None:
         self.storage = storage
         self.providers = providers
         self.work_root = work_root
         self.ffmpeg_exe = ffmpeg_exe
+        self.price_of: PriceOf = price_of or (lambda _provider, _model: Price())
 
     @activity.defn(name="generate_clip")
     async def generate_clip(self, request: ClipInput) -> ClipResult:
-        """Generate one scene's clip, store it, and return its key."""
+        """Generate one scene's clip (or reuse an identical one), store it, return its key."""
         info = activity.info()
         try:
             return await self._generate(request, info.attempt, info.heartbeat_details)
@@ -67,25 +73,40 @@ class ClipActivities:
                 f"this worker has {', '.join(sorted(self.providers)) or 'none'}"
             )
         started = time.monotonic()
+        key = clip_key(request.generation_id, request.clip_id)
         self.work_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_root, prefix="clip-") as work:
-            workdir = Path(work)
-            image: Path | None = None
-            if request.image_key:
-                image = workdir / "reference.png"
-                await asyncio.to_thread(self.storage.get_file, request.image_key, image)
-            job = ClipJob(
-                generation_id=request.generation_id,
-                clip_id=request.clip_id,
-                prompt=request.prompt,
-                text=request.scene.caption or request.scene.description,
-                duration=request.scene.duration,
-                platform=PLATFORMS[request.platform],
-                model=request.model,
-                seed=request.seed,
-                image=image,
-                workdir=workdir,
+            job = await self._job(request, Path(work))
+            cache_key = clip_cache_key(
+                await asyncio.to_thread(
+                    clip_digest,
+                    provider=request.provider,
+                    model=request.model,
+                    prompt=job.prompt,
+                    text=job.text,
+                    duration=job.duration,
+                    platform=job.platform,
+                    seed=job.seed,
+                    image=job.image,
+                )
             )
+            if request.use_cache and await asyncio.to_thread(self.storage.exists, cache_key):
+                self._beat(ClipStatus.cached, 100.0, None)
+                local = job.workdir / "cached.mp4"
+                await asyncio.to_thread(self.storage.get_file, cache_key, local)
+                info = await asyncio.to_thread(ffmpeg.probe, local, self.ffmpeg_exe)
+                url = await asyncio.to_thread(self.storage.put_file, key, local)
+                activity.logger.info("clip %d reused from the cache", request.clip_id)
+                return ClipResult(
+                    clip_id=request.clip_id,
+                    key=key,
+                    url=url,
+                    duration=info.duration,
+                    render_seconds=round(time.monotonic() - started, 3),
+                    attempt=attempt,
+                    cached=True,
+                )
+
             previous = previous_progress(details)
             prediction_id = previous.prediction_id if previous else None
             if prediction_id:
@@ -95,8 +116,12 @@ class ClipActivities:
             output, prediction_id = await self._follow(provider, job, prediction_id)
             self._beat(ClipStatus.rendering, 100.0, prediction_id)
             info = await asyncio.to_thread(ffmpeg.probe, output.path, self.ffmpeg_exe)
-            key = clip_key(request.generation_id, request.clip_id)
             url = await asyncio.to_thread(self.storage.put_file, key, output.path)
+            if request.use_cache:
+                await asyncio.to_thread(self.storage.put_file, cache_key, output.path)
+        cost = self.price_of(request.provider, request.model).cost(
+            info.duration, output.predict_time
+        )
         return ClipResult(
             clip_id=request.clip_id,
             key=key,
@@ -105,6 +130,25 @@ class ClipActivities:
             prediction_id=prediction_id,
             render_seconds=round(time.monotonic() - started, 3),
             attempt=attempt,
+            cost=cost,
+        )
+
+    async def _job(self, request: ClipInput, workdir: Path) -> ClipJob:
+        image: Path | None = None
+        if request.image_key:
+            image = workdir / "reference.png"
+            await asyncio.to_thread(self.storage.get_file, request.image_key, image)
+        return ClipJob(
+            generation_id=request.generation_id,
+            clip_id=request.clip_id,
+            prompt=request.prompt,
+            text=request.scene.caption or request.scene.description,
+            duration=request.scene.duration,
+            platform=PLATFORMS[request.platform],
+            model=request.model,
+            seed=request.seed,
+            image=image,
+            workdir=workdir,
         )
 
     async def _follow(

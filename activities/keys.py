@@ -21,3 +21,12 @@ def thumbnail_key(generation_id: str) -> str:
 
 def record_key(generation_id: str) -> str:
     return f"generations/{generation_id}/generation.json"
+
+
+def clip_cache_key(digest: str) -> str:
+    """Content-addressed clips: the digest covers everything that shapes the output."""
+    return f"cache/clips/{digest[:2]}/{digest}.mp4"
+
+
+def image_cache_key(digest: str) -> str:
+    return f"cache/storyboard/{digest[:2]}/{digest}.png"

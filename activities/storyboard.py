@@ -9,7 +9,8 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.keys import storyboard_key
+from activities.cache import content_digest
+from activities.keys import image_cache_key, storyboard_key
 from activities.providers.base import ImageJob, ImageProvider
 from storyreel.contracts import PLATFORMS, StoryboardInput, StoryboardResult
 from storyreel.errors import BadInputError, StoryreelError
@@ -32,20 +33,41 @@ class StoryboardActivities:
             if provider is None:
                 raise BadInputError(f"unknown image provider {request.provider!r}")
             key = storyboard_key(request.generation_id, request.scene.index)
+            spec = PLATFORMS[request.platform]
+            cache_key = image_cache_key(
+                content_digest(
+                    kind="storyboard",
+                    provider=request.provider,
+                    model=request.model,
+                    prompt=request.scene.description,
+                    index=request.scene.index,
+                    seed=request.seed,
+                    size=[spec.width, spec.height],
+                )
+            )
             self.work_root.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.work_root, prefix="storyboard-") as work:
+                if request.use_cache and await asyncio.to_thread(self.storage.exists, cache_key):
+                    cached = Path(work) / "cached.png"
+                    await asyncio.to_thread(self.storage.get_file, cache_key, cached)
+                    url = await asyncio.to_thread(self.storage.put_file, key, cached)
+                    return StoryboardResult(
+                        index=request.scene.index, key=key, url=url, cached=True
+                    )
                 image = await provider.render(
                     ImageJob(
                         generation_id=request.generation_id,
                         index=request.scene.index,
                         prompt=request.scene.description,
-                        platform=PLATFORMS[request.platform],
+                        platform=spec,
                         model=request.model,
                         seed=request.seed,
                         workdir=Path(work),
                     )
                 )
                 url = await asyncio.to_thread(self.storage.put_file, key, image)
+                if request.use_cache:
+                    await asyncio.to_thread(self.storage.put_file, cache_key, image)
         except StoryreelError as error:
             raise error.to_application_error() from error
         return StoryboardResult(index=request.scene.index, key=key, url=url)

@@ -25,6 +25,7 @@ class ClipView(BaseModel):
     duration: float | None = None
     error: str | None = None
     attempts: int = 0
+    cost: float = 0.0
     prompt: str = ""
 
 
@@ -55,6 +56,8 @@ class GenerationView(BaseModel):
     timings: list[StageTiming] = Field(default_factory=list)
     clip_stage: ClipStageMetrics = Field(default_factory=ClipStageMetrics)
     skipped_clips: list[int] = Field(default_factory=list)
+    cost: float = 0.0
+    budget: float | None = None
     retry_deadline: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -107,6 +110,7 @@ def to_view(state: GenerationState, links: Links) -> GenerationView:
                 duration=clip.duration,
                 error=clip.error,
                 attempts=clip.attempts,
+                cost=clip.cost,
                 prompt=clip.prompt,
             )
             for clip in state.clips
@@ -119,6 +123,8 @@ def to_view(state: GenerationState, links: Links) -> GenerationView:
         timings=state.timings,
         clip_stage=state.clip_stage,
         skipped_clips=state.skipped_clips,
+        cost=state.cost,
+        budget=state.budget,
         retry_deadline=state.retry_deadline,
         created_at=state.created_at,
         updated_at=state.updated_at,

@@ -123,6 +123,13 @@ class GenerationRequest(BaseModel):
         int | None, Field(ge=1, le=64, description="Clips at once; default from settings.")
     ] = None
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    use_cache: bool = Field(
+        default=True, description="Reuse identical clips from earlier generations (cost 0)."
+    )
+    budget: Annotated[
+        float | None,
+        Field(ge=0, description="Most to spend on clips; clips that would exceed it never start."),
+    ] = None
 
     @model_validator(mode="after")
     def _script_or_scenes(self) -> Self:
@@ -140,6 +147,9 @@ class GenerationInput(GenerationRequest):
 
     retry_window_seconds: Annotated[int, Field(ge=1)] = 24 * 3600
     queues: TaskQueues = Field(default_factory=TaskQueues)
+    estimated_cost_per_second: float = Field(
+        default=0.0, description="Price estimate for the budget check, from the price table."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,12 +186,14 @@ class StoryboardInput(BaseModel):
     provider: str = "local"
     model: str = "local/gradient"
     seed: int = 0
+    use_cache: bool = True
 
 
 class StoryboardResult(BaseModel):
     index: int
     key: str
     url: str
+    cached: bool = False
 
 
 class ClipInput(BaseModel):
@@ -195,6 +207,7 @@ class ClipInput(BaseModel):
     model: str
     seed: int = 0
     image_key: str | None = None
+    use_cache: bool = True
 
 
 class ClipProgress(BaseModel):
@@ -213,6 +226,8 @@ class ClipResult(BaseModel):
     prediction_id: str | None = None
     render_seconds: float
     attempt: int = 1
+    cached: bool = False
+    cost: float = 0.0
 
 
 class StitchInput(BaseModel):
@@ -266,6 +281,7 @@ class ClipState(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     render_seconds: float | None = None
+    cost: float = 0.0
 
 
 class StageTiming(BaseModel):
@@ -310,6 +326,8 @@ class GenerationState(BaseModel):
     timings: list[StageTiming] = Field(default_factory=list)
     clip_stage: ClipStageMetrics = Field(default_factory=ClipStageMetrics)
     skipped_clips: list[int] = Field(default_factory=list)
+    cost: float = 0.0
+    budget: float | None = None
     retry_deadline: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

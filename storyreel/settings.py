@@ -6,8 +6,33 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Price(BaseModel):
+    """What a provider charges: per second of output video and/or per second of compute."""
+
+    per_second: float = Field(default=0.0, ge=0)
+    per_predict_second: float = Field(default=0.0, ge=0)
+
+    def cost(self, video_seconds: float, predict_seconds: float | None) -> float:
+        compute = predict_seconds if predict_seconds is not None else video_seconds
+        return round(self.per_second * video_seconds + self.per_predict_second * compute, 6)
+
+    def estimate_per_second(self) -> float:
+        return self.per_second + self.per_predict_second
+
+
+class ProviderLimit(BaseModel):
+    """Limits that hold across every generation and worker process for one provider.
+
+    ``activities_per_second`` is enforced by the Temporal server on the provider's clip queue
+    (all workers together); ``max_concurrent`` caps clip activities per worker process.
+    """
+
+    activities_per_second: float | None = Field(default=None, gt=0)
+    max_concurrent: int = Field(default=20, ge=1)
 
 
 class Settings(BaseSettings):
@@ -53,12 +78,37 @@ class Settings(BaseSettings):
         le=30,
         description="Most time between heartbeats sent to Temporal: how live clip progress is.",
     )
+    simulator_url: str | None = Field(
+        default=None,
+        description="A running Replicate-protocol simulator; 'provider: simulator' uses it.",
+    )
+    replicate_poll_interval: float = Field(
+        default=2.0, gt=0, le=60, description="Seconds between polls of a Replicate prediction."
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=lambda: {
+            "local": Price(),
+            "simulator": Price(per_second=0.05),
+            "replicate": Price(per_second=0.10),
+        },
+        description="Price table, by 'provider/model' or 'provider' (JSON in the environment).",
+    )
+    provider_limits: dict[str, ProviderLimit] = Field(
+        default_factory=lambda: {
+            # Replicate allows 600 prediction creates per minute per account: 10/s. Leave
+            # headroom for retried creates.
+            "replicate": ProviderLimit(activities_per_second=9, max_concurrent=50),
+            "simulator": ProviderLimit(max_concurrent=100),
+            "local": ProviderLimit(max_concurrent=8),
+        },
+        description="Per provider: server-enforced starts per second, per-worker concurrency.",
+    )
     api_url: str = Field(
         default="http://127.0.0.1:8000", description="Where the CLI reaches the API."
     )
     ffmpeg_threads: int = Field(default=2, ge=0, description="Threads per FFmpeg encode.")
 
-    @field_validator("ffmpeg_path", "font_file", mode="before")
+    @field_validator("ffmpeg_path", "font_file", "simulator_url", mode="before")
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         return None if value == "" else value
@@ -69,6 +119,12 @@ class Settings(BaseSettings):
 
     def clip_task_queue(self, provider: str) -> str:
         return f"{self.clip_task_queue_prefix}-{provider}"
+
+    def price(self, provider: str, model: str) -> Price:
+        return self.prices.get(f"{provider}/{model}") or self.prices.get(provider) or Price()
+
+    def provider_limit(self, provider: str) -> ProviderLimit:
+        return self.provider_limits.get(provider) or ProviderLimit()
 
     def executor_size(self) -> int:
         return self.executor_workers or max(4, (os.cpu_count() or 1) * 4)

@@ -93,6 +93,7 @@ class VideoGenerationWorkflow:
             title=request.title,
             platform=request.platform,
             provider=request.provider,
+            budget=request.budget,
             created_at=now,
             updated_at=now,
         )
@@ -104,6 +105,8 @@ class VideoGenerationWorkflow:
         self._waited = timedelta()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._rounds: dict[int, int] = {}
+        self._reserved = 0.0
+        self._reservations: dict[int, float] = {}
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -187,6 +190,7 @@ class VideoGenerationWorkflow:
                         provider=request.image_provider,
                         model=request.image_model,
                         seed=request.seed,
+                        use_cache=request.use_cache,
                     ),
                     task_queue=request.queues.media,
                     start_to_close_timeout=policies.STORYBOARD_TIMEOUT,
@@ -319,6 +323,8 @@ class VideoGenerationWorkflow:
         request = self._request
         scene = self._scenes[clip.clip_id - 1]
         async with self._slots:
+            if not self._within_budget(clip, scene):
+                return
             clip.status, clip.started_at, clip.ended_at = (
                 ClipStatus.processing,
                 workflow.now(),
@@ -342,6 +348,7 @@ class VideoGenerationWorkflow:
                         model=request.model,
                         seed=request.seed,
                         image_key=self._state.storyboard_keys[clip.clip_id - 1],
+                        use_cache=request.use_cache,
                     ),
                     task_queue=request.queues.clips(request.provider),
                     start_to_close_timeout=policies.CLIP_TIMEOUT,
@@ -363,14 +370,18 @@ class VideoGenerationWorkflow:
                     clip.error,
                 )
             else:
-                clip.status, clip.progress = ClipStatus.complete, 100.0
+                clip.status = ClipStatus.cached if result.cached else ClipStatus.complete
+                clip.progress = 100.0
                 clip.key, clip.url, clip.duration = result.key, result.url, result.duration
+                clip.cost = round(clip.cost + result.cost, 6)
+                self._state.cost = round(self._state.cost + result.cost, 6)
                 clip.prediction_id, clip.render_seconds = (
                     result.prediction_id,
                     result.render_seconds,
                 )
                 clip.attempts += result.attempt
             finally:
+                self._reserved -= self._reservations.pop(clip.clip_id, 0.0)
                 self._running -= 1
                 clip.ended_at = workflow.now()
                 if clip.started_at is not None:
@@ -379,6 +390,26 @@ class VideoGenerationWorkflow:
                         self._state.clip_stage.sum_clip_seconds + seconds, 3
                     )
                 self._touch()
+
+    def _within_budget(self, clip: ClipState, scene: PlannedScene) -> bool:
+        """Refuse to start a clip whose estimated cost would take the run over its budget."""
+        budget = self._request.budget
+        if budget is None:
+            return True
+        estimate = round(self._request.estimated_cost_per_second * scene.duration, 6)
+        committed = self._state.cost + self._reserved
+        if committed + estimate <= budget + 1e-9:
+            self._reserved += estimate
+            self._reservations[clip.clip_id] = estimate
+            return True
+        clip.status = ClipStatus.failed
+        clip.error = (
+            f"budget: this clip would cost about {estimate:.2f}, and {committed:.2f} of the "
+            f"{budget:.2f} budget is already spent or committed"
+        )
+        workflow.logger.warning("clip %d not started: %s", clip.clip_id, clip.error)
+        self._touch()
+        return False
 
     def _take_retries(self) -> None:
         requests, self._retries = self._retries, []
