@@ -1,6 +1,6 @@
 """The storyreel worker: runs the workflow and the activities on the task queues it is given.
 
-python worker.py                       # every queue (the embedded default)
+python worker.py                       # every queue this machine can serve
 python worker.py --queues workflows    # only the generation workflow
 python worker.py --queues clips:local,media
 """
@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -23,6 +24,8 @@ from activities.assembly import AssemblyActivities
 from activities.clips import ClipActivities
 from activities.planning import plan_generation
 from activities.providers import ClipProvider, ImageProvider, LocalClipProvider, LocalImageProvider
+from activities.providers.replicate import ReplicateClipProvider, ReplicateImageProvider
+from activities.providers.replicate_api import ReplicateClient
 from activities.storyboard import StoryboardActivities
 from storyreel.settings import Settings, get_settings
 from storyreel.storage import Storage, open_storage
@@ -31,8 +34,11 @@ from workflows.generation import VideoGenerationWorkflow
 
 log = logging.getLogger("storyreel.worker")
 
-ALL_QUEUES = ("workflows", "media", "clips:local")
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+PROVIDER_HINTS = {
+    "replicate": "set REPLICATE_API_TOKEN",
+    "simulator": "set STORYREEL_SIMULATOR_URL",
+}
 
 
 def local_providers(
@@ -48,6 +54,48 @@ def local_providers(
         "local": LocalImageProvider(settings.font_file, settings.ffmpeg_path, executor)
     }
     return clips, images
+
+
+def default_queues(settings: Settings) -> list[str]:
+    """Every queue this machine can serve: local clips, plus the remote providers configured."""
+    queues = ["workflows", "media", "clips:local"]
+    queues += [f"clips:{name}" for name, _ in remote_clients(settings)]
+    return queues
+
+
+def remote_clients(settings: Settings) -> list[tuple[str, ReplicateClient]]:
+    """Replicate-protocol clients: the simulator when configured, Replicate with a token."""
+    clients: list[tuple[str, ReplicateClient]] = []
+    if settings.simulator_url:
+        clients.append(
+            (
+                "simulator",
+                ReplicateClient(
+                    settings.simulator_url,
+                    "simulator",
+                    poll_interval=settings.replicate_poll_interval,
+                ),
+            )
+        )
+    if os.environ.get("REPLICATE_API_TOKEN"):
+        clients.append(
+            ("replicate", ReplicateClient.from_env(poll_interval=settings.replicate_poll_interval))
+        )
+    return clients
+
+
+@asynccontextmanager
+async def open_providers(
+    settings: Settings, executor: Executor
+) -> AsyncIterator[tuple[dict[str, ClipProvider], dict[str, ImageProvider]]]:
+    """Local providers plus every configured remote one; HTTP clients close on exit."""
+    clips, images = local_providers(settings, executor)
+    async with AsyncExitStack() as stack:
+        for name, client in remote_clients(settings):
+            await stack.enter_async_context(client)
+            clips[name] = ReplicateClipProvider(client)
+            images[name] = ReplicateImageProvider(client)
+        yield clips, images
 
 
 def build_workers(
@@ -97,6 +145,9 @@ def build_workers(
                 )
             )
         elif kind == "clips" and provider:
+            if provider not in clip_providers:
+                hint = PROVIDER_HINTS.get(provider, "unknown provider")
+                raise ValueError(f"no {provider!r} clip provider here: {hint}")
             clips = ClipActivities(
                 storage, clip_providers, work_root, settings.ffmpeg_path, settings.price
             )
@@ -129,8 +180,11 @@ async def serve(settings: Settings, queues: Sequence[str]) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     with ThreadPoolExecutor(max_workers=settings.executor_size()) as executor:
-        workers = build_workers(client, settings, queues, executor)
         async with AsyncExitStack() as stack:
+            clips, images = await stack.enter_async_context(open_providers(settings, executor))
+            workers = build_workers(
+                client, settings, queues, executor, clip_providers=clips, image_providers=images
+            )
             for worker in workers:
                 await stack.enter_async_context(worker)
             log.info("worker polling %s", ", ".join(queues))
@@ -142,13 +196,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--queues",
-        default=",".join(ALL_QUEUES),
-        help="comma-separated: workflows, media, clips:<provider> (default: all, local clips)",
+        default="",
+        help="comma-separated: workflows, media, clips:<provider> "
+        "(default: workflows, media and clips of every configured provider)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
     queues = [queue.strip() for queue in args.queues.split(",") if queue.strip()]
-    asyncio.run(serve(get_settings(), queues))
+    asyncio.run(serve(settings, queues or default_queues(settings)))
 
 
 if __name__ == "__main__":

@@ -164,8 +164,9 @@ class ClipActivities:
                     prediction_id,
                     error,
                 )
-        self._beat(ClipStatus.queued, 0.0, None)
         prediction_id = await provider.submit(job)
+        # The first heartbeat of an attempt is sent at once (later ones are throttled): make
+        # it carry the prediction id, so a crash right after the create cannot lose it.
         self._beat(ClipStatus.processing, 0.0, prediction_id)
         return await self._wait(provider, job, prediction_id), prediction_id
 

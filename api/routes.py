@@ -23,7 +23,7 @@ from api.views import (
     to_view,
 )
 from storyreel.contracts import GENERATION_ENDED, GenerationRequest, GenerationStatus
-from storyreel.errors import NotFoundError
+from storyreel.errors import BadInputError, NotFoundError
 from storyreel.generations import generation_id, start_generation
 from storyreel.settings import Settings
 
@@ -54,6 +54,12 @@ async def create_generation(
     ] = None,
 ) -> Accepted:
     """Start a generation. Every clip is generated at once; follow it with the links."""
+    for field, provider in (("provider", body.provider), ("image_provider", body.image_provider)):
+        if provider not in settings.clip_providers:
+            raise BadInputError(
+                f"{field}: unknown provider {provider!r}; "
+                f"use one of {', '.join(settings.clip_providers)}"
+            )
     workflow_id = generation_id(idempotency_key)
     handle = await start_generation(client, settings, body, workflow_id=workflow_id)
     log.info("generation %s started: %s", handle.id, body.title)

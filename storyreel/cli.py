@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -178,6 +180,21 @@ def cancel(generation_id: Annotated[str, typer.Argument(help="Generation id.")])
     console.print(f"Generation {generation_id} is being cancelled")
 
 
+@app.command(
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    }
+)
+def simulator(ctx: typer.Context) -> None:
+    """Run the Replicate-protocol simulator: --port N --latency S --jitter S --fail-rate P
+    --refuse-rate P --hang-rate P --error-rate P --malformed-rate P --rate-limit N/min
+    --seed N --no-render (see 'storyreel simulator --help')."""
+    command = [sys.executable, "-m", "activities.simulator", *ctx.args]
+    os.execv(command[0], command)
+
+
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -190,11 +207,24 @@ def up(
     api_port: Annotated[int, typer.Option(help="API and progress page.")] = 8000,
     temporal_port: Annotated[int, typer.Option(help="Temporal frontend (gRPC).")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI.")] = 8233,
+    simulator_port: Annotated[
+        int, typer.Option(help="Replicate-protocol simulator (unless STORYREEL_SIMULATOR_URL).")
+    ] = 8090,
     demo: Annotated[bool, typer.Option(help="Generate the bundled example first.")] = True,
 ) -> None:
     """Run the whole stack here: Temporal dev server + Web UI, worker, API. Ctrl-C stops all."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    stack = Stack(data_dir.resolve(), Ports(api=api_port, temporal=temporal_port, ui=ui_port))
+    external = get_settings().simulator_url
+    stack = Stack(
+        data_dir.resolve(),
+        Ports(
+            api=api_port,
+            temporal=temporal_port,
+            ui=ui_port,
+            simulator=None if external else simulator_port,
+        ),
+        simulator_url=external,
+    )
     try:
         console.print("Starting Temporal, the worker and the API…")
         stack.start()

@@ -147,6 +147,9 @@ class GenerationInput(GenerationRequest):
 
     retry_window_seconds: Annotated[int, Field(ge=1)] = 24 * 3600
     queues: TaskQueues = Field(default_factory=TaskQueues)
+    clip_timeout_seconds: float | None = Field(
+        default=None, gt=0, description="Start-to-close timeout of one clip attempt."
+    )
     estimated_cost_per_second: float = Field(
         default=0.0, description="Price estimate for the budget check, from the price table."
     )

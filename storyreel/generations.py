@@ -42,6 +42,7 @@ def prepare(request: GenerationRequest, settings: Settings) -> GenerationInput:
     fields.setdefault("retry_window_seconds", settings.retry_window_seconds)
     if fields.get("max_parallel_clips") is None:
         fields["max_parallel_clips"] = settings.max_parallel_clips
+    fields.setdefault("clip_timeout_seconds", settings.clip_timeout_seconds)
     fields["estimated_cost_per_second"] = settings.price(
         request.provider, request.model
     ).estimate_per_second()

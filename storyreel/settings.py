@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     retry_window_seconds: int = Field(
         default=24 * 3600, ge=1, description="How long a run waits in awaiting_retry."
     )
+    clip_timeout_seconds: float = Field(
+        default=600, gt=0, description="How long one clip attempt may take before it is retried."
+    )
     executor_workers: int = Field(
         default=0, ge=0, description="Threads for blocking FFmpeg work; 0 = sized to the machine."
     )
@@ -77,6 +80,10 @@ class Settings(BaseSettings):
         gt=0,
         le=30,
         description="Most time between heartbeats sent to Temporal: how live clip progress is.",
+    )
+    clip_providers: list[str] = Field(
+        default_factory=lambda: ["local", "simulator", "replicate"],
+        description="Providers the API accepts; each needs workers on its clip queue.",
     )
     simulator_url: str | None = Field(
         default=None,

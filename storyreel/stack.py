@@ -46,14 +46,17 @@ class Ports:
     api: int = 8000
     temporal: int = 7233
     ui: int = 8233
+    simulator: int | None = 8090
+    """None: a simulator runs elsewhere (STORYREEL_SIMULATOR_URL), start none."""
 
     def check(self) -> None:
         for name, port, flag in (
             ("API", self.api, "--api-port"),
             ("Temporal", self.temporal, "--temporal-port"),
             ("Web UI", self.ui, "--ui-port"),
+            ("simulator", self.simulator, "--simulator-port"),
         ):
-            if not port_is_free(port):
+            if port is not None and not port_is_free(port):
                 raise StackError(
                     f"port {port} ({name}) is busy: stop what uses it or pick another with {flag}"
                 )
@@ -65,6 +68,7 @@ class Stack:
 
     data_dir: Path
     ports: Ports
+    simulator_url: str | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -74,6 +78,10 @@ class Stack:
     @property
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.ui}"
+
+    @property
+    def simulator(self) -> str:
+        return self.simulator_url or f"http://127.0.0.1:{self.ports.simulator}"
 
     @property
     def log_dir(self) -> Path:
@@ -86,6 +94,7 @@ class Stack:
             STORYREEL_TEMPORAL_ADDRESS=f"127.0.0.1:{self.ports.temporal}",
             STORYREEL_TEMPORAL_UI_URL=self.ui_url,
             STORYREEL_API_URL=self.api_url,
+            STORYREEL_SIMULATOR_URL=self.simulator,
         )
         return env
 
@@ -118,7 +127,19 @@ class Stack:
                 *dev_server_search_attribute_args(),
             ],
         )  # fmt: skip
+        if self.ports.simulator is not None:
+            self._spawn(
+                "simulator",
+                [
+                    sys.executable, "-m", "activities.simulator",
+                    "--port", str(self.ports.simulator),
+                    "--data-dir", str(self.data_dir / "simulator"),
+                    "--log-level", "warning",
+                ],
+            )  # fmt: skip
         self._wait_for_port("temporal", self.ports.temporal, timeout)
+        if self.ports.simulator is not None:
+            self._wait_for_port("simulator", self.ports.simulator, timeout)
         self._spawn("worker", [sys.executable, "-m", "worker"])
         self._spawn(
             "api",
@@ -165,8 +186,8 @@ class Stack:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """API first, then the worker (finishing its activities), then Temporal."""
-        for name in ("api", "worker", "temporal"):
+        """API first, then the worker (finishing its activities), then the rest."""
+        for name in ("api", "worker", "simulator", "temporal"):
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 continue

@@ -61,6 +61,7 @@ def settings(tmp_path: Path, temporal_env: WorkflowEnvironment) -> Settings:
         media_task_queue=f"media-{unique}",
         clip_task_queue_prefix=f"clips-{unique}",
         executor_workers=16,
+        clip_providers=["local", "simulator", "sleepy", "flaky", "dies"],
         _env_file=None,
     )
 

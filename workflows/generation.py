@@ -351,7 +351,7 @@ class VideoGenerationWorkflow:
                         use_cache=request.use_cache,
                     ),
                     task_queue=request.queues.clips(request.provider),
-                    start_to_close_timeout=policies.CLIP_TIMEOUT,
+                    start_to_close_timeout=self._clip_timeout,
                     heartbeat_timeout=policies.CLIP_HEARTBEAT,
                     retry_policy=policies.CLIP_RETRY,
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -390,6 +390,11 @@ class VideoGenerationWorkflow:
                         self._state.clip_stage.sum_clip_seconds + seconds, 3
                     )
                 self._touch()
+
+    @property
+    def _clip_timeout(self) -> timedelta:
+        seconds = self._request.clip_timeout_seconds
+        return timedelta(seconds=seconds) if seconds else policies.CLIP_TIMEOUT
 
     def _within_budget(self, clip: ClipState, scene: PlannedScene) -> bool:
         """Refuse to start a clip whose estimated cost would take the run over its budget."""

@@ -53,7 +53,8 @@ def test_up_serves_generates_and_stops_every_child_on_ctrl_c(tmp_path: Path) -> 
     api, temporal, ui = free_port(), free_port(), free_port()
     up = subprocess.Popen(
         [str(BIN / "storyreel"), "up", "--no-demo", "--data-dir", str(tmp_path / "data"),
-         "--api-port", str(api), "--temporal-port", str(temporal), "--ui-port", str(ui)],
+         "--api-port", str(api), "--temporal-port", str(temporal), "--ui-port", str(ui),
+         "--simulator-port", str(free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=cli_env(api),
     )  # fmt: skip
     try:
@@ -113,7 +114,7 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         result = subprocess.run(
             [str(BIN / "storyreel"), "up", "--no-demo", "--data-dir", str(tmp_path),
              "--api-port", str(port), "--temporal-port", str(free_port()),
-             "--ui-port", str(free_port())],
+             "--ui-port", str(free_port()), "--simulator-port", str(free_port())],
             capture_output=True, text=True, timeout=60, env=cli_env(port),
         )  # fmt: skip
     assert result.returncode == 1

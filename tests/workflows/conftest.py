@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from activities.providers import ClipProvider
@@ -82,3 +83,8 @@ async def wait_for_state(
 
 async def keep_history(handle: WorkflowHandle[object, GenerationState]) -> None:
     HISTORIES.append(await handle.fetch_history())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Replay runs last, over the histories every other workflow test recorded."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/workflows/test_replay.py"))

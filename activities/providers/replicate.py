@@ -1,0 +1,151 @@
+"""Clip and storyboard providers backed by Replicate models.
+
+A clip is one Replicate prediction: ``submit`` creates it, ``wait`` polls it (reporting the
+model's own tqdm progress) and copies its output into the job's workdir at once, because
+Replicate deletes outputs an hour after the prediction ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+import mimetypes
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report
+from activities.providers.replicate_api import Prediction, ReplicateClient
+from storyreel.contracts import ClipStatus, PlatformSpec
+from storyreel.errors import StoryreelError
+
+logger = logging.getLogger(__name__)
+
+ClipInputBuilder = Callable[[ClipJob], dict[str, Any]]
+ImageInputBuilder = Callable[[ImageJob], dict[str, Any]]
+
+# Larger reference images make request bodies Replicate refuses; they belong in its files API.
+MAX_INLINE_IMAGE_BYTES = 5 * 1024 * 1024
+
+
+def aspect_ratio(platform: PlatformSpec) -> str:
+    return "9:16" if platform.height > platform.width else "16:9"
+
+
+def image_data_uri(path: Path) -> str | None:
+    """``path`` as a base64 data URI, or None when it is too large to send inline."""
+    size = path.stat().st_size
+    if size >= MAX_INLINE_IMAGE_BYTES:
+        logger.warning("reference image %s is %d bytes: too large to send inline", path, size)
+        return None
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def default_clip_input(job: ClipJob) -> dict[str, Any]:
+    """The input most Replicate text/image-to-video models accept (blocking: reads the image)."""
+    payload: dict[str, Any] = {
+        "prompt": job.prompt,
+        "seed": job.seed,
+        # Whole seconds, rounded up so the clip is never shorter than its scene.
+        "duration": max(1, math.ceil(round(job.duration, 3))),
+        "aspect_ratio": aspect_ratio(job.platform),
+    }
+    if job.image is not None and (image := image_data_uri(job.image)) is not None:
+        payload["image"] = image
+    return payload
+
+
+def default_image_input(job: ImageJob) -> dict[str, Any]:
+    return {"prompt": job.prompt, "seed": job.seed, "aspect_ratio": aspect_ratio(job.platform)}
+
+
+def _file_stem(prediction_id: str) -> str:
+    # Ids come from the network (and from heartbeats): never let one name a path elsewhere.
+    return re.sub(r"[^A-Za-z0-9_-]", "_", prediction_id)
+
+
+async def cancel_quietly(client: ReplicateClient, prediction_id: str) -> None:
+    """Cancel a prediction, logging rather than raising when that fails."""
+    try:
+        await client.cancel(prediction_id)
+    except StoryreelError as error:
+        # Best effort: the caller is already being cancelled and must not fail for this.
+        logger.warning("could not cancel Replicate prediction %s: %s", prediction_id, error)
+    else:
+        logger.info("cancelled Replicate prediction %s", prediction_id)
+
+
+class ReplicateClipProvider:
+    """A ``ClipProvider`` running each clip as one prediction of ``job.model`` on Replicate.
+
+    ``input_builder`` maps a job to the model's input when its schema differs from the common
+    ``prompt``/``seed``/``duration``/``aspect_ratio``/``image`` one. ``cancel_after`` (e.g.
+    ``"15m"``) asks Replicate to stop a prediction nobody follows any more.
+    """
+
+    def __init__(
+        self,
+        client: ReplicateClient,
+        input_builder: ClipInputBuilder | None = None,
+        *,
+        cancel_after: str | None = None,
+    ) -> None:
+        self.client = client
+        self.input_builder = input_builder or default_clip_input
+        self.cancel_after = cancel_after
+
+    async def submit(self, job: ClipJob) -> str:
+        payload = await asyncio.to_thread(self.input_builder, job)
+        prediction = await self.client.create(job.model, payload, cancel_after=self.cancel_after)
+        logger.info(
+            "clip %d of %s: Replicate prediction %s created",
+            job.clip_id,
+            job.generation_id,
+            prediction.id,
+        )
+        return prediction.id
+
+    async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
+        highest = 0.0
+
+        def on_poll(prediction: Prediction) -> None:
+            nonlocal highest
+            # A model may run several tqdm bars in a row; a progress bar must not go back.
+            highest = max(highest, prediction.progress or 0.0)
+            report(prediction.clip_status, highest)
+
+        prediction = await self.client.follow(prediction_id, on_poll)
+        path = job.workdir / f"{_file_stem(prediction_id)}.mp4"
+        # Copying a large output takes a while: keep heartbeating meanwhile.
+        await self.client.download(
+            prediction.output_url(), path, lambda _size: report(ClipStatus.rendering, 100.0)
+        )
+        return ClipOutput(path=path, predict_time=prediction.predict_time)
+
+    async def cancel(self, prediction_id: str) -> None:
+        await cancel_quietly(self.client, prediction_id)
+
+
+class ReplicateImageProvider:
+    """An ``ImageProvider`` rendering each storyboard image as a prediction of ``job.model``."""
+
+    def __init__(
+        self, client: ReplicateClient, input_builder: ImageInputBuilder | None = None
+    ) -> None:
+        self.client = client
+        self.input_builder = input_builder or default_image_input
+
+    async def render(self, job: ImageJob) -> Path:
+        prediction = await self.client.create(job.model, self.input_builder(job))
+        try:
+            prediction = await self.client.follow(prediction.id)
+        except asyncio.CancelledError:
+            await asyncio.shield(cancel_quietly(self.client, prediction.id))
+            raise
+        path = job.workdir / f"storyboard-{job.index}.png"
+        await self.client.download(prediction.output_url(), path)
+        return path

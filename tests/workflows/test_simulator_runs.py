@@ -1,0 +1,263 @@
+"""Generations against the Replicate-protocol simulator through the real stack.
+
+Dev server, worker (in-process, or a subprocess that is SIGKILLed), the Replicate adapter and
+the simulator speaking HTTP on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from temporalio.client import Client, WorkflowFailureError
+
+from activities.simulator import SimulatorConfig, create_app
+from storyreel.contracts import ClipStatus, GenerationState, GenerationStatus, SceneIn
+from storyreel.settings import Settings
+from tests.api.conftest import free_port
+from tests.workflows.conftest import keep_history, request_for, start, wait_for_state
+from worker import build_workers, open_providers
+
+
+@dataclass
+class Sim:
+    url: str
+    http: httpx.AsyncClient
+
+    async def log(self) -> dict[str, Any]:
+        answer = await self.http.get("/_sim/log")
+        answer.raise_for_status()
+        log: dict[str, Any] = answer.json()
+        return log
+
+    async def configure(self, **knobs: object) -> None:
+        (await self.http.post("/_sim/config", json=knobs)).raise_for_status()
+
+
+@asynccontextmanager
+async def simulator(**knobs: Any) -> AsyncIterator[Sim]:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(SimulatorConfig(**knobs)), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(400):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        assert server.started
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            yield Sim(url, http)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def worker_for(client: Client, settings: Settings) -> AsyncIterator[None]:
+    queues = ["workflows", "media", "clips:simulator"]
+    with ThreadPoolExecutor(max_workers=settings.executor_size()) as executor:
+        async with AsyncExitStack() as stack:
+            clips, images = await stack.enter_async_context(open_providers(settings, executor))
+            for worker in build_workers(
+                client, settings, queues, executor, clip_providers=clips, image_providers=images
+            ):
+                await stack.enter_async_context(worker)
+            yield
+
+
+def on(settings: Settings, sim: Sim) -> Settings:
+    settings.simulator_url = sim.url
+    settings.replicate_poll_interval = 0.25
+    return settings
+
+
+def scenes(*prompts: str) -> list[SceneIn]:
+    return [SceneIn(description=prompt, duration=2) for prompt in prompts]
+
+
+async def test_five_clips_take_about_as_long_as_one(client: Client, settings: Settings) -> None:
+    latency = 10.0
+    async with simulator(latency=latency, seed=1) as sim, worker_for(client, on(settings, sim)):
+        handle = await start(client, settings, request_for(5, "simulator"))
+        state = await handle.result()
+        await keep_history(handle)
+        log = await sim.log()
+
+    assert state.status is GenerationStatus.completed
+    assert log["counts"]["creates"] == 5
+    wall = state.clip_stage.wall_seconds
+    assert latency <= wall <= 1.3 * latency, f"clip stage took {wall:.1f} s for {latency} s clips"
+    assert all(clip.cost == pytest.approx(0.10) for clip in state.clips)  # 2 s × 0.05
+    assert state.cost == pytest.approx(0.5)
+
+
+async def test_429_storms_and_5xx_are_retried_without_paying_twice(
+    client: Client, settings: Settings
+) -> None:
+    knobs = {"latency": 1.0, "render": False, "seed": 3, "rate_limit": 2, "rate_window": 2.0}
+    async with simulator(**knobs, error_rate=0.3) as sim, worker_for(client, on(settings, sim)):
+        handle = await start(client, settings, request_for(5, "simulator"))
+        state = await handle.result()
+        log = await sim.log()
+
+    assert state.status is GenerationStatus.completed
+    assert log["counts"]["rate_limited"] > 0 and log["counts"]["server_errors"] > 0
+    assert log["counts"]["creates"] == 5, "a clip was paid for twice"
+
+
+async def test_refusals_hangs_and_failed_predictions_end_as_specified(
+    client: Client, settings: Settings
+) -> None:
+    settings.clip_timeout_seconds = 4
+    request = request_for(
+        4,
+        "simulator",
+        scenes=scenes(
+            "A calm sea at dawn",
+            "[refuse] something the model will not draw",
+            "[hang] a prediction that never ends",
+            "[fail-once] a prediction that fails the first time",
+        ),
+    )
+    async with simulator(latency=1.0, render=False) as sim, worker_for(client, on(settings, sim)):
+        handle = await start(client, settings, request)
+        state = await wait_for_state(
+            handle, lambda s: s.status is GenerationStatus.awaiting_retry, timeout=180
+        )
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+
+    calm, refused, hung, flaky = state.clips
+    assert calm.status is ClipStatus.complete
+    assert refused.status is ClipStatus.failed and refused.attempts == 1
+    assert refused.error is not None and "flagged as sensitive" in refused.error
+    assert hung.status is ClipStatus.failed and hung.attempts == 3
+    assert hung.error == "timed out (start-to-close)"
+    assert flaky.status is ClipStatus.complete and flaky.attempts == 2
+
+
+async def test_cancelling_a_generation_cancels_its_predictions(
+    client: Client, settings: Settings
+) -> None:
+    async with simulator(latency=60, render=False) as sim, worker_for(client, on(settings, sim)):
+        handle = await start(client, settings, request_for(3, "simulator"))
+        deadline = time.monotonic() + 60
+        while (await sim.log())["counts"]["creates"] < 3:
+            assert time.monotonic() < deadline, "the predictions were never created"
+            await asyncio.sleep(0.2)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        state = await handle.query("get_state", result_type=GenerationState)
+        log = await sim.log()
+
+    assert state.status is GenerationStatus.cancelled
+    assert log["counts"]["cancels"] == 3
+    assert all(prediction["canceled"] for prediction in log["predictions"])
+
+
+async def test_regenerating_one_scene_makes_one_new_prediction(
+    client: Client, settings: Settings
+) -> None:
+    first = request_for(3, "simulator")
+    changed = list(first.scenes or [])
+    changed[2] = SceneIn(description="A different last scene", duration=2)
+    async with simulator(latency=0.5, render=False) as sim, worker_for(client, on(settings, sim)):
+        assert (await (await start(client, settings, first)).result()).status == "completed"
+        handle = await start(client, settings, first.model_copy(update={"scenes": changed}))
+        state = await handle.result()
+        log = await sim.log()
+
+    assert log["counts"]["creates"] == 4
+    assert [clip.status for clip in state.clips] == [
+        ClipStatus.cached,
+        ClipStatus.cached,
+        ClipStatus.complete,
+    ]
+
+
+def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
+    env.update(
+        STORYREEL_DATA_DIR=str(settings.data_dir),
+        STORYREEL_TEMPORAL_ADDRESS=settings.temporal_address,
+        STORYREEL_WORKFLOW_TASK_QUEUE=settings.workflow_task_queue,
+        STORYREEL_MEDIA_TASK_QUEUE=settings.media_task_queue,
+        STORYREEL_CLIP_TASK_QUEUE_PREFIX=settings.clip_task_queue_prefix,
+        STORYREEL_SIMULATOR_URL=settings.simulator_url or "",
+        STORYREEL_REPLICATE_POLL_INTERVAL="0.25",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "--queues", "workflows,media,clips:simulator"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def rendering(handle: Any, count: int) -> None:
+    """Wait until ``count`` clip activities have heartbeated a prediction id."""
+    deadline = time.monotonic() + 60
+    while True:
+        description = await handle.describe()
+        beating = [
+            pending
+            for pending in description.raw_description.pending_activities
+            if pending.activity_id.startswith("clip-") and pending.heartbeat_details.payloads
+        ]
+        if len(beating) >= count:
+            return
+        assert time.monotonic() < deadline, "the clips never heartbeated"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_worker_killed_mid_clip_loses_nothing_and_pays_once(
+    client: Client, settings: Settings
+) -> None:
+    async with simulator(latency=12, render=False) as sim:
+        on(settings, sim)
+        first = worker_process(settings)
+        try:
+            handle = await start(client, settings, request_for(3, "simulator"))
+            deadline = time.monotonic() + 90
+            while (await sim.log())["counts"]["creates"] < 3:
+                assert time.monotonic() < deadline, "the predictions were never created"
+                await asyncio.sleep(0.2)
+            await rendering(handle, 3)
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        second = worker_process(settings)
+        try:
+            state = await asyncio.wait_for(handle.result(), timeout=180)
+            await keep_history(handle)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=60)
+        log = await sim.log()
+
+    assert state.status is GenerationStatus.completed
+    assert log["counts"]["creates"] == 3, "a prediction was created twice after the crash"
+    prompts = [prediction["prompt"] for prediction in log["predictions"]]
+    assert len(set(prompts)) == 3
+    assert all(clip.attempts == 2 for clip in state.clips)
