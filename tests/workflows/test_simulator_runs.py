@@ -26,6 +26,7 @@ from temporalio.client import Client, WorkflowFailureError
 from activities.simulator import SimulatorConfig, create_app
 from storyreel.contracts import ClipStatus, GenerationState, GenerationStatus, SceneIn
 from storyreel.settings import Settings
+from storyreel.storage import LocalStorage
 from tests.api.conftest import free_port
 from tests.workflows.conftest import keep_history, request_for, start, wait_for_state
 from worker import build_workers, open_providers
@@ -261,3 +262,22 @@ async def test_a_worker_killed_mid_clip_loses_nothing_and_pays_once(
     prompts = [prediction["prompt"] for prediction in log["predictions"]]
     assert len(set(prompts)) == 3
     assert all(clip.attempts == 2 for clip in state.clips)
+
+
+async def test_storyboard_images_from_a_replicate_image_model(
+    client: Client, settings: Settings
+) -> None:
+    request = request_for(
+        2, "simulator", image_provider="simulator", image_model="storyreel/sim-image"
+    )
+    async with simulator(latency=0.3, render=False) as sim, worker_for(client, on(settings, sim)):
+        state = await (await start(client, settings, request)).result()
+        log = await sim.log()
+
+    assert state.status is GenerationStatus.completed
+    models = sorted(prediction["model"] for prediction in log["predictions"])
+    assert models.count("storyreel/sim-image") == 2
+    storage = LocalStorage(settings.media_dir)
+    assert all(
+        storage.path(key).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for key in state.storyboard_keys
+    )
