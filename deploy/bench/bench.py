@@ -1,0 +1,353 @@
+"""``make bench``: SPEC §6 targets B1-B6, each measured side by side in one run.
+
+    python deploy/bench/bench.py [--b1-latency 20] [--b3-generations 100] [--out bench.json]
+
+Prints one line per target (figure, target, ratio) and writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.assembly import AssemblyActivities
+from activities.media import ffmpeg
+from activities.providers import LocalClipProvider
+from activities.providers.base import ClipJob
+from activities.simulator import SimulatorConfig
+from storyreel.contracts import (
+    PLATFORMS,
+    GenerationRequest,
+    GenerationState,
+    Platform,
+    StitchInput,
+)
+from storyreel.generations import start_generation
+from storyreel.settings import Settings
+from storyreel.storage import LocalStorage
+from workflows.generation import VideoGenerationWorkflow
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fanout import NOOP_ACTIVITIES, BareFanout, noop  # noqa: E402
+from harness import Stack, stack, temporal  # noqa: E402
+from noop import NoopClips, NoopImages, prepare  # noqa: E402
+
+HERE = Path(__file__).parent
+Results = dict[str, Any]
+
+
+def request(count: int, provider: str, seconds: float = 2.0, **extra: Any) -> GenerationRequest:
+    scenes = [
+        {
+            "description": f"Scene {n}: gulls over the harbour {uuid.uuid4().hex[:6]}",
+            "duration": seconds,
+        }
+        for n in range(1, count + 1)
+    ]
+    body = {"title": "bench", "scenes": scenes, "platform": "youtube", "provider": provider}
+    return GenerationRequest.model_validate({**body, "use_cache": False, **extra})
+
+
+async def generate(s: Stack, req: GenerationRequest) -> GenerationState:
+    handle = await start_generation(s.client, s.settings, req)
+    return await handle.result()
+
+
+def line(name: str, what: str, figure: str, target: str, ratio: float, ok: bool) -> str:
+    verdict = "PASS" if ok else "MISS"
+    return f"{name:<3} {what:<58} {figure:<28} target {target:<10} ratio {ratio:6.3f}  {verdict}"
+
+
+async def b1(s: Stack, latency: float) -> Results:
+    await s.sim("POST", "/_sim/config", json={"latency": latency, "render": False})
+    state = await generate(s, request(5, "simulator"))
+    slowest = max(
+        (c.ended_at - c.started_at).total_seconds()
+        for c in state.clips
+        if c.ended_at and c.started_at
+    )
+    wall = state.clip_stage.wall_seconds
+    return {"wall": wall, "slowest": slowest, "ratio": wall / slowest}
+
+
+async def speedups(s: Stack, latency: float) -> list[Results]:
+    await s.sim("POST", "/_sim/config", json={"latency": latency, "render": False})
+    rows = []
+    for count in (3, 5, 7):
+        seq = await generate(s, request(count, "simulator", max_parallel_clips=1))
+        par = await generate(s, request(count, "simulator", max_parallel_clips=count))
+        rows.append(
+            {
+                "clips": count,
+                "sequential": seq.clip_stage.wall_seconds,
+                "parallel": par.clip_stage.wall_seconds,
+                "speedup": seq.clip_stage.wall_seconds / par.clip_stage.wall_seconds,
+            }
+        )
+    return rows
+
+
+async def b2(env: WorkflowEnvironment, generations: int) -> Results:
+    """Both sides on the same server, on no-op activities: orchestration alone."""
+    client = env.client
+    queue = f"bench-b2-{uuid.uuid4().hex[:6]}"
+    settings = Settings(
+        workflow_task_queue=queue,
+        media_task_queue=queue,
+        clip_task_queue_prefix=queue,
+        _env_file=None,
+    )
+    async with (
+        Worker(
+            client,
+            task_queue=queue,
+            workflows=[BareFanout, VideoGenerationWorkflow],
+            activities=[noop, *NOOP_ACTIVITIES],
+        ),
+        Worker(client, task_queue=f"{queue}-noop", activities=NOOP_ACTIVITIES),
+    ):
+        started = time.monotonic()
+        await asyncio.gather(
+            *(
+                client.execute_workflow(
+                    BareFanout.run, 5, id=f"bare-{uuid.uuid4().hex}", task_queue=queue
+                )
+                for _ in range(generations)
+            )
+        )
+        bare = time.monotonic() - started
+
+        async def ours_one() -> GenerationState:
+            handle = await start_generation(client, settings, request(5, "noop"))
+            return await handle.result()
+
+        started = time.monotonic()
+        await asyncio.gather(*(ours_one() for _ in range(generations)))
+        ours = time.monotonic() - started
+    return {"bare": bare, "ours": ours, "ratio": bare / ours, "generations": generations}
+
+
+async def b3(s: Stack, generations: int, latency: float) -> Results:
+    await s.sim("POST", "/_sim/config", json={"latency": latency, "render": False})
+    latencies: list[float] = []
+    started = time.monotonic()
+    handles = [
+        await start_generation(s.client, s.settings, request(5, "simulator"))
+        for _ in range(generations)
+    ]
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(base_url=s.api_url, timeout=30) as http:
+            index = 0
+            while not done.is_set():
+                handle = handles[index % len(handles)]
+                index += 1
+                began = time.monotonic()
+                answer = await http.get(f"/v1/generations/{handle.id}")
+                latencies.append(time.monotonic() - began)
+                answer.raise_for_status()
+
+    pollers = [asyncio.create_task(poll()) for _ in range(4)]
+    results = await asyncio.gather(*(h.result() for h in handles), return_exceptions=True)
+    wall = time.monotonic() - started
+    done.set()
+    await asyncio.gather(*pollers)
+    completed = sum(
+        1 for r in results if isinstance(r, GenerationState) and r.status == "completed"
+    )
+    p95 = statistics.quantiles(latencies, n=20)[-1]
+    return {
+        "generations": generations,
+        "completed": completed,
+        "wall": wall,
+        "per_minute": completed / wall * 60,
+        "gets": len(latencies),
+        "p95_ms": p95 * 1000,
+    }
+
+
+def b4(mib: int) -> Results:
+    output = subprocess.run(
+        [sys.executable, str(HERE / "stream_big.py"), "--mib", str(mib)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: Results = json.loads(output.stdout)
+    return result
+
+
+def b5(work: Path) -> Results:
+    spec = PLATFORMS[Platform.tiktok]
+    storage = LocalStorage(work / "media")
+    provider = LocalClipProvider()
+    keys = []
+    for index in range(1, 6):
+        job = ClipJob("bench", index, "p", f"Scene {index}", 6.0, spec, "local", index, None, work)
+        clip = provider.render(f"b5-{index}", job, lambda _s, _p: None)
+        keys.append(f"generations/bench/clips/{index:03d}.mp4")
+        storage.put_file(keys[-1], clip)
+
+    assembly = AssemblyActivities(storage, work / "tmp")
+    started = time.monotonic()
+    ActivityEnvironment().run(
+        assembly.stitch_video,
+        StitchInput(generation_id="bench", clip_keys=keys, platform=Platform.tiktok),
+    )
+    ours = time.monotonic() - started
+
+    listing = work / "list.txt"
+    listing.write_text("".join(f"file '{storage.path(key)}'\n" for key in keys))
+    started = time.monotonic()
+    subprocess.run(
+        [ffmpeg.ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
+         "-i", str(listing), "-c", "copy", "-movflags", "+faststart", str(work / "hand.mp4")],
+        check=True,
+    )  # fmt: skip
+    hand = time.monotonic() - started
+    return {"ours": ours, "hand": hand, "ratio": ours / hand}
+
+
+async def b6(s: Stack, runs: int = 3) -> Results:
+    await s.sim("POST", "/_sim/config", json={"latency": 5, "render": False})
+    figures = []
+    async with httpx.AsyncClient(base_url=s.api_url, timeout=30) as http:
+        for _ in range(runs):
+            body = request(3, "simulator").model_dump(mode="json", exclude_none=True)
+            began = time.monotonic()
+            answer = await http.post("/v1/generations", json=body)
+            gid = answer.json()["id"]
+            ws = s.api_url.replace("http://", "ws://") + f"/v1/generations/{gid}/ws"
+            async with websockets.connect(ws) as socket:
+                async for message in socket:
+                    if json.loads(message)["type"] == "video_progress":
+                        figures.append(time.monotonic() - began)
+                        break
+            await http.post(f"/v1/generations/{gid}/cancel")
+    return {"runs": figures, "worst": max(figures), "ratio": max(figures) / 2.0}
+
+
+async def run(args: argparse.Namespace) -> Results:
+    results: Results = {}
+    with tempfile.TemporaryDirectory(prefix="storyreel-bench-") as tmp:
+        work = Path(tmp)
+        clip, image = await asyncio.to_thread(prepare, work, PLATFORMS[Platform.youtube])
+        async with (
+            temporal() as env,
+            stack(
+                env,
+                work / "data",
+                SimulatorConfig(latency=args.b1_latency, render=False, seed=1),
+                extra_clips={"noop": NoopClips(clip)},
+                extra_images={"noop": NoopImages(image)},
+            ) as s,
+        ):
+            steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+                ("B1", lambda: b1(s, args.b1_latency)),
+                ("speedup", lambda: speedups(s, args.speedup_latency)),
+                ("B2", lambda: b2(env, args.b2_generations)),
+                ("B3", lambda: b3(s, args.b3_generations, args.b3_latency)),
+                ("B6", lambda: b6(s)),
+            ]
+            for name, step in steps:
+                if args.only and name not in args.only:
+                    continue
+                sys.stderr.write(f"running {name}…\n")
+                results[name] = await step()
+        if not args.only or "B4" in args.only:
+            sys.stderr.write("running B4…\n")
+            results["B4"] = await asyncio.to_thread(b4, args.b4_mib)
+        if not args.only or "B5" in args.only:
+            sys.stderr.write("running B5…\n")
+            with ThreadPoolExecutor(1) as pool:
+                results["B5"] = await asyncio.get_running_loop().run_in_executor(pool, b5, work)
+    return results
+
+
+def report(results: Results) -> list[str]:
+    lines: list[str] = []
+    if r := results.get("B1"):
+        lines.append(line("B1", "clip stage / slowest clip (5 clips, simulator)",
+                          f"{r['wall']:.2f} s / {r['slowest']:.2f} s", "<= 1.05", r["ratio"],
+                          r["ratio"] <= 1.05))  # fmt: skip
+    if r := results.get("B2"):
+        lines.append(line("B2", "throughput vs bare Temporal fan-out (no-op activities)",
+                          f"bare {r['bare']:.1f} s, ours {r['ours']:.1f} s", ">= 0.8",
+                          r["ratio"], r["ratio"] >= 0.8))  # fmt: skip
+    if r := results.get("B3"):
+        lines.append(line("B3", f"{r['generations']} concurrent generations x 5 clips: p95 GET",
+                          f"{r['completed']}/{r['generations']} done, p95 {r['p95_ms']:.0f} ms",
+                          "< 200 ms", r["p95_ms"] / 200,
+                          r["completed"] == r["generations"] and r["p95_ms"] < 200))  # fmt: skip
+    if r := results.get("B4"):
+        lines.append(line("B4", "streaming a provider output into storage: peak RSS growth",
+                          f"{r['bytes'] >> 20} MiB: +{r['rss_growth_mib']:.1f} MiB", "< 64 MiB",
+                          r["rss_growth_mib"] / 64, r["rss_growth_mib"] < 64))  # fmt: skip
+    if r := results.get("B5"):
+        lines.append(line("B5", "stitch 5 x 6 s 1080x1920 vs hand-written FFmpeg",
+                          f"ours {r['ours']:.2f} s, hand {r['hand']:.2f} s", "<= 1.2",
+                          r["ratio"], r["ratio"] <= 1.2))  # fmt: skip
+    if r := results.get("B6"):
+        lines.append(
+            line(
+                "B6",
+                "first video_progress after POST (worst of runs)",
+                f"{r['worst']:.2f} s",
+                "<= 2 s",
+                r["ratio"],
+                r["worst"] <= 2.0,
+            )
+        )
+    if r := results.get("B3"):
+        lines.append(f"    sustained: {r['per_minute']:.1f} generations/min (5 clips each)")
+    if rows := results.get("speedup"):
+        lines.append("    speedup (clip stage, sequential vs parallel):")
+        for row in rows:
+            lines.append(
+                f"      {row['clips']} clips: {row['sequential']:.1f} s vs "
+                f"{row['parallel']:.1f} s = {row['speedup']:.2f}x"
+            )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--b1-latency", type=float, default=20.0)
+    parser.add_argument("--speedup-latency", type=float, default=3.0)
+    parser.add_argument("--b2-generations", type=int, default=20)
+    parser.add_argument("--b3-generations", type=int, default=100)
+    parser.add_argument("--b3-latency", type=float, default=5.0)
+    parser.add_argument("--b4-mib", type=int, default=1024)
+    parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default=set(),
+        help="comma-separated subset, e.g. B2,B5 (speedup is its own step)",
+    )
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    sys.stdout.write("\n".join(report(results)) + f"\n    results: {args.out}\n")
+
+
+if __name__ == "__main__":
+    main()
