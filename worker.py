@@ -28,7 +28,7 @@ from activities.providers.replicate import ReplicateClipProvider, ReplicateImage
 from activities.providers.replicate_api import ReplicateClient
 from activities.storyboard import StoryboardActivities
 from storyreel.settings import Settings, get_settings
-from storyreel.storage import Storage, open_storage
+from storyreel.storage import Storage, storage_from_settings
 from storyreel.temporal import connect
 from workflows.generation import VideoGenerationWorkflow
 
@@ -109,7 +109,7 @@ def build_workers(
     image_providers: dict[str, ImageProvider] | None = None,
 ) -> list[Worker]:
     """One Temporal worker per queue kind; tests pass their own providers."""
-    storage = storage or open_storage(settings.media_dir)
+    storage = storage or storage_from_settings(settings)
     default_clips, default_images = local_providers(settings, executor)
     clip_providers = clip_providers if clip_providers is not None else default_clips
     image_providers = image_providers if image_providers is not None else default_images

@@ -90,17 +90,15 @@ class AssemblyActivities:
                 exe=self.ffmpeg_exe,
             )  # fmt: skip
             key, thumb_key = video_key(request.generation_id), thumbnail_key(request.generation_id)
-            url = self.storage.put_file(key, output)
-            thumb_url = self.storage.put_file(thumb_key, thumbnail)
+            self.storage.put_file(key, output)
+            self.storage.put_file(thumb_key, thumbnail)
         return StitchResult(
             key=key,
-            url=url,
             duration=info.duration,
             width=info.width or spec.width,
             height=info.height or spec.height,
             stream_copy=uniform,
             thumbnail_key=thumb_key,
-            thumbnail_url=thumb_url,
         )
 
     @activity.defn(name="publish_generation")

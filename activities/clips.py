@@ -95,12 +95,11 @@ class ClipActivities:
                 local = job.workdir / "cached.mp4"
                 await asyncio.to_thread(self.storage.get_file, cache_key, local)
                 info = await asyncio.to_thread(ffmpeg.probe, local, self.ffmpeg_exe)
-                url = await asyncio.to_thread(self.storage.put_file, key, local)
+                await asyncio.to_thread(self.storage.put_file, key, local)
                 activity.logger.info("clip %d reused from the cache", request.clip_id)
                 return ClipResult(
                     clip_id=request.clip_id,
                     key=key,
-                    url=url,
                     duration=info.duration,
                     render_seconds=round(time.monotonic() - started, 3),
                     attempt=attempt,
@@ -116,7 +115,7 @@ class ClipActivities:
             output, prediction_id = await self._follow(provider, job, prediction_id)
             self._beat(ClipStatus.rendering, 100.0, prediction_id)
             info = await asyncio.to_thread(ffmpeg.probe, output.path, self.ffmpeg_exe)
-            url = await asyncio.to_thread(self.storage.put_file, key, output.path)
+            await asyncio.to_thread(self.storage.put_file, key, output.path)
             if request.use_cache:
                 await asyncio.to_thread(self.storage.put_file, cache_key, output.path)
         cost = self.price_of(request.provider, request.model).cost(
@@ -125,7 +124,6 @@ class ClipActivities:
         return ClipResult(
             clip_id=request.clip_id,
             key=key,
-            url=url,
             duration=info.duration,
             prediction_id=prediction_id,
             render_seconds=round(time.monotonic() - started, 3),

@@ -50,10 +50,8 @@ class StoryboardActivities:
                 if request.use_cache and await asyncio.to_thread(self.storage.exists, cache_key):
                     cached = Path(work) / "cached.png"
                     await asyncio.to_thread(self.storage.get_file, cache_key, cached)
-                    url = await asyncio.to_thread(self.storage.put_file, key, cached)
-                    return StoryboardResult(
-                        index=request.scene.index, key=key, url=url, cached=True
-                    )
+                    await asyncio.to_thread(self.storage.put_file, key, cached)
+                    return StoryboardResult(index=request.scene.index, key=key, cached=True)
                 image = await provider.render(
                     ImageJob(
                         generation_id=request.generation_id,
@@ -65,9 +63,9 @@ class StoryboardActivities:
                         workdir=Path(work),
                     )
                 )
-                url = await asyncio.to_thread(self.storage.put_file, key, image)
+                await asyncio.to_thread(self.storage.put_file, key, image)
                 if request.use_cache:
                     await asyncio.to_thread(self.storage.put_file, cache_key, image)
         except StoryreelError as error:
             raise error.to_application_error() from error
-        return StoryboardResult(index=request.scene.index, key=key, url=url)
+        return StoryboardResult(index=request.scene.index, key=key)

@@ -15,7 +15,7 @@ from api.service import Generations
 from storyreel import __version__
 from storyreel.errors import ConflictError, NotFoundError, StoryreelError
 from storyreel.settings import Settings, get_settings
-from storyreel.storage import LocalStorage
+from storyreel.storage import storage_from_settings
 from storyreel.temporal import connect
 
 DESCRIPTION = """
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         temporal = client or await connect(settings)
-        storage = LocalStorage(settings.media_dir)
+        storage = storage_from_settings(settings)
         app.state.settings = settings
         app.state.client = temporal
         app.state.storage = storage

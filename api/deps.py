@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from api.service import Generations
 from storyreel.settings import Settings
-from storyreel.storage import LocalStorage
+from storyreel.storage import Storage
 
 
 async def get_client(connection: HTTPConnection) -> Client:
@@ -23,8 +23,8 @@ async def get_settings_dep(connection: HTTPConnection) -> Settings:
     return settings
 
 
-async def get_storage(connection: HTTPConnection) -> LocalStorage:
-    storage: LocalStorage = connection.app.state.storage
+async def get_storage(connection: HTTPConnection) -> Storage:
+    storage: Storage = connection.app.state.storage
     return storage
 
 
@@ -35,5 +35,5 @@ async def get_generations(connection: HTTPConnection) -> Generations:
 
 TemporalDep = Annotated[Client, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-StorageDep = Annotated[LocalStorage, Depends(get_storage)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
 GenerationsDep = Annotated[Generations, Depends(get_generations)]

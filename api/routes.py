@@ -8,7 +8,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from activities.keys import clip_key, thumbnail_key, video_key
 from api.deps import GenerationsDep, SettingsDep, StorageDep, TemporalDep
@@ -100,11 +100,15 @@ async def cancel_generation(
 
 async def _file(
     generations: GenerationsDep, storage: StorageDep, generation: str, key: str, kind: str
-) -> FileResponse:
+) -> Response:
+    """The file itself from local storage, or a redirect to a presigned URL (S3)."""
     state = await generations.state(generation)
-    path = storage.path(key)
-    if not path.is_file():
+    path = storage.local_path(key)
+    ready = path.is_file() if path is not None else await asyncio.to_thread(storage.exists, key)
+    if not ready:
         raise NotFoundError(f"the {kind} of {generation} is not ready (status {state.status})")
+    if path is None:
+        return RedirectResponse(await asyncio.to_thread(storage.url, key), status_code=307)
     media = "image/jpeg" if key.endswith(".jpg") else "video/mp4"
     return FileResponse(path, media_type=media, filename=f"{generation}-{path.name}")
 
@@ -112,7 +116,7 @@ async def _file(
 @router.get("/{generation_id}/video", response_class=FileResponse)
 async def get_video(
     generation_id: GenerationId, generations: GenerationsDep, storage: StorageDep
-) -> FileResponse:
+) -> Response:
     """The finished MP4."""
     return await _file(generations, storage, generation_id, video_key(generation_id), "video")
 
@@ -120,7 +124,7 @@ async def get_video(
 @router.get("/{generation_id}/thumbnail", response_class=FileResponse)
 async def get_thumbnail(
     generation_id: GenerationId, generations: GenerationsDep, storage: StorageDep
-) -> FileResponse:
+) -> Response:
     """A representative frame of the finished video (JPEG)."""
     key = thumbnail_key(generation_id)
     return await _file(generations, storage, generation_id, key, "thumbnail")
@@ -129,7 +133,7 @@ async def get_thumbnail(
 @router.get("/{generation_id}/clips/{clip_id}/video", response_class=FileResponse)
 async def get_clip(
     generation_id: GenerationId, clip_id: ClipId, generations: GenerationsDep, storage: StorageDep
-) -> FileResponse:
+) -> Response:
     """One scene's clip, once it is complete."""
     key = clip_key(generation_id, clip_id)
     return await _file(generations, storage, generation_id, key, f"clip {clip_id}")

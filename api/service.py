@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -23,7 +25,7 @@ from storyreel.contracts import (
     RetryClipRequest,
 )
 from storyreel.errors import ConflictError, NotFoundError, StorageKeyError
-from storyreel.storage import LocalStorage
+from storyreel.storage import Storage
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 _CLIP_ACTIVITY = re.compile(rf"^{re.escape(CLIP_ACTIVITY_PREFIX)}(\d+)-\d+$")
@@ -32,7 +34,7 @@ _CLIP_ACTIVITY = re.compile(rf"^{re.escape(CLIP_ACTIVITY_PREFIX)}(\d+)-\d+$")
 class Generations:
     """Reads and steers generations; every answer about an unknown id is ``NotFoundError``."""
 
-    def __init__(self, client: Client, storage: LocalStorage) -> None:
+    def __init__(self, client: Client, storage: Storage) -> None:
         self.client = client
         self.storage = storage
 
@@ -90,13 +92,14 @@ class Generations:
             clip.prediction_id = progress.prediction_id or clip.prediction_id
 
     def _record(self, generation_id: str) -> GenerationState | None:
-        try:
-            path = self.storage.path(record_key(generation_id))
-        except StorageKeyError:
-            return None
-        if not path.is_file():
-            return None
-        return GenerationState.model_validate_json(path.read_bytes())
+        key = record_key(generation_id)
+        with tempfile.TemporaryDirectory(prefix="storyreel-record-") as work:
+            target = Path(work) / "generation.json"
+            try:
+                self.storage.get_file(key, target)
+            except StorageKeyError:
+                return None
+            return GenerationState.model_validate_json(target.read_bytes())
 
     async def retry_clip(self, generation_id: str, clip_id: int, prompt: str | None) -> None:
         state = await self.state(generation_id)

@@ -195,7 +195,6 @@ class StoryboardInput(BaseModel):
 class StoryboardResult(BaseModel):
     index: int
     key: str
-    url: str
     cached: bool = False
 
 
@@ -224,7 +223,6 @@ class ClipProgress(BaseModel):
 class ClipResult(BaseModel):
     clip_id: int
     key: str
-    url: str
     duration: float
     prediction_id: str | None = None
     render_seconds: float
@@ -241,13 +239,11 @@ class StitchInput(BaseModel):
 
 class StitchResult(BaseModel):
     key: str
-    url: str
     duration: float
     width: int
     height: int
     stream_copy: bool
     thumbnail_key: str | None = None
-    thumbnail_url: str | None = None
 
 
 class PublishInput(BaseModel):
@@ -273,7 +269,6 @@ class ClipState(BaseModel):
     clip_id: int
     status: ClipStatus = ClipStatus.queued
     progress: float = 0.0
-    url: str | None = None
     key: str | None = None
     duration: float | None = None
     error: str | None = None
@@ -320,9 +315,7 @@ class GenerationState(BaseModel):
     clips: list[ClipState] = Field(default_factory=list)
     storyboard_keys: list[str] = Field(default_factory=list)
     video_key: str | None = None
-    video_url: str | None = None
     thumbnail_key: str | None = None
-    thumbnail_url: str | None = None
     duration: float | None = None
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)

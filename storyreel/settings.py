@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".storyreel"), description="Root of local media, records and server state."
     )
+    storage_url: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix for S3 (endpoint from AWS_ENDPOINT_URL); "
+        "empty = local files under data_dir/media.",
+    )
+    presign_expiry_seconds: int = Field(
+        default=3600, ge=1, description="Lifetime of presigned media URLs."
+    )
     temporal_address: str = Field(default="127.0.0.1:7233", description="Temporal frontend.")
     temporal_namespace: str = "default"
     temporal_ui_url: str = Field(
@@ -115,7 +123,7 @@ class Settings(BaseSettings):
     )
     ffmpeg_threads: int = Field(default=2, ge=0, description="Threads per FFmpeg encode.")
 
-    @field_validator("ffmpeg_path", "font_file", "simulator_url", mode="before")
+    @field_validator("ffmpeg_path", "font_file", "simulator_url", "storage_url", mode="before")
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         return None if value == "" else value

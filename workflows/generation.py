@@ -279,8 +279,7 @@ class VideoGenerationWorkflow:
             summary=f"stitch {len(kept)} clips",
         )
         state = self._state
-        state.video_key, state.video_url = result.key, result.url
-        state.thumbnail_key, state.thumbnail_url = result.thumbnail_key, result.thumbnail_url
+        state.video_key, state.thumbnail_key = result.key, result.thumbnail_key
         state.duration = result.duration
         self._close_stage()
 
@@ -372,7 +371,7 @@ class VideoGenerationWorkflow:
             else:
                 clip.status = ClipStatus.cached if result.cached else ClipStatus.complete
                 clip.progress = 100.0
-                clip.key, clip.url, clip.duration = result.key, result.url, result.duration
+                clip.key, clip.duration = result.key, result.duration
                 clip.cost = round(clip.cost + result.cost, 6)
                 self._state.cost = round(self._state.cost + result.cost, 6)
                 clip.prediction_id, clip.render_seconds = (
