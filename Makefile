@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck pytest demo clean bench
+.PHONY: setup test lint typecheck pytest demo clean bench chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,7 @@ clean:
 # SPEC §6 targets, measured side by side in one run (sizes are flags: see --help).
 bench: $(STAMP)
 	$(BIN)/python deploy/bench/bench.py $(BENCH_ARGS)
+
+# Reliability: processes killed mid-run, provider faults, schema fuzzing; prints each outcome.
+chaos: $(STAMP)
+	$(BIN)/pytest -s -v tests/chaos tests/workflows/test_simulator_runs.py tests/api/test_fuzz.py

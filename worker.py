@@ -17,16 +17,22 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
+from prometheus_client import start_http_server
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities.assembly import AssemblyActivities
+from activities.assembly import AssemblyActivities, FinishingOptions
 from activities.clips import ClipActivities
+from activities.media.audio import TTS, close_tts, make_tts
 from activities.planning import plan_generation
 from activities.providers import ClipProvider, ImageProvider, LocalClipProvider, LocalImageProvider
 from activities.providers.replicate import ReplicateClipProvider, ReplicateImageProvider
 from activities.providers.replicate_api import ReplicateClient
+from activities.records import RecordActivities
 from activities.storyboard import StoryboardActivities
+from storyreel.db import Records, open_records
+from storyreel.metrics import WorkerMetrics, new_registry
 from storyreel.settings import Settings, get_settings
 from storyreel.storage import Storage, storage_from_settings
 from storyreel.temporal import connect
@@ -107,6 +113,9 @@ def build_workers(
     storage: Storage | None = None,
     clip_providers: dict[str, ClipProvider] | None = None,
     image_providers: dict[str, ImageProvider] | None = None,
+    records: Records | None = None,
+    tts: TTS | None = None,
+    metrics: WorkerMetrics | None = None,
 ) -> list[Worker]:
     """One Temporal worker per queue kind; tests pass their own providers."""
     storage = storage or storage_from_settings(settings)
@@ -127,8 +136,17 @@ def build_workers(
                 )
             )
         elif kind == "media":
-            assembly = AssemblyActivities(storage, work_root, settings.ffmpeg_path)
+            assembly = AssemblyActivities(
+                storage,
+                work_root,
+                settings.ffmpeg_path,
+                finishing_options(settings, tts),
+                on_published=metrics or WorkerMetrics(),
+            )
             storyboard = StoryboardActivities(storage, image_providers, work_root)
+            if records is None:
+                raise ValueError("the media queue needs the records database: pass records=")
+            recorder = RecordActivities(records)
             workers.append(
                 Worker(
                     client,
@@ -138,9 +156,15 @@ def build_workers(
                         storyboard.render_storyboard,
                         assembly.stitch_video,
                         assembly.publish_generation,
+                        recorder.record_generation,
                     ],
                     activity_executor=executor,
                     max_concurrent_activities=settings.executor_size(),
+                    # Assembly progress reaches the server (and a cancellation reaches the
+                    # assembly) within this, not 80 % of the 60 s heartbeat timeout.
+                    max_heartbeat_throttle_interval=timedelta(
+                        seconds=settings.heartbeat_throttle_seconds
+                    ),
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
                 )
             )
@@ -172,9 +196,43 @@ def build_workers(
     return workers
 
 
+def finishing_options(settings: Settings, tts: TTS | None) -> FinishingOptions:
+    """How this worker captions, narrates and encodes (requests only choose what)."""
+    return FinishingOptions(
+        tts=tts,
+        font=settings.font_file,
+        threads=settings.ffmpeg_threads or None,
+        overlay_parallel=settings.overlay_parallel,
+        overlay_max_workers=settings.overlay_max_workers,
+        music_volume=settings.music_volume,
+    )
+
+
+def build_tts(settings: Settings) -> TTS:
+    """The configured narration voice, built once per worker (close it with close_tts)."""
+    key = settings.tts_api_key.get_secret_value() if settings.tts_api_key else None
+    return make_tts(
+        settings.tts_provider,
+        url=settings.tts_url,
+        api_key=key,
+        model=settings.tts_model,
+        voice=settings.tts_voice,
+        timeout=settings.tts_timeout_seconds,
+        exe=settings.ffmpeg_path,
+    )
+
+
+def temporal_runtime(settings: Settings) -> Runtime | None:
+    """A runtime exporting the Temporal SDK's own metrics, when a port is configured."""
+    if settings.temporal_metrics_port is None:
+        return None
+    address = f"0.0.0.0:{settings.temporal_metrics_port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
 async def serve(settings: Settings, queues: Sequence[str]) -> None:
     """Run until SIGTERM or SIGINT, then let running activities finish (graceful shutdown)."""
-    client = await connect(settings)
+    client = await connect(settings, temporal_runtime(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -182,8 +240,25 @@ async def serve(settings: Settings, queues: Sequence[str]) -> None:
     with ThreadPoolExecutor(max_workers=settings.executor_size()) as executor:
         async with AsyncExitStack() as stack:
             clips, images = await stack.enter_async_context(open_providers(settings, executor))
+            records = open_records(settings)
+            stack.callback(records.dispose)
+            tts = build_tts(settings)
+            stack.callback(close_tts, tts)
+            metrics = WorkerMetrics(new_registry())
+            if settings.metrics_port is not None:
+                server, _ = start_http_server(settings.metrics_port, registry=metrics.registry)
+                stack.callback(server.shutdown)
+                log.info("metrics on :%d/metrics", settings.metrics_port)
             workers = build_workers(
-                client, settings, queues, executor, clip_providers=clips, image_providers=images
+                client,
+                settings,
+                queues,
+                executor,
+                clip_providers=clips,
+                image_providers=images,
+                records=records,
+                tts=tts,
+                metrics=metrics,
             )
             for worker in workers:
                 await stack.enter_async_context(worker)

@@ -1,104 +1,287 @@
-"""Assembly and publish stages: stitch the clips in scene order, thumbnail, record."""
+"""Assembly and publish stages: the clips become the finished, platform-ready video.
+
+``stitch_video`` runs, in order: fetch the clips -> burn captions (in parallel, falling back to
+one by one) -> stitch in scene order with a transition -> narration through the configured TTS,
+aligned to where each scene starts -> music bed ducked under it -> platform export -> duration
+limit -> thumbnail -> metadata -> upload. It is a sync activity on the worker's executor and
+heartbeats ``{"step", "progress"}`` from its own thread all along, so a cancellation reaches it
+and every FFmpeg it started dies with it; its temp directory goes on every way out.
+"""
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from pathlib import Path
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 from temporalio import activity
 
 from activities.keys import record_key, thumbnail_key, video_key
 from activities.media import ffmpeg
+from activities.media.audio import TTS, SilentTTS, mix, narration_track
+from activities.media.export import check_duration, export, thumbnail
+from activities.media.overlay import OverlayJob, OverlayReport, overlay_all
+from activities.media.stitch import StitchReport, stitch
 from storyreel.contracts import (
     PLATFORMS,
+    AssemblyClip,
+    GenerationState,
+    PlatformSpec,
     PublishInput,
     PublishResult,
     StitchInput,
     StitchResult,
 )
-from storyreel.errors import BadInputError, StoryreelError
+from storyreel.errors import BadInputError, StorageKeyError, StoryreelError
 from storyreel.storage import Storage
 
+logger = logging.getLogger(__name__)
 
-def _concat_list(paths: list[Path], target: Path) -> Path:
-    lines = [
-        f"file '{path.as_posix().replace(chr(39), chr(39) + chr(92) + chr(39) * 2)}'"
-        for path in paths
-    ]
-    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return target
+Observer = Callable[[GenerationState], None]
+
+
+@dataclass(frozen=True)
+class FinishingOptions:
+    """How this worker finishes videos (from its settings); requests choose what, not how."""
+
+    tts: TTS | None = None
+    font: Path | None = None
+    threads: int | None = None
+    overlay_parallel: bool = True
+    overlay_max_workers: int = 0
+    music_volume: float = 0.35
+
+
+def _beat(step: str, fraction: float | None = None) -> None:
+    details: dict[str, object] = {"step": step}
+    if fraction is not None:
+        details["progress"] = round(fraction * 100, 1)
+    activity.heartbeat(details)
+
+
+def _progress(step: str) -> ffmpeg.ProgressCallback:
+    """An FFmpeg progress callback that heartbeats (called on the activity's own thread)."""
+    return lambda fraction: _beat(step, fraction)
+
+
+class _Steps:
+    """Seconds per step, for the result's ``step_seconds`` and the logs."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        _beat(name, 0.0)
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.monotonic() - began, 3)
+
+
+def _poster_moment(joined: StitchReport) -> float:
+    """The middle of the scene playing at the video's midpoint: never inside a crossfade, and
+    one frame grab instead of scoring several candidates (each a seek and decode)."""
+    middle = joined.duration / 2
+    for index, (start, end) in enumerate(joined.scene_spans()):
+        if start <= middle < end:
+            clear = start + (joined.transition_seconds if index else 0.0)  # after its fade-in
+            return (min(clear, end) + end) / 2
+    return middle
 
 
 class AssemblyActivities:
-    def __init__(self, storage: Storage, work_root: Path, ffmpeg_exe: str | None = None) -> None:
+    """The media-queue activities that finish and record a generation."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        work_root: Path,
+        ffmpeg_exe: str | None = None,
+        options: FinishingOptions | None = None,
+        on_published: Observer | None = None,
+    ) -> None:
         self.storage = storage
         self.work_root = work_root
         self.ffmpeg_exe = ffmpeg_exe
+        self.options = options or FinishingOptions()
+        self.tts: TTS = self.options.tts or SilentTTS(ffmpeg_exe)
+        self.on_published = on_published
 
     @activity.defn(name="stitch_video")
     def stitch_video(self, request: StitchInput) -> StitchResult:
-        """Join the clips in scene order; stream copy when they share one format."""
+        """Finish the video: captions, transitions, narration and music, platform export."""
         try:
-            return self._stitch(request)
+            return self._assemble(request)
         except StoryreelError as error:
             raise error.to_application_error() from error
 
-    def _stitch(self, request: StitchInput) -> StitchResult:
-        if not request.clip_keys:
+    def _assemble(self, request: StitchInput) -> StitchResult:
+        clips = request.clips or [AssemblyClip(key=key) for key in request.clip_keys]
+        if not clips:
             raise BadInputError("no clips to stitch")
         spec = PLATFORMS[request.platform]
+        steps = _Steps()
         self.work_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.work_root, prefix="stitch-") as work:
+        with tempfile.TemporaryDirectory(dir=self.work_root, prefix="assemble-") as work:
             workdir = Path(work)
-            clips: list[Path] = []
-            for number, key in enumerate(request.clip_keys, start=1):
-                local = workdir / f"clip-{number:03d}.mp4"
-                self.storage.get_file(key, local)
-                clips.append(local)
-                activity.heartbeat(f"fetched {number}/{len(request.clip_keys)}")
-            infos = [ffmpeg.probe(clip, self.ffmpeg_exe) for clip in clips]
-            total = sum(info.duration for info in infos)
-            uniform = all(
-                (info.video_codec, info.width, info.height, info.fps)
-                == ("h264", spec.width, spec.height, float(spec.fps))
-                for info in infos
-            )
-            listing = _concat_list(clips, workdir / "clips.txt")
-            output = workdir / "video.mp4"
-            concat = ["-f", "concat", "-safe", "0", "-i", str(listing)]
-            if uniform:
-                codec = ["-c", "copy"]
-            else:
-                codec = [
-                    "-vf",
-                    f"scale={spec.width}:{spec.height}:force_original_aspect_ratio=decrease,"
-                    f"pad={spec.width}:{spec.height}:(ow-iw)/2:(oh-ih)/2,fps={spec.fps},"
-                    "format=yuv420p",
-                    "-c:v", "libx264", "-preset", "veryfast",
-                ]  # fmt: skip
-            ffmpeg.run(
-                [*concat, *codec, "-movflags", "+faststart", str(output)],
-                duration=total,
-                on_progress=lambda fraction: activity.heartbeat(round(fraction * 100, 1)),
-                exe=self.ffmpeg_exe,
-            )
-            info = ffmpeg.probe(output, self.ffmpeg_exe)
-            thumbnail = workdir / "thumbnail.jpg"
-            ffmpeg.run(
-                ["-ss", f"{info.duration / 2:.3f}", "-i", str(output),
-                 "-frames:v", "1", "-q:v", "3", str(thumbnail)],
-                exe=self.ffmpeg_exe,
-            )  # fmt: skip
-            key, thumb_key = video_key(request.generation_id), thumbnail_key(request.generation_id)
-            self.storage.put_file(key, output)
-            self.storage.put_file(thumb_key, thumbnail)
-        return StitchResult(
+            with steps("fetch"):
+                music = self._fetch_music(request.music, workdir)
+                paths = self._fetch_clips(clips, workdir)
+            overlay: OverlayReport | None = None
+            if request.captions and any(clip.caption for clip in clips):
+                with steps("overlay"):
+                    paths, overlay = self._captions(clips, paths, spec, workdir)
+            with steps("stitch"):
+                joined = stitch(
+                    paths,
+                    workdir / "stitched.mp4",
+                    spec,
+                    transition=request.transition,
+                    transition_seconds=request.transition_seconds,
+                    on_progress=_progress("stitch"),
+                    exe=self.ffmpeg_exe,
+                    threads=self.options.threads,
+                )
+            narration: Path | None = None
+            if request.narration:
+                with steps("narration"):
+                    narration = self._narration(clips, joined, request.voice, workdir)
+            video = joined.path
+            if narration is not None or music is not None:
+                with steps("mix"):
+                    video = workdir / "mixed.mp4"
+                    mix(
+                        joined.path,
+                        video,
+                        narration,
+                        music,
+                        music_volume=self.options.music_volume,
+                        on_progress=_progress("mix"),
+                        exe=self.ffmpeg_exe,
+                    )
+            with steps("export"):
+                final = workdir / "video.mp4"
+                info = export(
+                    video,
+                    final,
+                    spec,
+                    on_progress=_progress("export"),
+                    exe=self.ffmpeg_exe,
+                    threads=self.options.threads,
+                )
+                check_duration(info.duration, request.platform)
+            with steps("thumbnail"):
+                still = thumbnail(
+                    final, workdir / "thumbnail.jpg", _poster_moment(joined), exe=self.ffmpeg_exe
+                )
+            with steps("upload"):
+                key, thumb_key = (
+                    video_key(request.generation_id),
+                    thumbnail_key(request.generation_id),
+                )
+                self.storage.put_file(key, final)
+                _beat("upload", 0.9)
+                self.storage.put_file(thumb_key, still)
+        result = StitchResult(
             key=key,
             duration=info.duration,
             width=info.width or spec.width,
             height=info.height or spec.height,
-            stream_copy=uniform,
+            stream_copy=joined.mode == "copy",
             thumbnail_key=thumb_key,
+            mode=joined.mode,
+            overlay_mode=overlay.mode if overlay else None,
+            overlay_seconds=round(overlay.seconds, 3) if overlay else 0.0,
+            fps=info.fps,
+            video_codec=info.video_codec,
+            audio_codec=info.audio_codec,
+            size_bytes=info.size_bytes,
+            bit_rate=info.bit_rate,
+            transition=joined.transition,
+            transition_seconds=joined.transition_seconds,
+            narration=narration is not None,
+            music=music is not None,
+            step_seconds=steps.seconds,
+        )
+        activity.logger.info(
+            "assembled %s: %d clips, %.2f s, join %s, overlays %s, steps %s",
+            request.generation_id,
+            len(clips),
+            result.duration,
+            result.mode,
+            result.overlay_mode or "off",
+            ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps.seconds.items()),
+        )
+        return result
+
+    def _fetch_music(self, key: str | None, workdir: Path) -> Path | None:
+        """The music bed, fetched first: a wrong key fails before any encoding is paid for."""
+        if key is None:
+            return None
+        local = workdir / f"music{PurePosixPath(key).suffix[:8]}"
+        try:
+            self.storage.get_file(key, local)
+        except StorageKeyError:
+            raise BadInputError(
+                f"music: no track at {key!r} in storage; upload it first, or leave 'music' out"
+            ) from None
+        return local
+
+    def _fetch_clips(self, clips: list[AssemblyClip], workdir: Path) -> list[Path]:
+        paths: list[Path] = []
+        for number, clip in enumerate(clips, start=1):
+            local = workdir / f"clip-{number:03d}.mp4"
+            self.storage.get_file(clip.key, local)
+            paths.append(local)
+            _beat("fetch", number / len(clips))
+        return paths
+
+    def _captions(
+        self, clips: list[AssemblyClip], paths: list[Path], spec: PlatformSpec, workdir: Path
+    ) -> tuple[list[Path], OverlayReport]:
+        """Caption the clips that have one; the others join as they are."""
+        jobs: list[OverlayJob] = []
+        out = list(paths)
+        for number, (clip, path) in enumerate(zip(clips, paths, strict=True), start=1):
+            if clip.caption:
+                target = workdir / f"captioned-{number:03d}.mp4"
+                jobs.append(OverlayJob(path, target, clip.caption, spec, self.options.font))
+                out[number - 1] = target
+        report = overlay_all(
+            jobs,
+            parallel=self.options.overlay_parallel,
+            max_workers=self.options.overlay_max_workers or None,
+            on_progress=_progress("overlay"),
+            exe=self.ffmpeg_exe,
+        )
+        if report.mode == "fallback":
+            activity.logger.warning(
+                "parallel captions failed (%s); they were made one by one", report.fallback_reason
+            )
+        return out, report
+
+    def _narration(
+        self, clips: list[AssemblyClip], joined: StitchReport, voice: str | None, workdir: Path
+    ) -> Path:
+        """Each scene's text spoken from where the scene starts until the next one does."""
+        scenes = [
+            (start, max(0.1, end - start), clip.narration_text or "")
+            for (start, end), clip in zip(joined.scene_spans(), clips, strict=True)
+        ]
+        return narration_track(
+            scenes,
+            workdir / "narration.wav",
+            self.tts,
+            voice=voice,
+            total=joined.duration,
+            on_progress=_progress("narration"),
+            exe=self.ffmpeg_exe,
         )
 
     @activity.defn(name="publish_generation")
@@ -111,4 +294,10 @@ class AssemblyActivities:
             body = Path(work) / "generation.json"
             body.write_text(state.model_dump_json(indent=2), encoding="utf-8")
             self.storage.put_file(key, body)
+        if self.on_published is not None:
+            try:
+                self.on_published(state)
+            except Exception:
+                # Metrics and logs must never fail (and so retry) the publish itself.
+                logger.exception("recording the metrics of %s failed", state.generation_id)
         return PublishResult(record_key=key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -10,10 +11,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from temporalio.client import Client
 
-from api import routes
+from api import metrics, routes
+from api.auth import RequestLimiter
 from api.service import Generations
 from storyreel import __version__
-from storyreel.errors import ConflictError, NotFoundError, StoryreelError
+from storyreel.db import open_records
+from storyreel.errors import (
+    ConflictError,
+    NotFoundError,
+    RateLimitedError,
+    StoryreelError,
+    UnauthorizedError,
+)
 from storyreel.settings import Settings, get_settings
 from storyreel.storage import storage_from_settings
 from storyreel.temporal import connect
@@ -22,6 +31,8 @@ DESCRIPTION = """
 Turn a script into a finished short video: every scene's clip is generated **in parallel**,
 durably, on Temporal. Start a generation, follow it (state or WebSocket events), retry a
 failed clip, download the video. Each run is also visible in the Temporal Web UI.
+
+Every `/v1` route needs `Authorization: Bearer <api key>` (`storyreel keys create USER`).
 """
 
 
@@ -31,6 +42,10 @@ def http_status(error: StoryreelError) -> int:
         return 404
     if isinstance(error, ConflictError):
         return 409
+    if isinstance(error, UnauthorizedError):
+        return 401
+    if isinstance(error, RateLimitedError):
+        return 429
     return 422 if not error.retryable else 503
 
 
@@ -42,11 +57,17 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         temporal = client or await connect(settings)
         storage = storage_from_settings(settings)
+        records = await asyncio.to_thread(open_records, settings)
         app.state.settings = settings
         app.state.client = temporal
         app.state.storage = storage
-        app.state.generations = Generations(temporal, storage)
-        yield
+        app.state.records = records
+        app.state.limiter = RequestLimiter(settings.requests_per_minute)
+        app.state.generations = Generations(temporal, storage, records)
+        try:
+            yield
+        finally:
+            records.dispose()
 
     app = FastAPI(
         title="storyreel",
@@ -55,19 +76,16 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         lifespan=lifespan,
     )
     app.include_router(routes.router)
+    app.include_router(metrics.router)
 
     @app.exception_handler(StoryreelError)
     async def domain_error(_: Request, error: StoryreelError) -> JSONResponse:
-        status = (
-            404
-            if isinstance(error, NotFoundError)
-            else 409
-            if isinstance(error, ConflictError)
-            else 422
-            if not error.retryable
-            else 503
-        )
-        return JSONResponse({"detail": str(error)}, status_code=status)
+        headers: dict[str, str] = {}
+        if isinstance(error, UnauthorizedError):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(error, RateLimitedError):
+            headers["Retry-After"] = str(error.retry_after)
+        return JSONResponse({"detail": str(error)}, status_code=http_status(error), headers=headers)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

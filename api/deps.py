@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 from temporalio.client import Client
 
 from api.service import Generations
+from storyreel.db import Records
 from storyreel.settings import Settings
 from storyreel.storage import Storage
 
@@ -33,6 +34,12 @@ async def get_generations(connection: HTTPConnection) -> Generations:
     return generations
 
 
+async def get_records(connection: HTTPConnection) -> Records:
+    records: Records = connection.app.state.records
+    return records
+
+
+RecordsDep = Annotated[Records, Depends(get_records)]
 TemporalDep = Annotated[Client, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StorageDep = Annotated[Storage, Depends(get_storage)]

@@ -1,29 +1,41 @@
-"""The ``/v1/generations`` routes."""
+"""The ``/v1/generations`` routes. Every one needs an API key and sees only its owner's runs."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Header, Path, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from activities.keys import clip_key, thumbnail_key, video_key
-from api.deps import GenerationsDep, SettingsDep, StorageDep, TemporalDep
+from api import metrics
+from api.auth import UserDep, authenticate, bearer_key
+from api.deps import GenerationsDep, RecordsDep, SettingsDep, StorageDep, TemporalDep
 from api.events import EventStream
+from api.validation import check_music, check_platform_duration
 from api.views import (
     Accepted,
     ActionAccepted,
+    GenerationList,
+    GenerationSummary,
     GenerationView,
     Links,
     RetryBody,
     links_for,
     to_view,
 )
-from storyreel.contracts import GENERATION_ENDED, GenerationRequest, GenerationStatus
-from storyreel.errors import BadInputError, NotFoundError
+from storyreel.contracts import (
+    GENERATION_ENDED,
+    GenerationRequest,
+    GenerationState,
+    GenerationStatus,
+)
+from storyreel.errors import BadInputError, NotFoundError, RateLimitedError, StoryreelError
 from storyreel.generations import generation_id, start_generation
 from storyreel.settings import Settings
 
@@ -33,17 +45,28 @@ router = APIRouter(prefix="/v1/generations", tags=["generations"])
 GenerationId = Annotated[str, Path(description="The generation id from POST.", max_length=200)]
 ClipId = Annotated[int, Path(description="1-based scene index.", ge=1, le=10_000)]
 EVENT_POLL_SECONDS = 0.5
+WS_AUTH_SECONDS = 10.0
+# The placeholder row written at POST is older than any state the workflow will record.
+PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _links(settings: Settings, generation: str) -> Links:
     return links_for(generation, settings.temporal_ui_url, settings.temporal_namespace)
 
 
+def _user_id(user: UserDep) -> int:
+    assert user.id is not None
+    return user.id
+
+
 @router.post("", status_code=202, response_model=Accepted)
 async def create_generation(
     body: GenerationRequest,
+    user: UserDep,
     client: TemporalDep,
     settings: SettingsDep,
+    generations: GenerationsDep,
+    storage: StorageDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -60,18 +83,76 @@ async def create_generation(
                 f"{field}: unknown provider {provider!r}; "
                 f"use one of {', '.join(settings.clip_providers)}"
             )
-    workflow_id = generation_id(idempotency_key)
-    handle = await start_generation(client, settings, body, workflow_id=workflow_id)
-    log.info("generation %s started: %s", handle.id, body.title)
+    # Refused before anything starts: a too-long video or a music bed that does not exist.
+    await asyncio.to_thread(check_platform_duration, body)
+    await asyncio.to_thread(check_music, body, storage)
+    user_id = _user_id(user)
+    records = generations.records
+    workflow_id = generation_id(idempotency_key, str(user_id))
+    existing = await asyncio.to_thread(records.get_generation, workflow_id, user_id)
+    if existing is None:
+        running = await asyncio.to_thread(records.count_running, user_id)
+        if running >= settings.max_running_generations:
+            raise RateLimitedError(
+                f"{running} generations are running; the limit is "
+                f"{settings.max_running_generations}: wait for one to end",
+                retry_after=30,
+            )
+        # Written before the workflow starts, so the run is listed and owned from the start.
+        placeholder = GenerationState(
+            generation_id=workflow_id,
+            title=body.title,
+            platform=body.platform,
+            provider=body.provider,
+            budget=body.budget,
+            created_at=datetime.now(UTC),
+            updated_at=PLACEHOLDER_TIME,
+        )
+        await asyncio.to_thread(
+            records.upsert_generation,
+            placeholder,
+            user_id=user_id,
+            request=body.model_dump(mode="json"),
+        )
+    handle = await start_generation(
+        client, settings, body, workflow_id=workflow_id, user_id=user_id, user=user.name
+    )
+    if existing is None:
+        metrics.generation_started(body.platform.value)
+    log.info("generation %s started for user %d", handle.id, user_id)
     return Accepted(id=handle.id, status=GenerationStatus.queued, links=_links(settings, handle.id))
+
+
+@router.get("", response_model=GenerationList)
+async def list_generations(
+    user: UserDep,
+    records: RecordsDep,
+    settings: SettingsDep,
+    status: Annotated[GenerationStatus | None, Query(description="Only this status.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500, description="From next_cursor.")] = None,
+) -> GenerationList:
+    """Your generations, newest first, ``limit`` at a time (follow ``next_cursor``)."""
+    page = await asyncio.to_thread(
+        records.list_generations, _user_id(user), status=status, limit=limit, cursor=cursor
+    )
+    return GenerationList(
+        items=[
+            GenerationSummary.model_validate(
+                {**item.model_dump(), "links": _links(settings, item.id)}
+            )
+            for item in page.items
+        ],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get("/{generation_id}", response_model=GenerationView)
 async def get_generation(
-    generation_id: GenerationId, generations: GenerationsDep, settings: SettingsDep
+    generation_id: GenerationId, user: UserDep, generations: GenerationsDep, settings: SettingsDep
 ) -> GenerationView:
     """Where the generation stands: status, stage, per-clip progress, timings, result links."""
-    state = await generations.state(generation_id)
+    state = await generations.state(generation_id, _user_id(user))
     return to_view(state, _links(settings, generation_id))
 
 
@@ -81,28 +162,35 @@ async def get_generation(
 async def retry_clip(
     generation_id: GenerationId,
     clip_id: ClipId,
+    user: UserDep,
     generations: GenerationsDep,
     body: RetryBody | None = None,
 ) -> ActionAccepted:
     """Generate a failed clip again (optionally with a new prompt); 409 if it is not failed."""
-    await generations.retry_clip(generation_id, clip_id, body.prompt if body else None)
+    prompt = body.prompt if body else None
+    await generations.retry_clip(generation_id, _user_id(user), clip_id, prompt)
     return ActionAccepted(id=generation_id, action="retry_clip", clip_id=clip_id)
 
 
 @router.post("/{generation_id}/cancel", status_code=202, response_model=ActionAccepted)
 async def cancel_generation(
-    generation_id: GenerationId, generations: GenerationsDep
+    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
 ) -> ActionAccepted:
     """Cancel the run: clip activities, upstream predictions and temp files stop with it."""
-    await generations.cancel(generation_id)
+    await generations.cancel(generation_id, _user_id(user))
     return ActionAccepted(id=generation_id, action="cancel")
 
 
 async def _file(
-    generations: GenerationsDep, storage: StorageDep, generation: str, key: str, kind: str
+    generations: GenerationsDep,
+    storage: StorageDep,
+    generation: str,
+    user_id: int,
+    key: str,
+    kind: str,
 ) -> Response:
     """The file itself from local storage, or a redirect to a presigned URL (S3)."""
-    state = await generations.state(generation)
+    state = await generations.record(generation, user_id)
     path = storage.local_path(key)
     ready = path.is_file() if path is not None else await asyncio.to_thread(storage.exists, key)
     if not ready:
@@ -115,41 +203,81 @@ async def _file(
 
 @router.get("/{generation_id}/video", response_class=FileResponse)
 async def get_video(
-    generation_id: GenerationId, generations: GenerationsDep, storage: StorageDep
+    generation_id: GenerationId, user: UserDep, generations: GenerationsDep, storage: StorageDep
 ) -> Response:
-    """The finished MP4."""
-    return await _file(generations, storage, generation_id, video_key(generation_id), "video")
+    """The finished MP4 (or a redirect to a presigned URL)."""
+    key = video_key(generation_id)
+    return await _file(generations, storage, generation_id, _user_id(user), key, "video")
 
 
 @router.get("/{generation_id}/thumbnail", response_class=FileResponse)
 async def get_thumbnail(
-    generation_id: GenerationId, generations: GenerationsDep, storage: StorageDep
+    generation_id: GenerationId, user: UserDep, generations: GenerationsDep, storage: StorageDep
 ) -> Response:
     """A representative frame of the finished video (JPEG)."""
     key = thumbnail_key(generation_id)
-    return await _file(generations, storage, generation_id, key, "thumbnail")
+    return await _file(generations, storage, generation_id, _user_id(user), key, "thumbnail")
 
 
 @router.get("/{generation_id}/clips/{clip_id}/video", response_class=FileResponse)
 async def get_clip(
-    generation_id: GenerationId, clip_id: ClipId, generations: GenerationsDep, storage: StorageDep
+    generation_id: GenerationId,
+    clip_id: ClipId,
+    user: UserDep,
+    generations: GenerationsDep,
+    storage: StorageDep,
 ) -> Response:
     """One scene's clip, once it is complete."""
     key = clip_key(generation_id, clip_id)
-    return await _file(generations, storage, generation_id, key, f"clip {clip_id}")
+    kind = f"clip {clip_id}"
+    return await _file(generations, storage, generation_id, _user_id(user), key, kind)
+
+
+async def _websocket_user(websocket: WebSocket, records: RecordsDep) -> int:
+    """The header when the client can send one; else a first message ``{"type": "auth"}``.
+
+    Browsers cannot set headers on a WebSocket, and a key in the URL would land in logs.
+    """
+    key = bearer_key(websocket)
+    if key is None:
+        try:
+            message = json.loads(
+                await asyncio.wait_for(websocket.receive_text(), timeout=WS_AUTH_SECONDS)
+            )
+        except (TimeoutError, ValueError):
+            message = {}
+        if isinstance(message, dict) and message.get("type") == "auth":
+            key = str(message.get("key") or "") or None
+    user = await authenticate(records, key)
+    assert user.id is not None
+    return user.id
 
 
 @router.websocket("/{generation_id}/ws")
 async def generation_events(
-    websocket: WebSocket, generation_id: str, generations: GenerationsDep, settings: SettingsDep
+    websocket: WebSocket,
+    generation_id: str,
+    generations: GenerationsDep,
+    records: RecordsDep,
+    settings: SettingsDep,
 ) -> None:
-    """Live events: the current state on connect, then every change until the run ends."""
+    """Live events: the current state on connect, then every change until the run ends.
+
+    Authenticate with ``Authorization: Bearer <key>`` or, from a browser, by sending
+    ``{"type": "auth", "key": "<key>"}`` as the first message.
+    """
     await websocket.accept()
     stream = EventStream()
     try:
+        try:
+            user_id = await _websocket_user(websocket, records)
+        except StoryreelError as error:
+            await websocket.send_json({"type": "error", "error": str(error)})
+            await websocket.close(code=4401)
+            return
         while True:
             try:
-                state = await generations.state(generation_id)
+                state = await generations.state(generation_id, user_id)
             except NotFoundError as error:
                 await websocket.send_json({"type": "error", "error": str(error)})
                 await websocket.close(code=4404)

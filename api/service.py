@@ -1,10 +1,9 @@
-"""The API's dealings with Temporal and storage, kept out of the route functions."""
+"""The API's dealings with Temporal, records and storage, kept out of the route functions."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-import tempfile
-from pathlib import Path
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -15,16 +14,18 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.keys import record_key
+from api import metrics
 from storyreel.contracts import (
     CLIP_ACTIVITY_PREFIX,
     CLIP_ENDED,
+    GENERATION_ENDED,
     ClipProgress,
     ClipStatus,
     GenerationState,
     RetryClipRequest,
 )
-from storyreel.errors import ConflictError, NotFoundError, StorageKeyError
+from storyreel.db import Records
+from storyreel.errors import ConflictError, NotFoundError
 from storyreel.storage import Storage
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
@@ -32,36 +33,57 @@ _CLIP_ACTIVITY = re.compile(rf"^{re.escape(CLIP_ACTIVITY_PREFIX)}(\d+)-\d+$")
 
 
 class Generations:
-    """Reads and steers generations; every answer about an unknown id is ``NotFoundError``."""
+    """Reads and steers one user's generations.
 
-    def __init__(self, client: Client, storage: Storage) -> None:
+    Ownership comes from the record database: a generation that is not the caller's, like an
+    id that does not exist, is ``NotFoundError`` (a 404 that leaks nothing).
+    """
+
+    def __init__(self, client: Client, storage: Storage, records: Records) -> None:
         self.client = client
         self.storage = storage
+        self.records = records
 
     def handle(self, generation_id: str) -> WorkflowHandle[object, GenerationState]:
         if not ID_PATTERN.match(generation_id):
             raise NotFoundError(f"no generation {generation_id!r}")
         return self.client.get_workflow_handle(generation_id, result_type=GenerationState)
 
-    async def describe(self, generation_id: str) -> WorkflowExecutionDescription:
+    async def record(self, generation_id: str, user_id: int) -> GenerationState:
+        """The caller's recorded generation, or ``NotFoundError``."""
+        if not ID_PATTERN.match(generation_id):
+            raise NotFoundError(f"no generation {generation_id!r}")
+        state = await asyncio.to_thread(self.records.get_generation, generation_id, user_id)
+        if state is None:
+            raise NotFoundError(f"no generation {generation_id!r}")
+        return state
+
+    async def describe(self, generation_id: str) -> WorkflowExecutionDescription | None:
+        """Temporal's view of the run; None once Temporal no longer has it."""
         try:
             return await self.handle(generation_id).describe()
         except RPCError as error:
             if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-                raise NotFoundError(f"no generation {generation_id!r}") from None
+                return None
             raise
 
-    async def state(self, generation_id: str) -> GenerationState:
-        """The workflow's state with the live percent of running clips merged in."""
-        try:
-            description = await self.describe(generation_id)
-        except NotFoundError:
-            record = self._record(generation_id)
-            if record is None:
-                raise
+    async def state(self, generation_id: str, user_id: int) -> GenerationState:
+        """The workflow's state with the live percent of running clips merged in.
+
+        A closed run answers from its record when the record holds the end (no worker needed),
+        and so does a run Temporal's retention has already removed.
+        """
+        state = await self._state(generation_id, user_id)
+        metrics.observe(state)
+        return state
+
+    async def _state(self, generation_id: str, user_id: int) -> GenerationState:
+        record = await self.record(generation_id, user_id)
+        description = await self.describe(generation_id)
+        if description is None:
             return record
         running = description.status == WorkflowExecutionStatus.RUNNING
-        if not running and (record := self._record(generation_id)) is not None:
+        if not running and record.status in GENERATION_ENDED:
             return record
         state: GenerationState = await self.handle(generation_id).query(
             "get_state", result_type=GenerationState
@@ -91,18 +113,10 @@ class Generations:
             clip.progress = max(0.0, min(99.9, progress.progress))
             clip.prediction_id = progress.prediction_id or clip.prediction_id
 
-    def _record(self, generation_id: str) -> GenerationState | None:
-        key = record_key(generation_id)
-        with tempfile.TemporaryDirectory(prefix="storyreel-record-") as work:
-            target = Path(work) / "generation.json"
-            try:
-                self.storage.get_file(key, target)
-            except StorageKeyError:
-                return None
-            return GenerationState.model_validate_json(target.read_bytes())
-
-    async def retry_clip(self, generation_id: str, clip_id: int, prompt: str | None) -> None:
-        state = await self.state(generation_id)
+    async def retry_clip(
+        self, generation_id: str, user_id: int, clip_id: int, prompt: str | None
+    ) -> None:
+        state = await self.state(generation_id, user_id)
         clip = state.clip(clip_id)
         if clip is None:
             raise NotFoundError(f"generation {generation_id} has no clip {clip_id}")
@@ -112,8 +126,9 @@ class Generations:
             "retry_clip", RetryClipRequest(clip_id=clip_id, prompt=prompt)
         )
 
-    async def cancel(self, generation_id: str) -> None:
+    async def cancel(self, generation_id: str, user_id: int) -> None:
+        await self.record(generation_id, user_id)
         description = await self.describe(generation_id)
-        if description.status != WorkflowExecutionStatus.RUNNING:
+        if description is None or description.status != WorkflowExecutionStatus.RUNNING:
             raise ConflictError(f"generation {generation_id} has already ended")
         await self.handle(generation_id).cancel()

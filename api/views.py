@@ -64,6 +64,30 @@ class GenerationView(BaseModel):
     links: Links
 
 
+class GenerationSummary(BaseModel):
+    """A generation in a listing (no clips: fetch the generation for those)."""
+
+    id: str
+    title: str
+    status: GenerationStatus
+    stage: Stage | None = None
+    platform: Platform
+    provider: str
+    duration: float | None = None
+    cost: float = 0.0
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+    links: Links
+
+
+class GenerationList(BaseModel):
+    items: list[GenerationSummary]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as ?cursor= for the next page; null on the last."
+    )
+
+
 class Accepted(BaseModel):
     id: str
     status: GenerationStatus

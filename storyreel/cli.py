@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from storyreel.settings import get_settings
+from storyreel.db import open_records
+from storyreel.settings import Settings, get_settings
 from storyreel.stack import Ports, Stack, StackError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -31,15 +32,30 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def local_key(settings: Settings) -> str | None:
+    """The key to send: STORYREEL_API_KEY, else the one 'storyreel up' wrote to the data dir."""
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value()
+    try:
+        return settings.api_key_file.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
 class Api:
     """The storyreel HTTP API, with errors turned into one clear line."""
 
-    def __init__(self, base_url: str | None = None) -> None:
-        self.base_url = (base_url or get_settings().api_url).rstrip("/")
+    def __init__(self, base_url: str | None = None, key: str | None = None) -> None:
+        settings = get_settings()
+        self.base_url = (base_url or settings.api_url).rstrip("/")
+        self.key = key or local_key(settings)
 
     def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         try:
-            answer = httpx.request(method, f"{self.base_url}{path}", timeout=30.0, **kwargs)
+            answer = httpx.request(
+                method, f"{self.base_url}{path}", timeout=30.0, headers=headers, **kwargs
+            )
         except httpx.HTTPError as error:
             raise fail(f"cannot reach the API at {self.base_url}: {error}") from None
         if answer.status_code >= 400:
@@ -195,6 +211,51 @@ def simulator(ctx: typer.Context) -> None:
     os.execv(command[0], command)
 
 
+def settings_for(data_dir: Path | None) -> Settings:
+    settings = get_settings()
+    if data_dir is None:
+        return settings
+    return settings.model_copy(update={"data_dir": data_dir.resolve()})
+
+
+def ensure_local_key(settings: Settings) -> str:
+    """The local user's key, kept in the data dir (0600) so the CLI and page need no paste."""
+    records = open_records(settings)
+    try:
+        if (existing := local_key(settings)) and records.user_for_key(existing) is not None:
+            return existing
+        key = records.create_api_key(records.create_user("local"))
+    finally:
+        records.dispose()
+    path = settings.api_key_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(key + "\n", encoding="utf-8")
+    return key
+
+
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    user: Annotated[str, typer.Argument(help="User name (created if new).")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data dir of the stack (as for 'up').")
+    ] = None,
+) -> None:
+    """Create an API key for USER; the key is printed once, on the last line."""
+    records = open_records(settings_for(data_dir))
+    try:
+        key = records.create_api_key(records.create_user(user))
+    finally:
+        records.dispose()
+    console.print(f"API key for {user} (shown once, store it safely):")
+    print(key)
+
+
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -214,7 +275,8 @@ def up(
 ) -> None:
     """Run the whole stack here: Temporal dev server + Web UI, worker, API. Ctrl-C stops all."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    external = get_settings().simulator_url
+    settings = settings_for(data_dir)
+    external = settings.simulator_url
     stack = Stack(
         data_dir.resolve(),
         Ports(
@@ -226,14 +288,17 @@ def up(
         simulator_url=external,
     )
     try:
+        key = ensure_local_key(settings)
         console.print("Starting Temporal, the worker and the API…")
         stack.start()
         console.print(f"API:             {stack.api_url}/docs")
-        console.print(f"Progress page:   {stack.api_url}/")
+        # The key rides in the fragment: the browser keeps it, the server never logs it.
+        console.print(f"Progress page:   {stack.api_url}/#key={key}")
+        console.print(f"API key:         in {settings.api_key_file} (the CLI uses it)")
         console.print(f"Temporal Web UI: {stack.ui_url}")
         console.print(f"Logs:            {stack.log_dir}")
         if demo:
-            _demo(stack)
+            _demo(stack, key)
         console.print("Serving. Press Ctrl-C to stop.")
         for _ in stack.watch():
             pass
@@ -245,7 +310,7 @@ def up(
         stack.stop()
 
 
-def _demo(stack: Stack) -> None:
+def _demo(stack: Stack, key: str) -> None:
     script = resources.files("storyreel").joinpath("examples/lighthouse.txt").read_text("utf-8")
     body = {
         "title": "The last watch",
@@ -253,7 +318,7 @@ def _demo(stack: Stack) -> None:
         "platform": "tiktok",
         "consistency_context": "Soft watercolour, warm dawn light, the same old keeper",
     }
-    api = Api(stack.api_url)
+    api = Api(stack.api_url, key)
     accepted = api("POST", "/v1/generations", json=body)
     console.print(
         f"Generating the example ({accepted['id']}); "

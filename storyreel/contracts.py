@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 WORKFLOW_NAME = "VideoGenerationWorkflow"
 # Clip activities get ids "clip-<clip_id>-<round>" so heartbeats can be matched to clips.
@@ -38,6 +38,21 @@ PLATFORMS: dict[Platform, PlatformSpec] = {
     Platform.youtube_shorts: PlatformSpec(width=1080, height=1920, max_duration=60),
     Platform.instagram_reels: PlatformSpec(width=1080, height=1920, max_duration=90),
 }
+
+# The transitions a request may name: activities.media.stitch.TRANSITIONS, duplicated because
+# the kernel imports nothing from the roles (a unit test keeps the two equal).
+TRANSITIONS = frozenset(
+    {
+        "fade", "fadeblack", "fadewhite", "dissolve", "wipeleft", "wiperight", "wipeup",
+        "wipedown", "slideleft", "slideright", "slideup", "slidedown", "smoothleft",
+        "smoothright", "circleopen", "circleclose", "radial", "zoomin", "hblur", "pixelize",
+    }
+)  # fmt: skip
+NO_TRANSITION = "none"
+# espeak ("en-us+f3"), OpenAI ("alloy") and Kokoro ("af_bella") voice names; never an option.
+_VOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$"
+# Storage prefixes of generated media (activities/keys.py).
+_NOT_MUSIC = frozenset({"generations", "cache"})
 
 
 class ClipStatus(StrEnum):
@@ -130,6 +145,61 @@ class GenerationRequest(BaseModel):
         float | None,
         Field(ge=0, description="Most to spend on clips; clips that would exceed it never start."),
     ] = None
+    captions: bool = Field(default=True, description="Burn each scene's caption into its clip.")
+    narration: bool = Field(
+        default=False, description="Speak each scene's description over it (the worker's TTS)."
+    )
+    voice: Annotated[
+        str | None,
+        Field(max_length=64, pattern=_VOICE_PATTERN, description="TTS voice; default: worker's."),
+    ] = None
+    music: Annotated[
+        str | None,
+        Field(
+            max_length=500,
+            description="Storage key of a music bed (e.g. 'music/harbour.mp3'), ducked under "
+            "the narration; none by default.",
+        ),
+    ] = None
+    transition: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            description=f"Between scenes: one of {', '.join(sorted(TRANSITIONS))}; "
+            "'none' or null for hard cuts.",
+        ),
+    ] = "fade"
+    transition_seconds: Annotated[
+        float, Field(ge=0, le=2, description="How long scenes overlap in a transition.")
+    ] = 0.5
+
+    @field_validator("transition")
+    @classmethod
+    def _known_transition(cls, value: str | None) -> str | None:
+        if value is None or value == NO_TRANSITION:
+            return value
+        if value not in TRANSITIONS:
+            raise ValueError(
+                f"unknown transition {value!r}; use one of {', '.join(sorted(TRANSITIONS))}, "
+                f"or {NO_TRANSITION!r}"
+            )
+        return value
+
+    @field_validator("music")
+    @classmethod
+    def _music_key_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = value.split("/")
+        if value.startswith("/") or "\\" in value or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(
+                f"music: {value!r} is not a storage key; give a relative key such as "
+                "'music/bed.mp3' (no '..', no leading '/')"
+            )
+        if parts[0] in _NOT_MUSIC:
+            # Other generations' media is never a music bed (and may be another user's).
+            raise ValueError(f"music: {value!r} is not a music track; give an uploaded track's key")
+        return value
 
     @model_validator(mode="after")
     def _script_or_scenes(self) -> Self:
@@ -147,6 +217,9 @@ class GenerationInput(GenerationRequest):
 
     retry_window_seconds: Annotated[int, Field(ge=1)] = 24 * 3600
     queues: TaskQueues = Field(default_factory=TaskQueues)
+    user_id: int | None = Field(
+        default=None, description="The owner, for the record; None writes no record."
+    )
     clip_timeout_seconds: float | None = Field(
         default=None, gt=0, description="Start-to-close timeout of one clip attempt."
     )
@@ -231,19 +304,58 @@ class ClipResult(BaseModel):
     cost: float = 0.0
 
 
+class AssemblyClip(BaseModel):
+    """One kept clip as the assembly stage needs it: where it is and what to write and say."""
+
+    key: str
+    clip_id: int | None = None
+    caption: str | None = None
+    narration_text: str | None = None
+
+
 class StitchInput(BaseModel):
+    """Input of the assembly activity; the defaults only join the clips (no extras)."""
+
     generation_id: str
-    clip_keys: list[str]
+    clip_keys: list[str] = Field(
+        default_factory=list, description="Used when 'clips' is empty (older callers)."
+    )
     platform: Platform
+    clips: list[AssemblyClip] = Field(default_factory=list)
+    captions: bool = False
+    narration: bool = False
+    voice: str | None = None
+    music: str | None = None
+    transition: str | None = None
+    transition_seconds: float = 0.5
 
 
 class StitchResult(BaseModel):
+    """The finished video and its metadata, plus how each step of assembly went."""
+
     key: str
     duration: float
     width: int
     height: int
     stream_copy: bool
     thumbnail_key: str | None = None
+    mode: str | None = Field(default=None, description="How clips were joined: copy/reencode/xfade")
+    overlay_mode: str | None = Field(
+        default=None, description="parallel, sequential or fallback; None without captions."
+    )
+    overlay_seconds: float = 0.0
+    fps: float | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    size_bytes: int = 0
+    bit_rate: int | None = None
+    transition: str | None = None
+    transition_seconds: float = 0.0
+    narration: bool = False
+    music: bool = False
+    step_seconds: dict[str, float] = Field(
+        default_factory=dict, description="Seconds per assembly step (fetch, overlay, stitch...)."
+    )
 
 
 class PublishInput(BaseModel):
@@ -252,6 +364,23 @@ class PublishInput(BaseModel):
 
 class PublishResult(BaseModel):
     record_key: str
+
+
+class Charge(BaseModel):
+    """One clip attempt's cost, entered in the ledger once under ``key``."""
+
+    clip_id: int
+    amount: float
+    key: str
+
+
+class RecordInput(BaseModel):
+    """A milestone of the run, written to the database (idempotent: stale states are ignored)."""
+
+    state: GenerationState
+    user_id: int
+    request: dict[str, Any] = Field(default_factory=dict)
+    charge: Charge | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,6 +432,23 @@ class ClipStageMetrics(BaseModel):
     max_concurrent: int = 0
 
 
+class GenerationMetrics(BaseModel):
+    """Where a run's time went; filled in when the run ends (also logged and exported)."""
+
+    stage_seconds: dict[Stage, float] = Field(
+        default_factory=dict,
+        description="Wall seconds per stage; the clip stage without time spent awaiting a retry.",
+    )
+    total_seconds: float = 0.0
+    waiting_seconds: float = Field(default=0.0, description="Time spent in awaiting_retry.")
+    clip_wall_seconds: float = 0.0
+    sum_clip_seconds: float = 0.0
+    speedup: float | None = Field(default=None, description="Sum of clip times / clip wall.")
+    max_concurrent_clips: int = 0
+    clips: int = 0
+    bottleneck: Stage | None = Field(default=None, description="The stage that took longest.")
+
+
 class GenerationState(BaseModel):
     """What ``get_state`` answers: where a run stands, per clip."""
 
@@ -321,6 +467,8 @@ class GenerationState(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     timings: list[StageTiming] = Field(default_factory=list)
     clip_stage: ClipStageMetrics = Field(default_factory=ClipStageMetrics)
+    metrics: GenerationMetrics | None = None
+    assembly: StitchResult | None = None
     skipped_clips: list[int] = Field(default_factory=list)
     cost: float = 0.0
     budget: float | None = None
@@ -335,3 +483,4 @@ class GenerationState(BaseModel):
 
 
 PublishInput.model_rebuild()
+RecordInput.model_rebuild()

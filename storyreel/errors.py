@@ -5,6 +5,8 @@
     ├── StorageKeyError          a storage key that does not exist or escapes the store
     ├── NotFoundError            no such generation/clip (HTTP 404)
     ├── ConflictError            the action does not fit the current state (HTTP 409)
+    ├── UnauthorizedError        no or a wrong API key (HTTP 401)
+    ├── RateLimitedError         a per-user limit was hit (HTTP 429 with Retry-After)
     ├── MediaError               FFmpeg failed; retried
     └── ProviderError            a clip/image provider failed; retried
         ├── PredictionFailedError the prediction itself ended failed: a new one may be made
@@ -49,6 +51,18 @@ class NotFoundError(StoryreelError):
 
 class ConflictError(StoryreelError):
     retryable = False
+
+
+class UnauthorizedError(StoryreelError):
+    retryable = False
+
+
+class RateLimitedError(StoryreelError):
+    retryable = False
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class MediaError(StoryreelError):

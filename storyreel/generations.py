@@ -58,11 +58,15 @@ async def start_generation(
     request: GenerationRequest,
     *,
     workflow_id: str | None = None,
+    user_id: int | None = None,
     user: str = "local",
 ) -> WorkflowHandle[object, GenerationState]:
-    """Start the workflow; starting an id that already exists returns that run instead."""
+    """Start the workflow; starting an id that already exists returns that run instead.
+
+    With ``user_id`` the run writes its record to the database at every milestone.
+    """
     workflow_id = workflow_id or generation_id()
-    started = prepare(request, settings)
+    started = prepare(request, settings).model_copy(update={"user_id": user_id})
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,

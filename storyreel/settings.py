@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +43,25 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path(".storyreel"), description="Root of local media, records and server state."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="Record database (postgresql://... uses psycopg 3); "
+        "empty = SQLite file data_dir/storyreel.db.",
+    )
+    api_key_pepper: SecretStr = Field(
+        default=SecretStr(""),
+        description="Server-side secret mixed into API key hashes; changing it voids every key.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The key the CLI sends; default: the one 'storyreel up' wrote to data_dir.",
+    )
+    max_running_generations: int = Field(
+        default=10, ge=1, description="Per user: generations running at once."
+    )
+    requests_per_minute: int = Field(
+        default=600, ge=1, description="Per user and API process: /v1 requests per minute."
     )
     storage_url: str | None = Field(
         default=None,
@@ -122,8 +142,62 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000", description="Where the CLI reaches the API."
     )
     ffmpeg_threads: int = Field(default=2, ge=0, description="Threads per FFmpeg encode.")
+    overlay_parallel: bool = Field(
+        default=True,
+        description="Caption clips in parallel (bounded by cores); false = one by one.",
+    )
+    overlay_max_workers: int = Field(
+        default=0, ge=0, description="Most clips captioned at once; 0 = one per core."
+    )
+    tts_provider: Literal["silent", "espeak", "openai"] = Field(
+        default="silent",
+        description="Narration voice: silent track, local espeak-ng (silent when absent), or an "
+        "OpenAI-compatible speech endpoint at tts_url.",
+    )
+    tts_url: str | None = Field(
+        default=None,
+        description="Root of the OpenAI-compatible speech server (tts_provider=openai).",
+    )
+    tts_api_key: SecretStr | None = Field(default=None, description="Bearer key of the TTS server.")
+    tts_model: str = Field(default="tts-1", description="Model name sent to the TTS server.")
+    tts_voice: str | None = Field(
+        default=None, description="Default voice ('alloy' for openai, 'en' for espeak)."
+    )
+    # The assembly activity is silent during one TTS call: this must stay below its heartbeat
+    # timeout (workflows/policies.py STITCH_HEARTBEAT, 60 s).
+    tts_timeout_seconds: float = Field(
+        default=30, gt=0, le=45, description="Most seconds one scene's speech may take."
+    )
+    music_volume: float = Field(
+        default=0.35, ge=0, le=2, description="Gain of the music bed before ducking (1 = as is)."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Worker: Prometheus metrics port; empty = off."
+    )
+    temporal_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Worker: Temporal SDK metrics (Prometheus) port; empty = off.",
+    )
 
-    @field_validator("ffmpeg_path", "font_file", "simulator_url", "storage_url", mode="before")
+    @field_validator(
+        "tts_url", "tts_api_key", "tts_voice", "metrics_port", "temporal_metrics_port",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator(
+        "ffmpeg_path",
+        "font_file",
+        "simulator_url",
+        "storage_url",
+        "database_url",
+        "api_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         return None if value == "" else value
@@ -131,6 +205,11 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
+
+    @property
+    def api_key_file(self) -> Path:
+        """Where 'storyreel up' keeps the local user's key (mode 0600)."""
+        return self.data_dir / "api-key"
 
     def clip_task_queue(self, provider: str) -> str:
         return f"{self.clip_task_queue_prefix}-{provider}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from storyreel.settings import Settings
 
@@ -14,11 +15,13 @@ USER_ATTR = SearchAttributeKey.for_keyword("StoryreelUser")
 SEARCH_ATTRIBUTES = (TITLE_ATTR, STATUS_ATTR, USER_ATTR)
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A client with the pydantic converter; ``runtime`` carries telemetry (worker metrics)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
 
 

@@ -20,6 +20,8 @@ from storyreel.settings import Settings
 from storyreel.temporal import SEARCH_ATTRIBUTES
 
 CLIP_SECONDS = 2.0
+# Fixture modules shared across packages: S3 servers (moto) and record databases.
+pytest_plugins = ["tests.s3_fixtures", "tests.db.fixtures"]
 
 
 def temporal_cli() -> str:

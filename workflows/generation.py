@@ -7,28 +7,39 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    RetryState,
+    is_cancelled_exception,
+)
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.assembly import AssemblyActivities
     from activities.clips import ClipActivities
     from activities.planning import check_counts, plan_generation
+    from activities.records import RecordActivities
     from activities.storyboard import StoryboardActivities
     from storyreel.contracts import (
         CLIP_ACTIVITY_PREFIX,
         CLIP_DONE,
         CLIP_ENDED,
         WORKFLOW_NAME,
+        AssemblyClip,
+        Charge,
         ClipInput,
         ClipState,
         ClipStatus,
         GenerationInput,
+        GenerationMetrics,
+        GenerationRequest,
         GenerationState,
         GenerationStatus,
         PlanInput,
         PlannedScene,
         PublishInput,
+        RecordInput,
         RetryClipRequest,
         Stage,
         StageTiming,
@@ -40,11 +51,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
 
 SUMMARY_WORDS = 8
+TICK = timedelta(microseconds=1)
 DEFAULT_PARALLEL_CLIPS = 5
 
 
 class GenerationFailure(Exception):
     """A reason to end the run as ``failed`` (raised and caught inside the workflow)."""
+
+
+def _collect(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def clip_activity_id(clip_id: int, round_: int) -> str:
@@ -105,6 +122,9 @@ class VideoGenerationWorkflow:
         self._waited = timedelta()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._rounds: dict[int, int] = {}
+        self._public_request = request.model_dump(
+            mode="json", include=set(GenerationRequest.model_fields)
+        )
         self._reserved = 0.0
         self._reservations: dict[int, float] = {}
 
@@ -127,10 +147,12 @@ class VideoGenerationWorkflow:
     @workflow.run
     async def run(self, request: GenerationInput) -> GenerationState:  # noqa: ARG002
         try:
+            await self._record()
             await self._plan()
             await self._storyboard()
             await self._clips()
             await self._assemble()
+            await self._record()
             await self._publish(GenerationStatus.completed)
         except asyncio.CancelledError:
             self._close_stage()
@@ -138,6 +160,13 @@ class VideoGenerationWorkflow:
             await self._write_record(GenerationStatus.cancelled)
             raise
         except (GenerationFailure, ActivityError) as error:
+            if is_cancelled_exception(error):
+                # The run was cancelled while one activity ran (e.g. assembly): the activity
+                # comes back cancelled, and so does the run.
+                self._close_stage()
+                self._set_status(GenerationStatus.cancelled)
+                await self._write_record(GenerationStatus.cancelled)
+                raise
             message = describe_failure(error)[0] if isinstance(error, ActivityError) else str(error)
             await self._fail(message)
             raise ApplicationError(message, type="GenerationFailed", non_retryable=True) from None
@@ -264,13 +293,32 @@ class VideoGenerationWorkflow:
 
     async def _assemble(self) -> None:
         self._enter(Stage.assemble, GenerationStatus.assembling)
+        request = self._request
         kept = [clip for clip in self._state.clips if clip.status in CLIP_DONE and clip.key]
+        clips = []
+        for clip in kept:
+            scene = self._scenes[clip.clip_id - 1]
+            clips.append(
+                AssemblyClip(
+                    key=clip.key or "",
+                    clip_id=clip.clip_id,
+                    caption=scene.caption or scene.description,
+                    narration_text=scene.description,
+                )
+            )
         result = await workflow.execute_activity_method(
             AssemblyActivities.stitch_video,
             StitchInput(
                 generation_id=self._state.generation_id,
-                clip_keys=[clip.key for clip in kept if clip.key],
-                platform=self._request.platform,
+                clip_keys=[clip.key for clip in clips],
+                platform=request.platform,
+                clips=clips,
+                captions=request.captions,
+                narration=request.narration,
+                voice=request.voice,
+                music=request.music,
+                transition=request.transition,
+                transition_seconds=request.transition_seconds,
             ),
             task_queue=self._request.queues.media,
             start_to_close_timeout=policies.STITCH_TIMEOUT,
@@ -281,11 +329,13 @@ class VideoGenerationWorkflow:
         state = self._state
         state.video_key, state.thumbnail_key = result.key, result.thumbnail_key
         state.duration = result.duration
+        state.assembly = result
         self._close_stage()
 
     async def _publish(self, final: GenerationStatus) -> None:
         self._enter(Stage.publish, self._state.status)
         self._close_stage()
+        self._state.metrics = self._metrics()
         record = self._state.model_copy(deep=True)
         record.status = final
         await workflow.execute_activity_method(
@@ -297,6 +347,34 @@ class VideoGenerationWorkflow:
             summary="publish the record",
         )
         self._set_status(final)
+        await self._record()
+
+    def _metrics(self) -> GenerationMetrics:
+        """Where the run's time went: seconds per stage (the clip stage without the time spent
+        awaiting a retry, which is a person's time, not the pipeline's), the fan-out's speedup,
+        and the longest stage."""
+        state, waited = self._state, self._waited.total_seconds()
+        stages: dict[Stage, float] = {}
+        for timing in state.timings:
+            seconds = timing.seconds
+            if seconds is None:
+                continue
+            if timing.stage is Stage.clips:
+                seconds = max(0.0, seconds - waited)
+            stages[timing.stage] = round(stages.get(timing.stage, 0.0) + seconds, 3)
+        clip_stage = state.clip_stage
+        began = state.created_at or workflow.now()
+        return GenerationMetrics(
+            stage_seconds=stages,
+            total_seconds=round((workflow.now() - began).total_seconds(), 3),
+            waiting_seconds=round(waited, 3),
+            clip_wall_seconds=clip_stage.wall_seconds,
+            sum_clip_seconds=clip_stage.sum_clip_seconds,
+            speedup=clip_stage.speedup,
+            max_concurrent_clips=clip_stage.max_concurrent,
+            clips=len(state.clips),
+            bottleneck=max(stages, key=stages.__getitem__) if stages else None,
+        )
 
     async def _write_record(self, final: GenerationStatus) -> None:
         """Best effort record of a run that did not complete (the run's outcome stands)."""
@@ -316,14 +394,23 @@ class VideoGenerationWorkflow:
     def _launch(self, clip: ClipState) -> None:
         clip.status, clip.progress, clip.error = ClipStatus.queued, 0.0, None
         self._rounds[clip.clip_id] = self._rounds.get(clip.clip_id, 0) + 1
-        self._tasks[clip.clip_id] = asyncio.create_task(self._run_clip(clip))
+        task = asyncio.create_task(self._run_clip(clip))
+        # Clip tasks are not always awaited (the run watches their state instead); collecting
+        # their outcome keeps an evicted run's teardown from logging "never retrieved".
+        task.add_done_callback(_collect)
+        self._tasks[clip.clip_id] = task
 
     async def _run_clip(self, clip: ClipState) -> None:
+        charge = await self._run_clip_in_slot(clip)
+        await self._record(charge)
+
+    async def _run_clip_in_slot(self, clip: ClipState) -> Charge | None:
         request = self._request
         scene = self._scenes[clip.clip_id - 1]
+        charge: Charge | None = None
         async with self._slots:
             if not self._within_budget(clip, scene):
-                return
+                return None
             clip.status, clip.started_at, clip.ended_at = (
                 ClipStatus.processing,
                 workflow.now(),
@@ -368,27 +455,58 @@ class VideoGenerationWorkflow:
                     clip.attempts,
                     clip.error,
                 )
+            except asyncio.CancelledError:
+                self._end_clip(clip)
+                raise
             else:
                 clip.status = ClipStatus.cached if result.cached else ClipStatus.complete
                 clip.progress = 100.0
                 clip.key, clip.duration = result.key, result.duration
                 clip.cost = round(clip.cost + result.cost, 6)
                 self._state.cost = round(self._state.cost + result.cost, 6)
+                charge = Charge(
+                    clip_id=clip.clip_id,
+                    amount=result.cost,
+                    key=f"{self._state.generation_id}/clip-{clip.clip_id}"
+                    f"/round-{self._rounds[clip.clip_id]}",
+                )
                 clip.prediction_id, clip.render_seconds = (
                     result.prediction_id,
                     result.render_seconds,
                 )
                 clip.attempts += result.attempt
-            finally:
-                self._reserved -= self._reservations.pop(clip.clip_id, 0.0)
-                self._running -= 1
-                clip.ended_at = workflow.now()
-                if clip.started_at is not None:
-                    seconds = (clip.ended_at - clip.started_at).total_seconds()
-                    self._state.clip_stage.sum_clip_seconds = round(
-                        self._state.clip_stage.sum_clip_seconds + seconds, 3
-                    )
-                self._touch()
+            self._end_clip(clip)
+        return charge
+
+    def _end_clip(self, clip: ClipState) -> None:
+        self._reserved -= self._reservations.pop(clip.clip_id, 0.0)
+        self._running -= 1
+        clip.ended_at = workflow.now()
+        if clip.started_at is not None:
+            seconds = (clip.ended_at - clip.started_at).total_seconds()
+            self._state.clip_stage.sum_clip_seconds = round(
+                self._state.clip_stage.sum_clip_seconds + seconds, 3
+            )
+        self._touch()
+
+    async def _record(self, charge: Charge | None = None) -> None:
+        """Write this milestone to the database; a failed write never fails the run."""
+        user_id = self._request.user_id
+        if user_id is None:
+            return
+        try:
+            await workflow.execute_activity_method(
+                RecordActivities.record_generation,
+                RecordInput(
+                    state=self._state, user_id=user_id, request=self._public_request, charge=charge
+                ),
+                task_queue=self._request.queues.media,
+                start_to_close_timeout=policies.RECORD_TIMEOUT,
+                retry_policy=policies.RECORD_RETRY,
+                summary=f"record: {self._state.status.value}",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("could not record %s: %s", self._state.status.value, error)
 
     @property
     def _clip_timeout(self) -> timedelta:
@@ -456,7 +574,10 @@ class VideoGenerationWorkflow:
 
     def _touch(self) -> None:
         state = self._state
-        state.updated_at = workflow.now()
+        # Strictly increasing, even within one workflow task: the record keeps the newest state.
+        now = workflow.now()
+        previous = state.updated_at
+        state.updated_at = now if previous is None or now > previous else previous + TICK
         lines = [f"**{state.title}**: {state.status.value}"]
         if state.stage is not None:
             lines[0] += f" ({state.stage.value})"

@@ -39,12 +39,24 @@ CLIP_RETRY = RetryPolicy(
 )
 
 STITCH_TIMEOUT = timedelta(minutes=15)
-STITCH_HEARTBEAT = timedelta(seconds=30)
+# Assembly heartbeats on every FFmpeg progress line and between scenes' speech; its longest
+# silence is one TTS call, which settings.tts_timeout_seconds caps at 45 s.
+STITCH_HEARTBEAT = timedelta(seconds=60)
 STITCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
+)
+
+# Records are idempotent upserts: retry generously, the database may be restarting.
+RECORD_TIMEOUT = timedelta(seconds=30)
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
     non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
 

@@ -96,8 +96,8 @@ _FPS = re.compile(r"(\d+(?:\.\d+)?) fps")
 _AUDIO = re.compile(r"Stream #\S+.*?: Audio: (\w+)")
 
 
-def probe(path: Path, exe: str | None = None) -> MediaInfo:
-    """Duration, resolution and codecs of a media file."""
+def probe_text(path: Path, exe: str | None = None) -> str:
+    """FFmpeg's stream summary of a media file (what :func:`probe` parses)."""
     if not path.is_file():
         raise MediaError(f"no media file at {path}")
     result = subprocess.run(
@@ -109,6 +109,16 @@ def probe(path: Path, exe: str | None = None) -> MediaInfo:
     text = result.stderr
     if "Input #0" not in text:
         raise MediaError(f"cannot read {path.name} as media: {text[-500:]}")
+    return text
+
+
+def probe(path: Path, exe: str | None = None) -> MediaInfo:
+    """Duration, resolution and codecs of a media file."""
+    return parse_probe(probe_text(path, exe), path)
+
+
+def parse_probe(text: str, path: Path) -> MediaInfo:
+    """:class:`MediaInfo` from :func:`probe_text`'s summary of ``path``."""
     seconds = 0.0  # still images have no duration
     if duration := _DURATION.search(text):
         hours, minutes, rest = duration.groups()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import textwrap
 import threading
@@ -114,9 +115,12 @@ class LocalClipProvider:
 
     async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
         loop = asyncio.get_running_loop()
+        # Progress comes from the render thread; ``report`` must run on the loop *in this
+        # task's context*, where the activity's heartbeat lives (a bare callback has none).
+        context = contextvars.copy_context()
 
         def threadsafe(status: ClipStatus, percent: float) -> None:
-            loop.call_soon_threadsafe(report, status, percent)
+            loop.call_soon_threadsafe(report, status, percent, context=context)
 
         path = await run_stoppable(
             self.executor, lambda stop: self.render(prediction_id, job, threadsafe, stop)

@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fanout import NOOP_ACTIVITIES, BareFanout, noop  # noqa: E402
 from harness import Stack, stack, temporal  # noqa: E402
 from noop import NoopClips, NoopImages, prepare  # noqa: E402
+from overlays import measure as measure_overlays  # noqa: E402
 
 HERE = Path(__file__).parent
 Results = dict[str, Any]
@@ -278,6 +279,11 @@ async def run(args: argparse.Namespace) -> Results:
             sys.stderr.write("running B5…\n")
             with ThreadPoolExecutor(1) as pool:
                 results["B5"] = await asyncio.get_running_loop().run_in_executor(pool, b5, work)
+        if not args.only or "overlays" in args.only:
+            sys.stderr.write("running overlays…\n")
+            results["overlays"] = await asyncio.to_thread(
+                measure_overlays, args.overlay_clips, 4.0, None, 2
+            )
     return results
 
 
@@ -315,6 +321,11 @@ def report(results: Results) -> list[str]:
                 r["worst"] <= 2.0,
             )
         )
+    if r := results.get("overlays"):
+        lines.append(line("overlays", f"captions on {r['clips']} x 4 s 1080x1920 clips: "
+                          "one by one vs parallel", f"{r['sequential']:.2f} s vs "
+                          f"{r['parallel']:.2f} s ({r['workers']} workers, {r['mode']})",
+                          "> 1", r["ratio"], r["ratio"] > 1.0))  # fmt: skip
     if r := results.get("B3"):
         lines.append(f"    sustained: {r['per_minute']:.1f} generations/min (5 clips each)")
     if rows := results.get("speedup"):
@@ -335,12 +346,13 @@ def main() -> None:
     parser.add_argument("--b3-generations", type=int, default=100)
     parser.add_argument("--b3-latency", type=float, default=5.0)
     parser.add_argument("--b4-mib", type=int, default=1024)
+    parser.add_argument("--overlay-clips", type=int, default=4, help="clips to caption (4+)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
     parser.add_argument(
         "--only",
         type=lambda text: set(text.split(",")),
         default=set(),
-        help="comma-separated subset, e.g. B2,B5 (speedup is its own step)",
+        help="comma-separated subset, e.g. B2,B5 (speedup and overlays are steps too)",
     )
     args = parser.parse_args()
     results = asyncio.run(run(args))

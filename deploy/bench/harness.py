@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.providers import ClipProvider, ImageProvider
 from activities.simulator import SimulatorConfig, create_app
 from api.app import create_app as create_api
+from storyreel.db import open_records
 from storyreel.settings import ProviderLimit, Settings
 from storyreel.temporal import SEARCH_ATTRIBUTES
 from worker import build_workers, open_providers
@@ -112,10 +113,18 @@ async def stack(
         clips, images = await exits.enter_async_context(open_providers(settings, executor))
         clips.update(extra_clips or {})
         images.update(extra_images or {})
+        records = open_records(settings)
+        exits.callback(records.dispose)
         queues = ["workflows", "media", "clips:local", "clips:simulator"]
         queues += [f"clips:{name}" for name in extra]
         for worker in build_workers(
-            env.client, settings, queues, executor, clip_providers=clips, image_providers=images
+            env.client,
+            settings,
+            queues,
+            executor,
+            clip_providers=clips,
+            image_providers=images,
+            records=records,
         ):
             await exits.enter_async_context(worker)
         api_server, api_task, api_url = await serve(create_api(settings, env.client))

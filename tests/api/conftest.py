@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from activities.providers import ClipProvider, LocalClipProvider
 from api.app import create_app
+from storyreel.db import Records, open_records
 from storyreel.settings import Settings
 from tests.fakes import FlakyProvider, SleepyProvider
 from tests.workflows.conftest import running_worker
@@ -32,6 +33,18 @@ class LiveApi:
     url: str
     http: httpx.AsyncClient
     settings: Settings
+    key: str
+    records: Records
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def new_user(self, name: str) -> httpx.AsyncClient:
+        """Another user's authenticated client (closed with the fixture's)."""
+        key = self.records.create_api_key(self.records.create_user(name))
+        return httpx.AsyncClient(
+            base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        )
 
 
 async def serve_api(
@@ -75,9 +88,13 @@ async def live_api(
 ) -> AsyncIterator[LiveApi]:
     async with running_worker(client, settings, clip_providers):
         server, task, url = await serve_api(settings, client)
+        records = open_records(settings)
         try:
-            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-                yield LiveApi(url=url, http=http, settings=settings)
+            key = records.create_api_key(records.create_user("alice"))
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
+                yield LiveApi(url=url, http=http, settings=settings, key=key, records=records)
         finally:
+            records.dispose()
             server.should_exit = True
             await task

@@ -161,7 +161,7 @@ async def test_websocket_streams_every_clip_then_completion(live_api: LiveApi) -
     events: list[dict] = []
     url = live_api.url.replace("http://", "ws://") + f"/v1/generations/{gid}/ws"
     async with asyncio.timeout(120):
-        async with websockets.connect(url) as socket:
+        async with websockets.connect(url, additional_headers=live_api.headers()) as socket:
             async for message in socket:
                 events.append(json.loads(message))
             assert socket.close_code == 1000
@@ -176,7 +176,7 @@ async def test_websocket_streams_every_clip_then_completion(live_api: LiveApi) -
 
 async def test_websocket_for_an_unknown_id_says_so(live_api: LiveApi) -> None:
     url = live_api.url.replace("http://", "ws://") + "/v1/generations/gen-nope/ws"
-    async with websockets.connect(url) as socket:
+    async with websockets.connect(url, additional_headers=live_api.headers()) as socket:
         message = json.loads(await socket.recv())
         assert message == {"type": "error", "error": "no generation 'gen-nope'"}
         await socket.wait_closed()

@@ -42,7 +42,7 @@ async def test_submit_a_script_and_watch_every_bar_fill(live_api: LiveApi) -> No
         )
         try:
             page = await browser.new_page()
-            await page.goto(live_api.url + "/")
+            await page.goto(f"{live_api.url}/#key={live_api.key}")
             await page.fill("#title", "Three gulls")
             await page.fill(
                 "#script",
@@ -86,7 +86,7 @@ async def test_a_failed_clip_shows_its_error_and_the_retry_button_heals_it(
         browser = await playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
         try:
             page = await browser.new_page()
-            await page.goto(f"{live_api.url}/?id={gid}")
+            await page.goto(f"{live_api.url}/?id={gid}#key={live_api.key}")
             failed = page.locator('.clip[data-id="2"]')
             await expect(failed).to_have_attribute("data-status", "failed", timeout=120_000)
             await expect(failed.locator(".error")).to_contain_text("upstream exploded")

@@ -43,9 +43,11 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def cli_env(api_port: int) -> dict[str, str]:
+def cli_env(api_port: int, data_dir: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
     env["STORYREEL_API_URL"] = f"http://127.0.0.1:{api_port}"
+    if data_dir is not None:
+        env["STORYREEL_DATA_DIR"] = str(data_dir)
     return env
 
 
@@ -75,22 +77,29 @@ def test_up_serves_generates_and_stops_every_child_on_ctrl_c(tmp_path: Path) -> 
         script.write_text("A gull lands on the pier. Another gull steals its bread.")
         generated = subprocess.run(
             [str(BIN / "storyreel"), "generate", str(script), "--wait", "--platform", "youtube"],
-            capture_output=True, text=True, env=cli_env(api), timeout=300,
+            capture_output=True, text=True, env=cli_env(api, tmp_path / "data"), timeout=300,
         )  # fmt: skip
         assert generated.returncode == 0, generated.stdout + generated.stderr
         assert "Video ready: http://127.0.0.1:" in generated.stdout
         gid = generated.stdout.split("Generation ", 1)[1].split()[0]
-        video = httpx.get(f"http://127.0.0.1:{api}/v1/generations/{gid}/video", timeout=30)
+        key_file = tmp_path / "data" / "api-key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        auth = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+        video = httpx.get(
+            f"http://127.0.0.1:{api}/v1/generations/{gid}/video", headers=auth, timeout=30
+        )
+        anonymous = httpx.get(f"http://127.0.0.1:{api}/v1/generations/{gid}", timeout=30)
+        assert anonymous.status_code == 401
         assert video.status_code == 200 and video.content[4:8] == b"ftyp"
 
         status = subprocess.run(
             [str(BIN / "storyreel"), "status", gid],
-            capture_output=True, text=True, env=cli_env(api), timeout=60,
+            capture_output=True, text=True, env=cli_env(api, tmp_path / "data"), timeout=60,
         )  # fmt: skip
         assert status.returncode == 0 and "completed" in status.stdout
         missing = subprocess.run(
             [str(BIN / "storyreel"), "retry", gid, "7"],
-            capture_output=True, text=True, env=cli_env(api), timeout=60,
+            capture_output=True, text=True, env=cli_env(api, tmp_path / "data"), timeout=60,
         )  # fmt: skip
         assert missing.returncode == 1 and "404" in missing.stdout
 

@@ -18,7 +18,7 @@ from storyreel.errors import StorageKeyError
 from storyreel.s3 import MIN_PART_SIZE, MiB, S3Storage
 from storyreel.settings import Settings
 from storyreel.storage import LocalStorage, Storage, parse_storage_url, storage_from_settings
-from tests.storyreel.conftest import ACCESS_KEY, REGION, SECRET_KEY, S3Endpoint
+from tests.s3_fixtures import ACCESS_KEY, REGION, SECRET_KEY, S3Endpoint
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from activities.providers import ClipProvider
 from storyreel.contracts import GenerationInput, GenerationState, Platform, SceneIn
+from storyreel.db import open_records
 from storyreel.generations import start_generation
 from storyreel.settings import Settings
 from tests.conftest import CLIP_SECONDS
@@ -52,8 +53,12 @@ async def running_worker(
     providers = clip_providers or {}
     queues = queues or ["workflows", "media", *(f"clips:{name}" for name in providers or ["local"])]
     with ThreadPoolExecutor(max_workers=settings.executor_size()) as executor:
-        workers = build_workers(client, settings, queues, executor, clip_providers=clip_providers)
+        records = open_records(settings)
+        workers = build_workers(
+            client, settings, queues, executor, clip_providers=clip_providers, records=records
+        )
         async with AsyncExitStack() as stack:
+            stack.callback(records.dispose)
             for worker in workers:
                 await stack.enter_async_context(worker)
             yield

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from activities.media.stitch import expected_duration
 from storyreel.contracts import ClipStatus, GenerationStatus, SceneIn
 from storyreel.settings import Price, Settings
 from tests.fakes import SleepyProvider
@@ -45,7 +46,9 @@ async def test_regenerating_one_scene_generates_only_that_scene(
     assert statuses == [ClipStatus.cached, ClipStatus.complete, ClipStatus.cached]
     assert [clip.cost for clip in regenerated.clips] == [0.0, 1.0, 0.0]
     assert regenerated.cost == 1.0
-    assert regenerated.duration is not None and abs(regenerated.duration - 6.0) < 0.2
+    # Three 2 s scenes joined by the default 0.5 s crossfades.
+    expected = expected_duration([2.0] * 3, 0.5)
+    assert regenerated.duration is not None and abs(regenerated.duration - expected) < 0.2
 
 
 async def test_the_cache_can_be_turned_off(

@@ -13,6 +13,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.keys import record_key
 from activities.media import ffmpeg
+from activities.media.stitch import expected_duration
 from storyreel.contracts import ClipStatus, GenerationState, GenerationStatus, Platform, Stage
 from storyreel.settings import Settings
 from storyreel.storage import LocalStorage
@@ -53,8 +54,10 @@ async def test_five_scenes_become_one_video(client: Client, settings: Settings) 
 
     assert state.video_key is not None and state.thumbnail_key is not None
     video = ffmpeg.probe(storage.path(state.video_key))
-    assert video.duration == pytest.approx(10.0, abs=0.2)
+    # The default 0.5 s crossfade overlaps neighbours: 5 x 2 s - 4 x 0.5 s.
+    assert video.duration == pytest.approx(expected_duration([2.0] * 5, 0.5), abs=0.2)
     assert (video.width, video.height, video.video_codec) == (1080, 1920, "h264")
+    assert video.audio_codec == "aac"
     assert storage.exists(state.thumbnail_key)
 
     assert [timing.stage for timing in state.timings] == list(Stage)
@@ -158,7 +161,7 @@ async def test_finish_without_the_failed_clips(
 
     assert state.status is GenerationStatus.completed
     assert state.skipped_clips == [2]
-    assert state.duration == pytest.approx(4.0, abs=0.2)
+    assert state.duration == pytest.approx(expected_duration([2.0, 2.0], 0.5), abs=0.2)
 
 
 async def test_retry_window_elapses_and_the_run_fails(

@@ -25,6 +25,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.simulator import SimulatorConfig, create_app
 from storyreel.contracts import ClipStatus, GenerationState, GenerationStatus, SceneIn
+from storyreel.db import open_records
 from storyreel.settings import Settings
 from storyreel.storage import LocalStorage
 from tests.api.conftest import free_port
@@ -75,8 +76,16 @@ async def worker_for(client: Client, settings: Settings) -> AsyncIterator[None]:
     with ThreadPoolExecutor(max_workers=settings.executor_size()) as executor:
         async with AsyncExitStack() as stack:
             clips, images = await stack.enter_async_context(open_providers(settings, executor))
+            records = open_records(settings)
+            stack.callback(records.dispose)
             for worker in build_workers(
-                client, settings, queues, executor, clip_providers=clips, image_providers=images
+                client,
+                settings,
+                queues,
+                executor,
+                clip_providers=clips,
+                image_providers=images,
+                records=records,
             ):
                 await stack.enter_async_context(worker)
             yield

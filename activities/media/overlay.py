@@ -1,0 +1,282 @@
+"""Scene captions burnt into clips, kept inside each platform's safe area, many at once.
+
+Captions sit on a fixed, semi-transparent band (``drawbox``) whose geometry is computed here,
+so :func:`caption_box` says exactly where pixels change; the text is centred on the band.
+The output keeps the clip's encoding parameters (:func:`export.clip_encoding`) so that
+stitching the overlaid clips can still stream-copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from activities.media import ffmpeg
+from activities.media.export import clip_encoding, fit_frame
+from storyreel.contracts import PlatformSpec
+from storyreel.errors import MediaError
+
+logger = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]
+ExecutorFactory = Callable[[int], Executor]
+
+MAX_LINES = 4
+# Roboto Bold averages a little over half an em per character; 0.55 leaves room for capitals.
+CHAR_WIDTH_EM = 0.55
+LINE_HEIGHT_EM = 1.3
+
+
+def _vertical(spec: PlatformSpec) -> bool:
+    return spec.height > spec.width
+
+
+def font_size(spec: PlatformSpec, scale: float = 1.0) -> int:
+    """Caption size relative to the frame: 5 % of its short side."""
+    return max(12, round(min(spec.width, spec.height) * 0.05 * scale))
+
+
+def _band(spec: PlatformSpec) -> tuple[int, int]:
+    """Left margin and bottom edge of the caption band.
+
+    9:16 feeds put buttons and the description over the bottom ~20 % and the sides ~6 %;
+    16:9 captions sit in the lower third with ~5 % title-safe margins.
+    """
+    if _vertical(spec):
+        return round(spec.width * 0.06), round(spec.height * 0.79)
+    return round(spec.width * 0.05), round(spec.height * 0.95)
+
+
+def wrap_caption(caption: str, spec: PlatformSpec) -> tuple[list[str], int]:
+    """The caption's lines and font size: shrink up to 30 % to fit, then cut with an ellipsis."""
+    words = " ".join(caption.split())
+    margin, _ = _band(spec)
+    lines: list[str] = []
+    for scale in (1.0, 0.85, 0.7):
+        size = font_size(spec, scale)
+        usable = spec.width - 2 * margin - size  # half an em of padding either side
+        lines = textwrap.wrap(words, width=max(8, int(usable / (size * CHAR_WIDTH_EM))))
+        if len(lines) <= MAX_LINES:
+            return lines, size
+    kept = lines[:MAX_LINES]
+    kept[-1] = kept[-1].rstrip(" .,;:") + "…"
+    return kept, size
+
+
+def caption_box(spec: PlatformSpec, lines: int, size: int | None = None) -> Box:
+    """Where the caption band is drawn: ``(x, y, w, h)`` in output pixels."""
+    size = size or font_size(spec)
+    margin, bottom = _band(spec)
+    height = max(1, lines) * round(size * LINE_HEIGHT_EM) + size  # half an em above and below
+    return margin, bottom - height, spec.width - 2 * margin, height
+
+
+def overlay_caption(
+    src: Path,
+    dst: Path,
+    caption: str,
+    platform: PlatformSpec,
+    *,
+    font: Path | None = None,
+    on_progress: ffmpeg.ProgressCallback | None = None,
+    exe: str | None = None,
+    threads: int | None = None,
+) -> None:
+    """Draw ``caption`` on every frame of ``src`` into ``dst`` (H.264, audio copied).
+
+    An empty caption still re-encodes, so every overlaid clip shares one encoding.
+    ``threads`` caps FFmpeg's decoder, filter and encoder threads (``None``: FFmpeg decides).
+    """
+    lines, size = wrap_caption(caption, platform)
+    x, y, w, h = caption_box(platform, len(lines), size)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    limit = ["-threads", str(threads)] if threads else []
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".caption-") as work:
+        chain = fit_frame(platform)
+        if lines:
+            text = Path(work) / "caption.txt"
+            text.write_text("\n".join(lines), encoding="utf-8")
+            # expansion=none: a caption is literal text, '%{...}' must not be evaluated.
+            chain += (
+                f",drawbox=x={x}:y={y}:w={w}:h={h}:color=black@0.55:t=fill"
+                f",drawtext=fontfile={ffmpeg.filter_path(font or ffmpeg.default_font())}"
+                f":textfile={ffmpeg.filter_path(text)}:expansion=none:text_align=C"
+                f":fontsize={size}:fontcolor=white:borderw=2:bordercolor=black@0.6"
+                f":line_spacing={round(size * (LINE_HEIGHT_EM - 1.17))}"
+                f":x=(w-text_w)/2:y={y}+({h}-text_h)/2"
+            )
+        duration = ffmpeg.probe(src, exe).duration if on_progress else None
+        ffmpeg.run(
+            [
+                *(["-filter_threads", str(threads)] if threads else []), *limit, "-i", str(src),
+                "-vf", f"{chain},fps={platform.fps},format=yuv420p",
+                "-map", "0:v:0", "-map", "0:a?", *clip_encoding(platform, threads),
+                "-c:a", "copy", str(dst),
+            ],
+            duration=duration,
+            on_progress=on_progress,
+            exe=exe,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OverlayJob:
+    """One clip to caption."""
+
+    src: Path
+    dst: Path
+    caption: str
+    platform: PlatformSpec
+    font: Path | None = None
+
+
+@dataclass
+class OverlayReport:
+    """Which path ran (``fallback`` = parallel failed, then one by one) and how long it took."""
+
+    mode: Literal["parallel", "sequential", "fallback"]
+    seconds: float
+    workers: int
+    threads_per_job: int
+    job_seconds: list[float] = field(default_factory=list)
+    fallback_reason: str | None = None
+
+
+class _ParallelFailed(Exception):
+    """The pool or one of its jobs failed: the sequential path gets a go."""
+
+
+def overlay_all(
+    jobs: Sequence[OverlayJob],
+    *,
+    parallel: bool,
+    max_workers: int | None = None,
+    on_progress: ffmpeg.ProgressCallback | None = None,
+    exe: str | None = None,
+    executor_factory: ExecutorFactory | None = None,
+) -> OverlayReport:
+    """Caption every job; in parallel on a core-bounded pool, falling back to one by one.
+
+    ``on_progress`` gets the overall fraction from the calling thread only (so it may
+    heartbeat); if it raises, e.g. because the activity was cancelled, every FFmpeg is stopped
+    and the error propagates without a fallback. ``executor_factory`` (workers -> executor)
+    exists for tests and for callers that bring their own pool.
+    """
+    cores = os.cpu_count() or 1
+    started = time.monotonic()
+    timings = [0.0] * len(jobs)
+    if not parallel or len(jobs) <= 1:
+        _sequential(jobs, range(len(jobs)), timings, cores, on_progress, exe)
+        return OverlayReport("sequential", time.monotonic() - started, 1, cores, timings)
+    workers = max(1, min(len(jobs), max_workers or cores, cores))
+    threads = max(1, cores // workers)
+    done: set[int] = set()
+    try:
+        _parallel(jobs, timings, done, workers, threads, on_progress, exe, executor_factory)
+    except _ParallelFailed as failure:
+        reason = f"{type(failure.__cause__).__name__}: {failure.__cause__}"
+        logger.warning("parallel overlays failed (%s); running them one by one", reason)
+        left = [index for index in range(len(jobs)) if index not in done]
+        _sequential(jobs, left, timings, cores, on_progress, exe)
+        seconds = time.monotonic() - started
+        return OverlayReport("fallback", seconds, workers, threads, timings, reason)
+    return OverlayReport("parallel", time.monotonic() - started, workers, threads, timings)
+
+
+def _run(
+    job: OverlayJob, threads: int, exe: str | None, on_progress: ffmpeg.ProgressCallback | None
+) -> float:
+    began = time.monotonic()
+    overlay_caption(
+        job.src, job.dst, job.caption, job.platform,
+        font=job.font, on_progress=on_progress, exe=exe, threads=threads,
+    )  # fmt: skip
+    return time.monotonic() - began
+
+
+def _sequential(
+    jobs: Sequence[OverlayJob],
+    indexes: Sequence[int],
+    timings: list[float],
+    threads: int,
+    on_progress: ffmpeg.ProgressCallback | None,
+    exe: str | None,
+) -> None:
+    for position, index in enumerate(indexes):
+        report = _share(on_progress, position, len(indexes)) if on_progress else None
+        timings[index] = _run(jobs[index], threads, exe, report)
+
+
+def _share(overall: ffmpeg.ProgressCallback, position: int, count: int) -> ffmpeg.ProgressCallback:
+    """Map one job's 0..1 onto its slice of the overall 0..1."""
+
+    def report(fraction: float) -> None:
+        overall((position + fraction) / count)
+
+    return report
+
+
+def _parallel(
+    jobs: Sequence[OverlayJob],
+    timings: list[float],
+    done: set[int],
+    workers: int,
+    threads: int,
+    on_progress: ffmpeg.ProgressCallback | None,
+    exe: str | None,
+    executor_factory: ExecutorFactory | None,
+) -> None:
+    stop = threading.Event()
+    fractions = [0.0] * len(jobs)
+
+    def progress(index: int) -> ffmpeg.ProgressCallback:
+        def report(fraction: float) -> None:
+            # Runs on a pool thread at every FFmpeg progress line: raising here kills FFmpeg.
+            if stop.is_set():
+                raise MediaError("overlay stopped")
+            fractions[index] = fraction
+
+        return report
+
+    try:
+        pool = (executor_factory or _thread_pool)(workers)
+    except Exception as error:
+        raise _ParallelFailed from error
+    try:
+        futures: dict[Future[float], int] = {}
+        try:
+            for index, job in enumerate(jobs):
+                futures[pool.submit(_run, job, threads, exe, progress(index))] = index
+        except Exception as error:
+            raise _ParallelFailed from error
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                try:
+                    timings[futures[future]] = future.result()
+                except Exception as error:
+                    raise _ParallelFailed from error
+                done.add(futures[future])
+            if on_progress is not None:
+                on_progress(
+                    sum(1.0 if i in done else f for i, f in enumerate(fractions)) / len(jobs)
+                )
+    except BaseException:
+        stop.set()  # every running FFmpeg dies at its next progress line
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _thread_pool(workers: int) -> Executor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="overlay")

@@ -1,0 +1,201 @@
+"""Join scene clips in order: stream copy when they match, else one re-encode, or crossfades.
+
+Transitions *overlap* neighbouring clips (nothing is padded or frozen): with ``n`` clips of
+durations ``d_i`` and a transition of ``t`` seconds the result lasts ``sum(d_i) - (n-1)*t``.
+Scene ``i`` (0-based) therefore starts at ``sum(d_0..d_{i-1}) - i*t``; :func:`scene_starts`
+gives those times so narration can follow the picture.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from activities.media import ffmpeg
+from activities.media.export import MediaDetails, clip_encoding, details, fit_frame
+from storyreel.contracts import PlatformSpec
+from storyreel.errors import BadInputError, MediaError
+
+# The xfade transitions offered to callers; FFmpeg knows more, these are the tasteful ones.
+TRANSITIONS = frozenset(
+    {
+        "fade", "fadeblack", "fadewhite", "dissolve", "wipeleft", "wiperight", "wipeup",
+        "wipedown", "slideleft", "slideright", "slideup", "slidedown", "smoothleft",
+        "smoothright", "circleopen", "circleclose", "radial", "zoomin", "hblur", "pixelize",
+    }
+)  # fmt: skip
+AUDIO_FORMAT = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
+
+
+@dataclass(frozen=True)
+class StitchReport:
+    """How the clips were joined and how long the result is (probed vs the formula)."""
+
+    path: Path
+    mode: Literal["copy", "reencode", "xfade"]
+    clips: int
+    duration: float
+    expected_duration: float
+    transition: str | None
+    transition_seconds: float
+    has_audio: bool
+    seconds: float
+    durations: tuple[float, ...] = ()
+
+    def scene_spans(self) -> list[tuple[float, float]]:
+        """``(start, end)`` of each scene's own time in the result: from where it starts until
+        the next one starts (a crossfade belongs to the scene fading in)."""
+        starts = scene_starts(self.durations, self.transition_seconds)
+        return list(zip(starts, [*starts[1:], self.duration], strict=True))
+
+
+def expected_duration(durations: Sequence[float], transition_seconds: float) -> float:
+    """Length of the stitched video: transitions overlap, so each one takes ``t`` off the sum."""
+    return sum(durations) - max(0, len(durations) - 1) * transition_seconds
+
+
+def scene_starts(durations: Sequence[float], transition_seconds: float) -> list[float]:
+    """When each scene begins in the stitched video (a crossfade starts it ``t`` early)."""
+    starts, clock = [], 0.0
+    for duration in durations:
+        starts.append(clock)
+        clock += duration - transition_seconds
+    return starts
+
+
+def _uniform(infos: Sequence[MediaDetails], spec: PlatformSpec) -> bool:
+    """Whether the concat demuxer may copy: one codec, size, rate and audio layout throughout."""
+    audio = {(i.audio_codec, i.audio_sample_rate, i.audio_channels) for i in infos}
+    profiles = {i.video_profile for i in infos}
+    return len(audio) == len(profiles) == 1 and all(
+        i.video_codec == "h264"
+        and i.pix_fmt == "yuv420p"
+        and (i.width, i.height) == (spec.width, spec.height)
+        and i.fps is not None
+        and abs(i.fps - spec.fps) < 0.01
+        for i in infos
+    )
+
+
+def _listing(clips: Sequence[Path], target: Path) -> Path:
+    quoted = (str(clip.resolve()).replace("'", "'\\''") for clip in clips)
+    target.write_text("".join(f"file '{path}'\n" for path in quoted), encoding="utf-8")
+    return target
+
+
+def _graph(
+    infos: Sequence[MediaDetails], spec: PlatformSpec, transition: str | None, seconds: float
+) -> tuple[str, bool]:
+    """A filter graph ending in ``[v]`` (and ``[a]`` if any clip has sound)."""
+    with_audio = any(info.audio_codec for info in infos)
+    parts = []
+    for index, info in enumerate(infos):
+        parts.append(
+            f"[{index}:v:0]{fit_frame(spec)},fps={spec.fps},format=yuv420p,"
+            f"setpts=PTS-STARTPTS[v{index}]"
+        )
+        if not with_audio:
+            continue
+        # Every clip gets a track of exactly its own length, silent if it has none, so the
+        # audio joins stay aligned with the picture.
+        if info.audio_codec:
+            parts.append(
+                f"[{index}:a:0]{AUDIO_FORMAT},apad=whole_dur={info.duration:.3f},"
+                f"atrim=end={info.duration:.3f},asetpts=PTS-STARTPTS[a{index}]"
+            )
+        else:
+            parts.append(
+                f"anullsrc=r=48000:cl=stereo:d={info.duration:.3f},{AUDIO_FORMAT}[a{index}]"
+            )
+    if transition is None:
+        streams = "".join(f"[v{i}]" + (f"[a{i}]" if with_audio else "") for i in range(len(infos)))
+        outputs = "[v][a]" if with_audio else "[v]"
+        parts.append(f"{streams}concat=n={len(infos)}:v=1:a={int(with_audio)}{outputs}")
+        return ";".join(parts), with_audio
+    video, audio, clock = "v0", "a0", infos[0].duration
+    for index in range(1, len(infos)):
+        last = index == len(infos) - 1
+        joined_video, joined_audio = ("v", "a") if last else (f"xv{index}", f"xa{index}")
+        parts.append(
+            f"[{video}][v{index}]xfade=transition={transition}:duration={seconds:.3f}"
+            f":offset={clock - seconds:.3f}[{joined_video}]"
+        )
+        if with_audio:
+            parts.append(f"[{audio}][a{index}]acrossfade=d={seconds:.3f}[{joined_audio}]")
+        video, audio = joined_video, joined_audio
+        clock += infos[index].duration - seconds
+    return ";".join(parts), with_audio
+
+
+def stitch(
+    clips: list[Path],
+    dst: Path,
+    platform: PlatformSpec,
+    *,
+    transition: str | None = "fade",
+    transition_seconds: float = 0.5,
+    on_progress: ffmpeg.ProgressCallback | None = None,
+    exe: str | None = None,
+    threads: int | None = None,
+) -> StitchReport:
+    """Join ``clips`` in the given order into ``dst`` at the platform's size and rate.
+
+    Without a transition (``None`` or ``"none"``) matching clips are stream-copied through the
+    concat demuxer, anything else is re-encoded once. With one, consecutive clips crossfade
+    (``xfade``/``acrossfade``), overlapping by ``transition_seconds`` — shortened to half the
+    shortest clip if needed; the report gives the value used and the expected duration.
+    """
+    if not clips:
+        raise BadInputError("no clips to stitch")
+    if transition in (None, "", "none") or len(clips) == 1 or transition_seconds <= 0:
+        transition = None
+    elif transition not in TRANSITIONS:
+        raise BadInputError(
+            f"unknown transition {transition!r}; use one of {', '.join(sorted(TRANSITIONS))}"
+        )
+    began = time.monotonic()
+    infos = [details(clip, exe) for clip in clips]
+    if missing := [clip.name for clip, info in zip(clips, infos, strict=True) if not info.width]:
+        raise MediaError(f"no video stream in {', '.join(missing)}")
+    seconds = 0.0
+    if transition is not None:
+        seconds = min(transition_seconds, min(info.duration for info in infos) / 2)
+    expected = expected_duration([info.duration for info in infos], seconds)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".stitch-") as work:
+        mode: Literal["copy", "reencode", "xfade"]
+        if transition is None and _uniform(infos, platform):
+            mode, with_audio = "copy", infos[0].audio_codec is not None
+            listing = _listing(clips, Path(work) / "clips.txt")
+            args = ["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy"]
+        else:
+            mode = "reencode" if transition is None else "xfade"
+            graph, with_audio = _graph(infos, platform, transition, seconds)
+            inputs = [arg for clip in clips for arg in ("-i", str(clip))]
+            audio = ["-map", "[a]", "-c:a", "aac", "-b:a", "192k"] if with_audio else []
+            args = [
+                *inputs, "-filter_complex", graph, "-map", "[v]",
+                *clip_encoding(platform, threads), *audio,
+            ]  # fmt: skip
+        ffmpeg.run(
+            [*args, "-movflags", "+faststart", str(dst)],
+            duration=expected,
+            on_progress=on_progress,
+            exe=exe,
+        )
+    return StitchReport(
+        path=dst,
+        mode=mode,
+        clips=len(clips),
+        duration=ffmpeg.probe(dst, exe).duration,
+        expected_duration=expected,
+        transition=transition,
+        transition_seconds=seconds,
+        has_audio=with_audio,
+        seconds=time.monotonic() - began,
+        durations=tuple(info.duration for info in infos),
+    )

@@ -1,0 +1,42 @@
+"""Checks a request must pass before a workflow is started for it."""
+
+from __future__ import annotations
+
+from activities.planning import plan_scenes
+from storyreel.contracts import GenerationRequest, PlanInput
+from storyreel.errors import BadInputError
+from storyreel.storage import Storage
+
+
+def check_platform_duration(request: GenerationRequest) -> float:
+    """The planned length in seconds, or :class:`~storyreel.errors.BadInputError` (a 422 that
+    names the platform's limit) when the video would be too long for its platform.
+
+    The same pure planner the plan activity runs, so the API and the workflow agree: explicit
+    scenes count their durations, a script the planner's estimate (2.5 words per second, each
+    scene 2-10 s, beats capped by ``duration``). Transitions make the final video a little
+    shorter than this sum; the limit is checked on the sum, before any clip is paid for.
+    """
+    plan = plan_scenes(
+        PlanInput(
+            generation_id="validation",
+            script=request.script,
+            scenes=request.scenes,
+            duration=request.duration,
+            platform=request.platform,
+        )
+    )
+    return round(sum(scene.duration for scene in plan.scenes), 3)
+
+
+def check_music(request: GenerationRequest, storage: Storage) -> None:
+    """:class:`~storyreel.errors.BadInputError` when the request names a music bed that is not
+    in storage (the assembly would fail on it after every clip was paid for).
+
+    Blocking (an S3 HEAD): call it through ``asyncio.to_thread``.
+    """
+    if request.music is not None and not storage.exists(request.music):
+        raise BadInputError(
+            f"music: no track at {request.music!r} in storage; upload it first, "
+            "or leave 'music' out"
+        )

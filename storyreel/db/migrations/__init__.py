@@ -1,0 +1,1 @@
+"""Alembic migrations of the record database (a package so that it ships in the wheel)."""

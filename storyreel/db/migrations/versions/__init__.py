@@ -1,0 +1,1 @@
+"""Alembic revisions; files are loaded by path, so their names need not be identifiers."""

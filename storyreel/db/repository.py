@@ -1,0 +1,575 @@
+"""The record's operations: users and API keys, generations and clips, the cost ledger.
+
+Every method is one short transaction and safe to call from several threads and processes
+at once. Writes are idempotent, because their callers (Temporal activities) may run them
+more than once and out of order.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import math
+import secrets
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Executable
+from sqlmodel import Session, SQLModel, col, select
+
+from storyreel.contracts import (
+    GENERATION_ENDED,
+    ClipStageMetrics,
+    ClipState,
+    ClipStatus,
+    GenerationState,
+    GenerationStatus,
+    StageTiming,
+)
+from storyreel.db.engine import WRITE_OPTION, create_engine
+from storyreel.db.models import (
+    MICROS,
+    ApiKey,
+    ApiKeyPublic,
+    Clip,
+    CostEntry,
+    CostTotal,
+    Generation,
+    GenerationPublic,
+    User,
+    utcnow,
+)
+from storyreel.errors import BadInputError, ConflictError, NotFoundError
+
+API_KEY_PREFIX = "sr_"
+# "sr_" and 8 characters of the random part: 48 of its 256 bits, shown, never enough to guess.
+DISPLAY_PREFIX_LENGTH = 11
+MAX_PAGE_SIZE = 100
+
+
+class GenerationPage(BaseModel):
+    """One page of a user's generations, newest first; ``next_cursor`` asks for the next."""
+
+    items: list[GenerationPublic]
+    next_cursor: str | None = None
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str, pepper: str) -> str:
+    """The stored form of a key: HMAC-SHA256 under a server-side secret.
+
+    Keys are 256 random bits, so a fast hash is enough (nothing to brute-force); the pepper
+    makes a leaked table useless without the server's configuration as well.
+    """
+    return hmac.new(pepper.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+class Records:
+    """The permanent record, over one engine (SQLite or PostgreSQL).
+
+    Methods are synchronous: call them from sync activities (they run on the worker's
+    executor) or from async code through a thread (``anyio.to_thread.run_sync``).
+    """
+
+    def __init__(self, engine: Engine, *, pepper: str = "") -> None:
+        self.engine = engine
+        self._pepper = pepper
+        # Same pool; marks connections that will write (BEGIN IMMEDIATE on SQLite).
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+
+    @classmethod
+    def from_url(cls, url: str, *, pepper: str = "") -> Records:
+        return cls(create_engine(url), pepper=pepper)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def _insert(
+        self,
+        model: type[SQLModel],
+        values: Mapping[str, Any],
+        *,
+        keys: Sequence[str],
+        on_conflict_set: Mapping[str, Any] | None = None,
+    ) -> Executable:
+        """INSERT ... ON CONFLICT (keys) DO NOTHING, or DO UPDATE SET ``on_conflict_set``."""
+        changes = dict(on_conflict_set or {})
+        if self.engine.dialect.name == "postgresql":
+            pg = postgresql.insert(model).values(dict(values))
+            if not changes:
+                return pg.on_conflict_do_nothing(index_elements=list(keys))
+            return pg.on_conflict_do_update(index_elements=list(keys), set_=changes)
+        lite = sqlite.insert(model).values(dict(values))
+        if not changes:
+            return lite.on_conflict_do_nothing(index_elements=list(keys))
+        return lite.on_conflict_do_update(index_elements=list(keys), set_=changes)
+
+    def _insert_new(
+        self,
+        connection: Connection,
+        model: type[SQLModel],
+        values: Mapping[str, Any],
+        *,
+        keys: Sequence[str],
+    ) -> bool:
+        """Insert unless a row with the same ``keys`` exists; True if this call inserted it."""
+        columns = sa_inspect(model).columns
+        returning = [columns[key] for key in keys]
+        if self.engine.dialect.name == "postgresql":
+            statement: Executable = (
+                postgresql.insert(model)
+                .values(dict(values))
+                .on_conflict_do_nothing(index_elements=list(keys))
+                .returning(*returning)
+            )
+        else:
+            statement = (
+                sqlite.insert(model)
+                .values(dict(values))
+                .on_conflict_do_nothing(index_elements=list(keys))
+                .returning(*returning)
+            )
+        # RETURNING rather than rowcount, which psycopg leaves at -1 for this statement.
+        return connection.execute(statement).first() is not None
+
+    # -----------------------------------------------------------------------------------------
+    # Users and API keys
+
+    def create_user(self, name: str) -> User:
+        """The user called ``name``, created on first use."""
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise BadInputError("a user name is 1-100 characters")
+        with self._writing() as session:
+            session.connection().execute(
+                self._insert(User, {"name": name, "created_at": utcnow()}, keys=["name"])
+            )
+            return session.exec(select(User).where(col(User.name) == name)).one()
+
+    def get_user(self, user_id: int) -> User | None:
+        with self._reading() as session:
+            return session.get(User, user_id)
+
+    def create_api_key(self, user: User | int) -> str:
+        """A new key for ``user``. The clear key is returned here once and stored nowhere."""
+        user_id = _user_id(user)
+        key = new_api_key()
+        try:
+            with self._writing() as session:
+                session.connection().execute(
+                    insert(ApiKey).values(
+                        user_id=user_id,
+                        key_hash=hash_api_key(key, self._pepper),
+                        prefix=key[:DISPLAY_PREFIX_LENGTH],
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise NotFoundError(f"no user with id {user_id}") from exc
+        return key
+
+    def user_for_key(self, key: str) -> User | None:
+        """The owner of a valid, unrevoked key; None for anything else."""
+        if not key.startswith(API_KEY_PREFIX) or len(key) > 200:
+            return None
+        # A lookup by the hash itself: nothing secret is compared byte by byte here.
+        query = (
+            select(User)
+            .join(ApiKey, col(ApiKey.user_id) == col(User.id))
+            .where(
+                col(ApiKey.key_hash) == hash_api_key(key, self._pepper),
+                col(ApiKey.revoked_at).is_(None),
+            )
+        )
+        with self._reading() as session:
+            return session.exec(query).first()
+
+    def revoke_api_key(self, key: str) -> bool:
+        """Revoke a key; False if it was unknown or already revoked."""
+        with self._writing() as session:
+            result = session.connection().execute(
+                update(ApiKey)
+                .where(
+                    col(ApiKey.key_hash) == hash_api_key(key, self._pepper),
+                    col(ApiKey.revoked_at).is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+            return result.rowcount > 0
+
+    def revoke_api_key_by_id(self, key_id: int, user_id: int) -> bool:
+        """Revoke one of the user's keys by the id its listing shows."""
+        with self._writing() as session:
+            result = session.connection().execute(
+                update(ApiKey)
+                .where(
+                    col(ApiKey.id) == key_id,
+                    col(ApiKey.user_id) == user_id,
+                    col(ApiKey.revoked_at).is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+            return result.rowcount > 0
+
+    def list_api_keys(self, user_id: int) -> list[ApiKeyPublic]:
+        query = select(ApiKey).where(col(ApiKey.user_id) == user_id).order_by(col(ApiKey.id))
+        with self._reading() as session:
+            return [ApiKeyPublic.model_validate(row) for row in session.exec(query)]
+
+    # -----------------------------------------------------------------------------------------
+    # Generations
+
+    def upsert_generation(
+        self, state: GenerationState, *, user_id: int, request: Mapping[str, Any]
+    ) -> bool:
+        """Record ``state``; False if the row already holds a newer one.
+
+        ``request`` (the caller's GenerationRequest as JSON) is kept from the first write.
+        Idempotent: the same state twice writes the same row twice. Out of order: a state whose
+        ``updated_at`` is older than the stored one is ignored, so a late retry of an earlier
+        milestone cannot undo a later one. Clips are rewritten with the generation, so the
+        clip rows are always those of the state the generation row holds.
+        """
+        values = _generation_values(state)
+        try:
+            with self._writing() as session:
+                connection = session.connection()
+                inserted = self._insert_new(
+                    connection,
+                    Generation,
+                    {
+                        "id": state.generation_id,
+                        "user_id": user_id,
+                        "request": dict(request),
+                        **values,
+                    },
+                    keys=["id"],
+                )
+                if not inserted:
+                    # FOR UPDATE: on PostgreSQL, concurrent writers of one generation compare
+                    # and write one after the other (SQLite already holds the write lock).
+                    stored = connection.execute(
+                        select(col(Generation.user_id), col(Generation.updated_at))
+                        .where(col(Generation.id) == state.generation_id)
+                        .with_for_update()
+                    ).one()
+                    if stored.user_id != user_id:
+                        raise ConflictError(
+                            f"generation {state.generation_id} belongs to another user"
+                        )
+                    if _is_stale(state.updated_at, stored.updated_at):
+                        return False
+                    if state.created_at is None:
+                        values.pop("created_at")
+                    connection.execute(
+                        update(Generation)
+                        .where(col(Generation.id) == state.generation_id)
+                        .values(values)
+                    )
+                self._write_clips(connection, state)
+        except IntegrityError as exc:
+            raise NotFoundError(f"no user with id {user_id}") from exc
+        return True
+
+    def _write_clips(self, connection: Connection, state: GenerationState) -> None:
+        rows = [_clip_values(state.generation_id, clip) for clip in state.clips]
+        if rows:
+            if self.engine.dialect.name == "postgresql":
+                pg = postgresql.insert(Clip).values(rows)
+                connection.execute(
+                    pg.on_conflict_do_update(
+                        index_elements=["generation_id", "clip_id"],
+                        set_={name: pg.excluded[name] for name in _CLIP_UPDATED},
+                    )
+                )
+            else:
+                lite = sqlite.insert(Clip).values(rows)
+                connection.execute(
+                    lite.on_conflict_do_update(
+                        index_elements=["generation_id", "clip_id"],
+                        set_={name: lite.excluded[name] for name in _CLIP_UPDATED},
+                    )
+                )
+        # A state never loses clips in practice; if one did, the record follows it exactly.
+        connection.execute(
+            delete(Clip).where(
+                col(Clip.generation_id) == state.generation_id,
+                col(Clip.clip_id).not_in([clip.clip_id for clip in state.clips]),
+            )
+        )
+
+    def get_generation(self, generation_id: str, user_id: int) -> GenerationState | None:
+        """The recorded state; None if there is none or it is another user's."""
+        with self._reading() as session:
+            row = session.get(Generation, generation_id)
+            if row is None or row.user_id != user_id:
+                return None
+            clips = session.exec(
+                select(Clip)
+                .where(col(Clip.generation_id) == generation_id)
+                .order_by(col(Clip.clip_id))
+            ).all()
+            return _state_from_rows(row, clips)
+
+    def list_generations(
+        self,
+        user_id: int,
+        *,
+        status: GenerationStatus | Collection[GenerationStatus] | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> GenerationPage:
+        """The user's generations, newest first, ``limit`` at a time.
+
+        Pages are cut by (created_at, id) rather than by offset, so rows arriving while a
+        client pages through neither repeat nor go missing.
+        """
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise BadInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        query = select(Generation).where(col(Generation.user_id) == user_id)
+        if status is not None:
+            wanted = [status] if isinstance(status, GenerationStatus) else list(status)
+            query = query.where(col(Generation.status).in_([s.value for s in wanted]))
+        if cursor is not None:
+            after_created, after_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    col(Generation.created_at) < after_created,
+                    and_(
+                        col(Generation.created_at) == after_created,
+                        col(Generation.id) < after_id,
+                    ),
+                )
+            )
+        query = query.order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
+        with self._reading() as session:
+            rows = session.exec(query.limit(limit + 1)).all()
+        items = [GenerationPublic.model_validate(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = _encode_cursor(last.created_at, last.id)
+        return GenerationPage(items=items, next_cursor=next_cursor)
+
+    def count_running(self, user_id: int) -> int:
+        """How many of the user's generations have not ended (for per-user quotas)."""
+        query = (
+            select(func.count())
+            .select_from(Generation)
+            .where(
+                col(Generation.user_id) == user_id,
+                col(Generation.status).not_in([s.value for s in GENERATION_ENDED]),
+            )
+        )
+        with self._reading() as session:
+            return int(session.exec(query).one())
+
+    # -----------------------------------------------------------------------------------------
+    # Cost ledger
+
+    def record_cost(
+        self,
+        user_id: int,
+        generation_id: str,
+        clip_id: int | None,
+        amount: float,
+        idempotency_key: str,
+    ) -> bool:
+        """Enter a charge once; False if ``idempotency_key`` was already entered.
+
+        The entry and the user's running total move in one transaction: the total is always
+        the sum of the entries, whoever else is writing.
+        """
+        if not math.isfinite(amount):
+            raise BadInputError(f"a cost must be a finite number, not {amount}")
+        if not idempotency_key or len(idempotency_key) > 200:
+            raise BadInputError("an idempotency key is 1-200 characters")
+        micros = round(amount * MICROS)
+        now = utcnow()
+        try:
+            with self._writing() as session:
+                connection = session.connection()
+                entry = {
+                    "idempotency_key": idempotency_key,
+                    "user_id": user_id,
+                    "generation_id": generation_id,
+                    "clip_id": clip_id,
+                    "amount_micros": micros,
+                    "created_at": now,
+                }
+                entered = self._insert_new(connection, CostEntry, entry, keys=["idempotency_key"])
+                if not entered:
+                    first = connection.execute(
+                        select(col(CostEntry.user_id), col(CostEntry.amount_micros)).where(
+                            col(CostEntry.idempotency_key) == idempotency_key
+                        )
+                    ).one()
+                    if (first.user_id, first.amount_micros) != (user_id, micros):
+                        raise ConflictError(
+                            f"cost {idempotency_key!r} was already entered with other values"
+                        )
+                    return False
+                # total = total + amount in the database, never read-add-write in Python.
+                connection.execute(
+                    self._insert(
+                        CostTotal,
+                        {
+                            "user_id": user_id,
+                            "total_micros": micros,
+                            "entries": 1,
+                            "updated_at": now,
+                        },
+                        keys=["user_id"],
+                        on_conflict_set={
+                            "total_micros": col(CostTotal.total_micros) + micros,
+                            "entries": col(CostTotal.entries) + 1,
+                            "updated_at": now,
+                        },
+                    )
+                )
+        except IntegrityError as exc:
+            raise NotFoundError(f"no user with id {user_id}") from exc
+        return True
+
+    def spent(self, user_id: int) -> float:
+        """The user's total cost so far."""
+        query = select(col(CostTotal.total_micros)).where(col(CostTotal.user_id) == user_id)
+        with self._reading() as session:
+            total = session.exec(query).first()
+        return (total or 0) / MICROS
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows <-> contracts
+
+_CLIP_UPDATED = (
+    "status",
+    "progress",
+    "key",
+    "duration",
+    "error",
+    "attempts",
+    "prompt",
+    "summary",
+    "prediction_id",
+    "started_at",
+    "ended_at",
+    "render_seconds",
+    "cost",
+    "cached",
+)
+
+
+def _user_id(user: User | int) -> int:
+    if isinstance(user, User):
+        if user.id is None:
+            raise BadInputError("the user has not been saved")
+        return user.id
+    return user
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _is_stale(incoming: datetime | None, stored: datetime | None) -> bool:
+    # A state without a timestamp cannot prove it is newer than one with a timestamp.
+    if incoming is None:
+        return stored is not None
+    return stored is not None and _as_utc(incoming) < _as_utc(stored)
+
+
+def _generation_values(state: GenerationState) -> dict[str, Any]:
+    return {
+        "title": state.title,
+        "status": state.status.value,
+        "stage": state.stage.value if state.stage is not None else None,
+        "platform": state.platform.value,
+        "provider": state.provider,
+        "video_key": state.video_key,
+        "thumbnail_key": state.thumbnail_key,
+        "duration": state.duration,
+        "error": state.error,
+        "cost": state.cost,
+        "budget": state.budget,
+        "storyboard_keys": list(state.storyboard_keys),
+        "warnings": list(state.warnings),
+        "timings": [timing.model_dump(mode="json") for timing in state.timings],
+        "clip_stage": state.clip_stage.model_dump(mode="json"),
+        "skipped_clips": list(state.skipped_clips),
+        "retry_deadline": state.retry_deadline,
+        "created_at": state.created_at or utcnow(),
+        "updated_at": state.updated_at,
+        "recorded_at": utcnow(),
+    }
+
+
+def _clip_values(generation_id: str, clip: ClipState) -> dict[str, Any]:
+    values = clip.model_dump(include=set(_CLIP_UPDATED) | {"clip_id"})
+    values["status"] = clip.status.value
+    values["generation_id"] = generation_id
+    values["cached"] = clip.status is ClipStatus.cached
+    return values
+
+
+def _state_from_rows(row: Generation, clips: Sequence[Clip]) -> GenerationState:
+    return GenerationState(
+        generation_id=row.id,
+        title=row.title,
+        status=row.status,
+        stage=row.stage,
+        platform=row.platform,
+        provider=row.provider,
+        clips=[ClipState.model_validate(clip, from_attributes=True) for clip in clips],
+        storyboard_keys=row.storyboard_keys,
+        video_key=row.video_key,
+        thumbnail_key=row.thumbnail_key,
+        duration=row.duration,
+        error=row.error,
+        warnings=row.warnings,
+        timings=[StageTiming.model_validate(timing) for timing in row.timings],
+        clip_stage=ClipStageMetrics.model_validate(row.clip_stage),
+        skipped_clips=row.skipped_clips,
+        cost=row.cost,
+        budget=row.budget,
+        retry_deadline=row.retry_deadline,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _encode_cursor(created_at: datetime, generation_id: str) -> str:
+    raw = json.dumps([_as_utc(created_at).isoformat(), generation_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, generation_id = json.loads(raw)
+        return _as_utc(datetime.fromisoformat(created)), str(generation_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise BadInputError("invalid cursor: pass back the next_cursor of a previous page") from exc

@@ -1,0 +1,223 @@
+"""Narration placed on the scene timeline, TTS adapters, and the ducked music mix."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from activities.media import ffmpeg
+from activities.media.audio import (
+    TTS,
+    EspeakTTS,
+    OpenAITTS,
+    SilentTTS,
+    close_tts,
+    make_tts,
+    mix,
+    narration_track,
+    speech_seconds,
+)
+from storyreel.errors import MediaError, ProviderError, ProviderRefusedError
+
+from .helpers import SMALL, make_clip, samples, tone_level
+
+
+def tone(path: Path, hertz: int, seconds: float, volume: float = 0.5) -> Path:
+    ffmpeg.run(["-f", "lavfi", "-i", f"sine=f={hertz}:d={seconds},volume={volume}", str(path)])
+    return path
+
+
+class ToneTTS:
+    """Speaks every text as a 3 s 300 Hz tone at about -15 dBFS RMS, like loud TTS output."""
+
+    def synthesize(self, text: str, dst: Path, voice: str | None = None) -> Path:
+        return tone(dst, 300, 3.0, volume=2.0)
+
+
+def test_silent_tts_lasts_as_long_as_the_words(tmp_path: Path) -> None:
+    text = "one two three four five"
+    out = SilentTTS().synthesize(text, tmp_path / "s.wav")
+    assert isinstance(SilentTTS(), TTS)
+    assert ffmpeg.probe(out).duration == pytest.approx(speech_seconds(text), abs=0.05) == 2.0
+
+
+def test_speech_starts_with_its_scene_and_stops_at_its_end(tmp_path: Path) -> None:
+    scenes = [(0.0, 1.0, "first"), (1.0, 1.0, " "), (2.0, 1.5, "third")]
+    spoken: list[float] = []
+    track = narration_track(scenes, tmp_path / "n.wav", ToneTTS(), on_progress=spoken.append)
+    assert spoken == [pytest.approx(1 / 3), 1.0]
+    assert ffmpeg.probe(track).duration == pytest.approx(3.5, abs=0.05)
+    signal = samples(track)
+    speaking = tone_level(signal, 0.2, 0.8, 300)
+    assert speaking > 300
+    assert tone_level(signal, 1.2, 1.8, 300) < speaking / 50  # cut at the end of scene 1
+    assert tone_level(signal, 2.2, 3.2, 300) > speaking / 2  # scene 3 speaks at 2.0 s
+    silent = narration_track([(0.0, 2.0, "")], tmp_path / "quiet.wav", ToneTTS(), total=4.0)
+    assert ffmpeg.probe(silent).duration == pytest.approx(4.0, abs=0.05)
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return tone(tmp_path_factory.mktemp("speech") / "speech.wav", 440, 0.4).read_bytes()
+
+
+def test_openai_tts_request_and_narration(tmp_path: Path, speech_wav: bytes) -> None:
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, content=speech_wav, headers={"content-type": "audio/wav"})
+
+    with OpenAITTS(
+        "https://tts.example/v1/", "sk-test", "tts-1-hd", "nova",
+        transport=httpx.MockTransport(answer),
+    ) as tts:  # fmt: skip
+        out = tts.synthesize("Hello harbour", tmp_path / "one.wav", voice="onyx")
+        track = narration_track([(0.0, 1.0, "Hello"), (1.0, 1.0, "again")], tmp_path / "n.wav", tts)
+    assert out.read_bytes() == speech_wav
+    first = requests[0]
+    assert (first.method, first.url.path) == ("POST", "/v1/audio/speech")
+    assert first.url.host == "tts.example"
+    assert first.headers["authorization"] == "Bearer sk-test"
+    assert json.loads(first.content) == {
+        "model": "tts-1-hd", "voice": "onyx", "input": "Hello harbour", "response_format": "wav",
+    }  # fmt: skip
+    assert [json.loads(r.content)["voice"] for r in requests[1:]] == ["nova", "nova"]
+    assert ffmpeg.probe(track).duration == pytest.approx(2.0, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(401, ProviderRefusedError), (429, ProviderError), (503, ProviderError)]
+)
+def test_openai_tts_errors(tmp_path: Path, status: int, error: type[Exception]) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, text="nope"))
+    tts = OpenAITTS("http://local:8880", "sk-secret", transport=transport)
+    with pytest.raises(error, match=f"answered {status}") as caught:
+        tts.synthesize("hi", tmp_path / "x.wav")
+    assert type(caught.value) is error
+    assert "sk-secret" not in str(caught.value)
+    tts.close()
+
+
+def test_espeak_command_line_and_absence(tmp_path: Path) -> None:
+    # The adapter's contract with the binary (text on stdin, -v voice, -w wav), checked
+    # against a stand-in script: the real espeak-ng is a system package, absent here.
+    fake = tmp_path / "espeak-ng"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" > "{tmp_path}/args"; cat > "{tmp_path}/text"\n'
+        'while [ "$1" != "-w" ]; do shift; done\n'
+        f'exec "{ffmpeg.ffmpeg_exe()}" -loglevel error -y -f lavfi -i sine=d=0.7 "$2"\n'
+    )
+    fake.chmod(0o755)
+    tts = EspeakTTS(str(fake))
+    assert tts.available()
+    out = tts.synthesize("-v is not an option here", tmp_path / "e.wav", voice="en-gb")
+    assert ffmpeg.probe(out).duration == pytest.approx(0.7, abs=0.05)
+    assert (tmp_path / "text").read_text() == "-v is not an option here"
+    assert (tmp_path / "args").read_text().split()[:2] == ["-v", "en-gb"]
+    missing = EspeakTTS()
+    missing.binary = None
+    assert not missing.available()
+    with pytest.raises(MediaError, match="espeak-ng is not installed"):
+        missing.synthesize("hi", tmp_path / "x.wav")
+
+
+def test_real_espeak(tmp_path: Path) -> None:
+    tts = EspeakTTS()
+    if not tts.available():
+        pytest.skip("espeak-ng/espeak is not on PATH (a Debian package, not installed here)")
+    out = tts.synthesize("The lighthouse keeper", tmp_path / "e.wav")
+    assert ffmpeg.probe(out).duration > 0.5
+    track = narration_track([(0.5, 2.0, "Hello there")], tmp_path / "n.wav", tts)
+    assert ffmpeg.probe(track).duration == pytest.approx(2.5, abs=0.05)
+
+
+def test_every_mix_has_aac_sound_as_long_as_the_picture(tmp_path: Path) -> None:
+    silent = make_clip(tmp_path / "silent.mp4", SMALL, 1.5, "red")
+    sounding = make_clip(tmp_path / "sounding.mp4", SMALL, 1.5, "red", audio=True)
+    music = tone(tmp_path / "music.wav", 1000, 0.5)  # shorter than the video: loops
+    narration = tone(tmp_path / "voice.wav", 300, 3.0)  # longer: cut
+    for video, voice, bed in [
+        (silent, None, None), (sounding, None, None), (silent, None, music),
+        (silent, narration, None), (sounding, narration, music),
+    ]:  # fmt: skip
+        out = tmp_path / "out.mp4"
+        mix(video, out, voice, bed)
+        info = ffmpeg.probe(out)
+        assert (info.video_codec, info.audio_codec) == ("h264", "aac"), (video, voice, bed)
+        assert info.duration == pytest.approx(1.5, abs=0.06)
+        level = tone_level(samples(out), 0.6, 1.2, 1000)
+        assert (level > 50) == (bed is not None), (voice, bed, level)  # music loops to the end
+
+
+@pytest.mark.parametrize("duck", [True, False])
+def test_music_ducks_under_the_voice(tmp_path: Path, duck: bool) -> None:
+    video = make_clip(tmp_path / "v.mp4", SMALL, 3.0, "red")
+    music = tone(tmp_path / "music.wav", 1000, 3.0, volume=0.8)
+    voice = narration_track([(0.0, 1.0, "speak")], tmp_path / "voice.wav", ToneTTS(), total=3.0)
+    out = tmp_path / "out.mp4"
+    mix(video, out, voice, music, duck=duck)
+    signal = samples(out)
+    under_voice = tone_level(signal, 0.3, 0.9, 1000)
+    alone = tone_level(signal, 2.0, 2.8, 1000)
+    assert tone_level(signal, 0.3, 0.9, 300) > 300  # the voice is there
+    if duck:
+        assert under_voice < alone / 3
+    else:
+        assert under_voice == pytest.approx(alone, rel=0.2)
+
+
+def test_make_tts_picks_the_configured_voice(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(make_tts("silent"), SilentTTS)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak anywhere
+    with caplog.at_level("WARNING"):
+        assert isinstance(make_tts("espeak"), SilentTTS)
+    assert "espeak-ng is not installed" in caplog.text
+    fake = tmp_path / "espeak-ng"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    espeak = make_tts("espeak", voice="en-gb", timeout=5)
+    assert isinstance(espeak, EspeakTTS)
+    assert (espeak.binary, espeak.voice, espeak.timeout) == (str(fake), "en-gb", 5)
+    with pytest.raises(ValueError, match="needs tts_url"):
+        make_tts("openai")
+    with pytest.raises(ValueError, match="unknown tts_provider"):
+        make_tts("festival")
+    remote = make_tts("openai", url="http://tts.local/v1", api_key="sk-x", timeout=7)
+    assert isinstance(remote, OpenAITTS)
+    assert (remote.voice, remote.timeout) == ("alloy", 7)
+    close_tts(remote)
+    close_tts(espeak)
+
+
+def test_openai_tts_whole_call_is_bounded(tmp_path: Path) -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        def chunks() -> Iterator[bytes]:
+            for _ in range(50):
+                time.sleep(0.02)
+                yield b"RIFF...."
+
+        return httpx.Response(200, content=chunks())
+
+    transport = httpx.MockTransport(slow)
+    with (
+        OpenAITTS("http://tts.local", None, transport=transport, timeout=0.2) as tts,
+        pytest.raises(ProviderError, match=r"took longer than 0\.2 s"),
+    ):
+        tts.synthesize("slow", tmp_path / "slow.wav")
+
+
+def test_espeak_timeout_is_a_media_error(tmp_path: Path) -> None:
+    fake = tmp_path / "espeak-ng"
+    fake.write_text("#!/bin/sh\nsleep 5\n")
+    fake.chmod(0o755)
+    with pytest.raises(MediaError, match="longer than 0.3 s"):
+        EspeakTTS(str(fake), timeout=0.3).synthesize("hi", tmp_path / "x.wav")

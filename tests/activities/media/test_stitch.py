@@ -1,0 +1,108 @@
+"""Stitching: order, stream copy only when safe, crossfade durations, with and without sound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from activities.media import ffmpeg
+from activities.media.stitch import expected_duration, scene_starts, stitch
+from storyreel.errors import BadInputError
+
+from .helpers import SMALL, make_clip, mean_colour, rgb_frame
+
+SPOT = (164, 304, 32, 32)  # the centre: letterboxed clips keep colour there
+
+
+def colour_at(video: Path, at: float) -> str:
+    red, green, blue = mean_colour(rgb_frame(video, at, SPOT))
+    return max((red, "red"), (green, "green"), (blue, "blue"))[1]
+
+
+def test_duration_formula_and_scene_starts() -> None:
+    assert expected_duration([1.0, 2.0, 1.5], 0.5) == pytest.approx(3.5)
+    assert expected_duration([2.0], 0.5) == 2.0
+    assert scene_starts([1.0, 2.0, 1.5], 0.5) == [0.0, 0.5, 2.0]
+
+
+def test_matching_clips_are_stream_copied(tmp_path: Path) -> None:
+    clips = [
+        make_clip(tmp_path / f"{n}.mp4", SMALL, 1.0, colour, audio=True)
+        for n, colour in enumerate(("red", "blue"))
+    ]
+    report = stitch(clips, tmp_path / "out.mp4", SMALL, transition=None)
+    assert (report.mode, report.has_audio) == ("copy", True)
+    assert report.duration == pytest.approx(2.0, abs=0.1)
+    assert ffmpeg.probe(report.path).audio_codec == "aac"
+    assert [colour_at(report.path, at) for at in (0.5, 1.5)] == ["red", "blue"]
+
+
+def test_mixed_sound_and_sizes_are_re_encoded_in_order(tmp_path: Path) -> None:
+    clips = [
+        make_clip(tmp_path / "a.mp4", SMALL, 1.0, "red"),
+        make_clip(tmp_path / "b.mp4", SMALL, 1.5, "blue", audio=True),
+        make_clip(tmp_path / "c.mp4", SMALL, 1.0, "green", fps=15, size=(320, 240)),
+    ]
+    report = stitch(clips, tmp_path / "out.mp4", SMALL, transition="none")
+    assert (report.mode, report.has_audio, report.transition) == ("reencode", True, None)
+    assert report.duration == pytest.approx(3.5, abs=0.1)
+    info = ffmpeg.probe(report.path)
+    assert (info.width, info.height, info.fps, info.audio_codec) == (360, 640, 30.0, "aac")
+    assert [colour_at(report.path, at) for at in (0.5, 1.75, 3.0)] == ["red", "blue", "green"]
+
+
+@pytest.mark.parametrize("with_sound", [False, True])
+def test_crossfades_overlap_neighbouring_clips(tmp_path: Path, with_sound: bool) -> None:
+    durations = (1.0, 2.0, 1.5)
+    clips = [
+        make_clip(tmp_path / f"{n}.mp4", SMALL, seconds, colour, audio=with_sound and n == 1)
+        for n, (seconds, colour) in enumerate(zip(durations, ("red", "blue", "green"), strict=True))
+    ]
+    report = stitch(clips, tmp_path / "out.mp4", SMALL, transition="fade")
+    assert (report.mode, report.has_audio) == ("xfade", with_sound)
+    assert report.expected_duration == pytest.approx(3.5)
+    assert report.duration == pytest.approx(expected_duration(durations, 0.5), abs=0.1)
+    starts = scene_starts(durations, 0.5)
+    solo = [starts[0] + 0.25, starts[1] + 1.0, starts[2] + 1.0]
+    assert [colour_at(report.path, at) for at in solo] == ["red", "blue", "green"]
+    # Half-way through the first fade both scenes show.
+    red, _, blue = mean_colour(rgb_frame(report.path, starts[1] + 0.25, SPOT))
+    assert red > 60 and blue > 60
+
+
+def test_transition_shortened_for_short_clips_and_single_clip(tmp_path: Path) -> None:
+    short = [make_clip(tmp_path / f"{n}.mp4", SMALL, 0.6, "red") for n in range(2)]
+    report = stitch(short, tmp_path / "short.mp4", SMALL, transition="wipeleft")
+    assert report.transition_seconds == pytest.approx(0.3)
+    assert report.duration == pytest.approx(0.9, abs=0.1)
+    single = stitch(short[:1], tmp_path / "single.mp4", SMALL, transition="fade")
+    assert (single.mode, single.transition) == ("copy", None)
+    assert single.duration == pytest.approx(0.6, abs=0.05)
+
+
+def test_bad_requests(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="no clips"):
+        stitch([], tmp_path / "out.mp4", SMALL)
+    clip = make_clip(tmp_path / "a.mp4", SMALL, 0.5, "red")
+    with pytest.raises(BadInputError, match="unknown transition 'spin'.*fade"):
+        stitch([clip, clip], tmp_path / "out.mp4", SMALL, transition="spin")
+
+
+def test_contracts_offer_exactly_these_transitions() -> None:
+    # The kernel keeps its own copy (it imports nothing from activities): they must agree.
+    from activities.media.stitch import TRANSITIONS
+    from storyreel.contracts import TRANSITIONS as OFFERED
+
+    assert OFFERED == TRANSITIONS
+
+
+def test_report_gives_each_scenes_own_span(tmp_path: Path) -> None:
+    clips = [make_clip(tmp_path / f"{n}.mp4", SMALL, 1.0, "red") for n in range(3)]
+    faded = stitch(clips, tmp_path / "out.mp4", SMALL, transition="fade", transition_seconds=0.25)
+    assert faded.durations == pytest.approx((1.0, 1.0, 1.0), abs=0.05)
+    spans = faded.scene_spans()
+    assert [start for start, _ in spans] == pytest.approx([0.0, 0.75, 1.5], abs=0.05)
+    assert spans[-1][1] == pytest.approx(faded.duration) and faded.duration == pytest.approx(
+        2.5, abs=0.1
+    )
