@@ -58,6 +58,11 @@ class Stack:
     settings: Settings
     simulator_url: str
     api_url: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
 
     async def sim(self, method: str, path: str, **kwargs: Any) -> Any:
         async with httpx.AsyncClient(base_url=self.simulator_url, timeout=30) as http:
@@ -104,6 +109,9 @@ async def stack(
         _env_file=None,
     )
     settings.provider_limits["simulator"] = ProviderLimit(max_concurrent=1000)
+    # A benchmark is one heavy user: the per-user quotas would measure themselves.
+    settings.max_running_generations = 100_000
+    settings.requests_per_minute = 10_000_000
     for name in extra:
         settings.provider_limits[name] = ProviderLimit(max_concurrent=1000)
     async with AsyncExitStack() as exits:
@@ -129,7 +137,8 @@ async def stack(
             await exits.enter_async_context(worker)
         api_server, api_task, api_url = await serve(create_api(settings, env.client))
         try:
-            yield Stack(env, env.client, settings, sim_url, api_url)
+            key = records.create_api_key(records.create_user("bench"))
+            yield Stack(env, env.client, settings, sim_url, api_url, key)
         finally:
             for server in (api_server, sim_server):
                 server.should_exit = True
