@@ -6,7 +6,6 @@ Each scenario prints its outcome (run with ``make chaos`` to see them).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from storyreel.temporal import dev_server_search_attribute_args
 from tests.api.conftest import free_port
 from tests.conftest import temporal_cli
 from tests.workflows.conftest import request_for
-from tests.workflows.test_simulator_runs import simulator
+from tests.workflows.test_simulator_runs import process_env, simulator
 
 DEADLINE = 180.0
 
@@ -82,21 +81,6 @@ def dev_server(tmp_path: Path) -> Iterator[DevServer]:
         if server.process and server.process.poll() is None:
             server.process.kill()
             server.process.wait()
-
-
-def process_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
-    env.update(
-        STORYREEL_DATA_DIR=str(settings.data_dir),
-        STORYREEL_TEMPORAL_ADDRESS=settings.temporal_address,
-        STORYREEL_WORKFLOW_TASK_QUEUE=settings.workflow_task_queue,
-        STORYREEL_MEDIA_TASK_QUEUE=settings.media_task_queue,
-        STORYREEL_CLIP_TASK_QUEUE_PREFIX=settings.clip_task_queue_prefix,
-        STORYREEL_SIMULATOR_URL=settings.simulator_url or "",
-        STORYREEL_REPLICATE_POLL_INTERVAL="0.25",
-        STORYREEL_CLIP_PROVIDERS='["local", "simulator"]',
-    )
-    return env
 
 
 def spawn(settings: Settings, *command: str) -> subprocess.Popen[bytes]:

@@ -203,7 +203,8 @@ async def test_regenerating_one_scene_makes_one_new_prediction(
     ]
 
 
-def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
+def process_env(settings: Settings) -> dict[str, str]:
+    """The environment a worker or API subprocess needs to join this test's stack."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
     env.update(
         STORYREEL_DATA_DIR=str(settings.data_dir),
@@ -213,10 +214,15 @@ def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
         STORYREEL_CLIP_TASK_QUEUE_PREFIX=settings.clip_task_queue_prefix,
         STORYREEL_SIMULATOR_URL=settings.simulator_url or "",
         STORYREEL_REPLICATE_POLL_INTERVAL="0.25",
+        STORYREEL_CLIP_PROVIDERS='["local", "simulator"]',
     )
+    return env
+
+
+def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "worker", "--queues", "workflows,media,clips:simulator"],
-        env=env,
+        env=process_env(settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
