@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,15 +83,16 @@ def clip_providers(prepared_clip: Path, flaky: FlakyProvider) -> dict[str, ClipP
     }
 
 
-@pytest.fixture
-async def live_api(
-    client: Client, settings: Settings, clip_providers: dict[str, ClipProvider]
+@asynccontextmanager
+async def live_stack(
+    client: Client, settings: Settings, providers: dict[str, ClipProvider], user: str
 ) -> AsyncIterator[LiveApi]:
-    async with running_worker(client, settings, clip_providers):
+    """Worker, API server and an authenticated client for ``user``; all stopped on exit."""
+    async with running_worker(client, settings, providers):
         server, task, url = await serve_api(settings, client)
         records = open_records(settings)
         try:
-            key = records.create_api_key(records.create_user("alice"))
+            key = records.create_api_key(records.create_user(user))
             headers = {"Authorization": f"Bearer {key}"}
             async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
                 yield LiveApi(url=url, http=http, settings=settings, key=key, records=records)
@@ -98,3 +100,11 @@ async def live_api(
             records.dispose()
             server.should_exit = True
             await task
+
+
+@pytest.fixture
+async def live_api(
+    client: Client, settings: Settings, clip_providers: dict[str, ClipProvider]
+) -> AsyncIterator[LiveApi]:
+    async with live_stack(client, settings, clip_providers, "alice") as api:
+        yield api

@@ -12,10 +12,10 @@ import pytest
 import websockets
 from temporalio.client import Client
 
+from activities.providers import ClipProvider
 from storyreel.contracts import GenerationState, GenerationStatus, Platform
 from storyreel.settings import Settings
-from tests.api.conftest import LiveApi, serve_api
-from tests.workflows.conftest import running_worker
+from tests.api.conftest import LiveApi, live_stack
 
 
 def body(count: int = 2, provider: str = "sleepy") -> dict[str, object]:
@@ -142,23 +142,13 @@ async def test_a_run_temporal_forgot_answers_from_its_record(live_api: LiveApi) 
 
 @pytest.fixture
 async def strict_api(client: Client, settings: Settings, prepared_clip) -> AsyncIterator[LiveApi]:
-    from storyreel.db import open_records
     from tests.fakes import SleepyProvider
 
     settings.requests_per_minute = 6
     settings.max_running_generations = 1
-    async with running_worker(client, settings, {"sleepy": SleepyProvider(prepared_clip, 3.0)}):
-        server, task, url = await serve_api(settings, client)
-        records = open_records(settings)
-        try:
-            key = records.create_api_key(records.create_user("carol"))
-            headers = {"Authorization": f"Bearer {key}"}
-            async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
-                yield LiveApi(url=url, http=http, settings=settings, key=key, records=records)
-        finally:
-            records.dispose()
-            server.should_exit = True
-            await task
+    providers: dict[str, ClipProvider] = {"sleepy": SleepyProvider(prepared_clip, 3.0)}
+    async with live_stack(client, settings, providers, "carol") as api:
+        yield api
 
 
 async def test_per_user_limits_answer_429_with_retry_after(strict_api: LiveApi) -> None:

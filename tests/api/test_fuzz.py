@@ -12,17 +12,15 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from temporalio.client import Client
 
-from storyreel.db import open_records
+from activities.providers import ClipProvider
 from storyreel.settings import Settings
-from tests.api.conftest import LiveApi, serve_api
+from tests.api.conftest import LiveApi, live_stack
 from tests.fakes import SleepyProvider
-from tests.workflows.conftest import running_worker
 
 CASES_PER_ROUTE = 40
 
@@ -35,18 +33,9 @@ async def fuzz_api(
     settings.clip_providers = ["sleepy"]
     settings.max_running_generations = 5
     settings.requests_per_minute = 100_000
-    async with running_worker(client, settings, {"sleepy": SleepyProvider(prepared_clip, 0.2)}):
-        server, task, url = await serve_api(settings, client)
-        records = open_records(settings)
-        try:
-            key = records.create_api_key(records.create_user("mallory"))
-            headers = {"Authorization": f"Bearer {key}"}
-            async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
-                yield LiveApi(url=url, http=http, settings=settings, key=key, records=records)
-        finally:
-            records.dispose()
-            server.should_exit = True
-            await task
+    providers: dict[str, ClipProvider] = {"sleepy": SleepyProvider(prepared_clip, 0.2)}
+    async with live_stack(client, settings, providers, "mallory") as api:
+        yield api
 
 
 def has_message(response: object) -> bool:
