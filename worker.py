@@ -32,10 +32,12 @@ from activities.providers.replicate_api import ReplicateClient
 from activities.records import RecordActivities
 from activities.storyboard import StoryboardActivities
 from storyreel.db import Records, open_records
+from storyreel.logs import configure_logging
 from storyreel.metrics import WorkerMetrics, new_registry
 from storyreel.settings import Settings, get_settings
 from storyreel.storage import Storage, storage_from_settings
 from storyreel.temporal import connect
+from storyreel.versioning import deployment_config
 from workflows.generation import VideoGenerationWorkflow
 
 log = logging.getLogger("storyreel.worker")
@@ -123,6 +125,8 @@ def build_workers(
     clip_providers = clip_providers if clip_providers is not None else default_clips
     image_providers = image_providers if image_providers is not None else default_images
     work_root = settings.data_dir / "tmp"
+    # Every worker of one release shares the build id (unversioned when none is set).
+    versioning = deployment_config(settings.worker_build_id)
     workers: list[Worker] = []
     for queue in queues:
         kind, _, provider = queue.partition(":")
@@ -133,6 +137,7 @@ def build_workers(
                     task_queue=settings.workflow_task_queue,
                     workflows=[VideoGenerationWorkflow],
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                    deployment_config=versioning,
                 )
             )
         elif kind == "media":
@@ -166,6 +171,7 @@ def build_workers(
                         seconds=settings.heartbeat_throttle_seconds
                     ),
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                    deployment_config=versioning,
                 )
             )
         elif kind == "clips" and provider:
@@ -189,6 +195,7 @@ def build_workers(
                     max_concurrent_activities=limit.max_concurrent,
                     max_task_queue_activities_per_second=limit.activities_per_second,
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                    deployment_config=versioning,
                 )
             )
         else:
@@ -276,8 +283,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "(default: workflows, media and clips of every configured provider)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    configure_logging(json=settings.log_format == "json")
     queues = [queue.strip() for queue in args.queues.split(",") if queue.strip()]
     asyncio.run(serve(settings, queues or default_queues(settings)))
 

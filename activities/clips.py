@@ -176,8 +176,9 @@ class ClipActivities:
                 lambda status, percent: self._beat(status, percent, prediction_id),
             )
         except asyncio.CancelledError:
-            # Cancelled generation: stop paying for the upstream prediction too.
-            await asyncio.shield(provider.cancel(prediction_id))
+            if _cancelled_by_workflow():
+                # Cancelled generation: stop paying for the upstream prediction too.
+                await asyncio.shield(provider.cancel(prediction_id))
             raise
 
     @staticmethod
@@ -185,3 +186,14 @@ class ClipActivities:
         activity.heartbeat(
             ClipProgress(status=status, progress=progress, prediction_id=prediction_id)
         )
+
+
+def _cancelled_by_workflow() -> bool:
+    """Whether this cancellation means nobody wants the clip any more.
+
+    Only a cancel the workflow asked for does. A worker shutting down, a heartbeat timeout, a
+    superseded attempt ("not found") or a pause all end with another attempt that resumes the
+    prediction from the heartbeat: cancelling it upstream would make that attempt pay again.
+    """
+    details = activity.cancellation_details()
+    return details is None or details.cancel_requested or details.reset

@@ -180,10 +180,19 @@ class Settings(BaseSettings):
         le=65535,
         description="Worker: Temporal SDK metrics (Prometheus) port; empty = off.",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Worker log lines: text for terminals, json (one object per line, with "
+        "generation_id and clip_id) for log collectors.",
+    )
+    worker_build_id: str | None = Field(
+        default=None,
+        description="Worker Versioning build id (e.g. the image tag); empty = unversioned.",
+    )
 
     @field_validator(
         "tts_url", "tts_api_key", "tts_voice", "metrics_port", "temporal_metrics_port",
-        mode="before",
+        "worker_build_id", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -8,6 +8,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 
 from storyreel.settings import Settings
+from storyreel.tracing import tracing_interceptors
 
 TITLE_ATTR = SearchAttributeKey.for_text("StoryreelTitle")
 STATUS_ATTR = SearchAttributeKey.for_keyword("StoryreelStatus")
@@ -22,6 +23,8 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime,
+        # Optional OpenTelemetry spans (OTEL_* variables); workers built on this client trace too.
+        interceptors=tracing_interceptors("storyreel"),
     )
 
 

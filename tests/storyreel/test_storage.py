@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
@@ -329,10 +330,14 @@ def peak_growth() -> Iterator[PeakGrowth]:
 
 
 def test_the_memory_gauge_sees_a_buffered_object() -> None:
+    # The gauge must flag what the flat-memory test guards against: a whole object in memory.
+    # Other threads of this test process may free memory meanwhile (lowering the figure a
+    # little), so the check is against the budget, not the exact size.
+    gc.collect()
     with peak_growth() as growth:
-        buffered = b"x" * (100 * MiB)
+        buffered = b"x" * BIG
     del buffered
-    assert growth.bytes >= 99 * MiB
+    assert growth.bytes >= 2 * MEMORY_BUDGET, f"+{growth.bytes / MiB:.1f} MiB"
 
 
 @pytest.fixture(params=["local", "s3"])
