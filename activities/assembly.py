@@ -25,7 +25,7 @@ from activities.media import ffmpeg
 from activities.media.audio import TTS, SilentTTS, mix, narration_track
 from activities.media.export import check_duration, export, thumbnail
 from activities.media.overlay import OverlayJob, OverlayReport, overlay_all
-from activities.media.stitch import StitchReport, stitch
+from activities.media.stitch import StitchReport, known_details, stitch
 from storyreel.contracts import (
     PLATFORMS,
     AssemblyClip,
@@ -133,6 +133,9 @@ class AssemblyActivities:
             with steps("fetch"):
                 music = self._fetch_music(request.music, workdir)
                 paths = self._fetch_clips(clips, workdir)
+            # What the clip stage recorded holds for the files it probed (stitch checks each
+            # one's size before trusting it); a captioned clip is a new file, probed anew.
+            fetched = list(paths)
             overlay: OverlayReport | None = None
             if request.captions and any(clip.caption for clip in clips):
                 with steps("overlay"):
@@ -147,6 +150,10 @@ class AssemblyActivities:
                     on_progress=_progress("stitch"),
                     exe=self.ffmpeg_exe,
                     threads=self.options.threads,
+                    known=[
+                        known_details(clip.media) if path == original else None
+                        for clip, path, original in zip(clips, paths, fetched, strict=True)
+                    ],
                 )
             narration: Path | None = None
             if request.narration:

@@ -19,7 +19,8 @@ from temporalio import activity
 
 from activities.cache import clip_digest
 from activities.keys import clip_cache_key, clip_key
-from activities.media import ffmpeg
+from activities.media.export import details as probe_details
+from activities.media.stitch import clip_media
 from activities.providers.base import ClipJob, ClipOutput, ClipProvider
 from storyreel.contracts import PLATFORMS, ClipInput, ClipProgress, ClipResult, ClipStatus
 from storyreel.errors import BadInputError, PredictionFailedError, StoryreelError
@@ -94,7 +95,8 @@ class ClipActivities:
                 self._beat(ClipStatus.cached, 100.0, None)
                 local = job.workdir / "cached.mp4"
                 await asyncio.to_thread(self.storage.get_file, cache_key, local)
-                info = await asyncio.to_thread(ffmpeg.probe, local, self.ffmpeg_exe)
+                # The one probe of this clip: what stitching needs travels on with its key.
+                info = await asyncio.to_thread(probe_details, local, self.ffmpeg_exe)
                 await asyncio.to_thread(self.storage.put_file, key, local)
                 activity.logger.info("clip %d reused from the cache", request.clip_id)
                 return ClipResult(
@@ -104,6 +106,7 @@ class ClipActivities:
                     render_seconds=round(time.monotonic() - started, 3),
                     attempt=attempt,
                     cached=True,
+                    media=clip_media(info),
                 )
 
             previous = previous_progress(details)
@@ -114,7 +117,8 @@ class ClipActivities:
                 )
             output, prediction_id = await self._follow(provider, job, prediction_id)
             self._beat(ClipStatus.rendering, 100.0, prediction_id)
-            info = await asyncio.to_thread(ffmpeg.probe, output.path, self.ffmpeg_exe)
+            # The one probe of this clip: what stitching needs travels on with its key.
+            info = await asyncio.to_thread(probe_details, output.path, self.ffmpeg_exe)
             await asyncio.to_thread(self.storage.put_file, key, output.path)
             if request.use_cache:
                 await asyncio.to_thread(self.storage.put_file, cache_key, output.path)
@@ -129,6 +133,7 @@ class ClipActivities:
             render_seconds=round(time.monotonic() - started, 3),
             attempt=attempt,
             cost=cost,
+            media=clip_media(info),
         )
 
     async def _job(self, request: ClipInput, workdir: Path) -> ClipJob:

@@ -293,6 +293,27 @@ class ClipProgress(BaseModel):
     prediction_id: str | None = None
 
 
+class ClipMedia(BaseModel):
+    """What stitching needs to know of a stored clip, probed once by the clip stage.
+
+    The field names are those of ``activities.media.export.MediaDetails`` (a subset of it), so
+    one converts to the other by ``model_dump``. ``size_bytes`` lets a reader check that it
+    holds the very file that was probed before trusting the rest.
+    """
+
+    size_bytes: int
+    duration: float
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    video_codec: str | None = None
+    video_profile: str | None = None
+    pix_fmt: str | None = None
+    audio_codec: str | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: str | None = None
+
+
 class ClipResult(BaseModel):
     clip_id: int
     key: str
@@ -302,6 +323,8 @@ class ClipResult(BaseModel):
     attempt: int = 1
     cached: bool = False
     cost: float = 0.0
+    # None from workers (and histories) older than the field: the assembly then probes.
+    media: ClipMedia | None = None
 
 
 class AssemblyClip(BaseModel):
@@ -311,6 +334,7 @@ class AssemblyClip(BaseModel):
     clip_id: int | None = None
     caption: str | None = None
     narration_text: str | None = None
+    media: ClipMedia | None = None
 
 
 class StitchInput(BaseModel):
@@ -409,6 +433,9 @@ class ClipState(BaseModel):
     ended_at: datetime | None = None
     render_seconds: float | None = None
     cost: float = 0.0
+    # Kept by the workflow for its assembly step only: left out of every dump, so queries,
+    # results and the record (which equals the final state) stay as they were.
+    media: ClipMedia | None = Field(default=None, exclude=True)
 
 
 class StageTiming(BaseModel):

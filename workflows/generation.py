@@ -304,6 +304,7 @@ class VideoGenerationWorkflow:
                     clip_id=clip.clip_id,
                     caption=scene.caption or scene.description,
                     narration_text=scene.description,
+                    media=clip.media,
                 )
             )
         result = await workflow.execute_activity_method(
@@ -462,6 +463,7 @@ class VideoGenerationWorkflow:
                 clip.status = ClipStatus.cached if result.cached else ClipStatus.complete
                 clip.progress = 100.0
                 clip.key, clip.duration = result.key, result.duration
+                clip.media = result.media
                 clip.cost = round(clip.cost + result.cost, 6)
                 self._state.cost = round(self._state.cost + result.cost, 6)
                 charge = Charge(

@@ -47,16 +47,20 @@ def run(
     duration: float | None = None,
     on_progress: ProgressCallback | None = None,
     exe: str | None = None,
-) -> None:
+    end_time: bool = False,
+) -> float | None:
     """Run FFmpeg to completion, reporting the fraction done (0..1) as it goes.
 
+    Returns the last ``out_time`` FFmpeg reported (seconds written, as it measures them) when
+    progress was followed (``on_progress`` given or ``end_time`` asked for), else ``None``.
     The child is killed if anything interrupts us (including an activity cancellation raised
     into this thread), so no FFmpeg outlives its caller.
     """
     command = [ffmpeg_exe(exe), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-    if on_progress is not None:
+    if on_progress is not None or end_time:
         command += ["-progress", "pipe:1", "-stats_period", "0.5", "-nostats"]
     command += list(args)
+    last: float | None = None
     with tempfile.TemporaryFile() as errors:
         with subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL
@@ -64,11 +68,14 @@ def run(
             try:
                 assert process.stdout is not None
                 for raw in process.stdout:
-                    if on_progress is None or duration is None or duration <= 0:
+                    if not raw.startswith(b"out_time_us="):
                         continue
-                    line = raw.decode(errors="replace").strip()
-                    if line.startswith("out_time_us=") and line[12:].lstrip("-").isdigit():
-                        on_progress(min(1.0, max(0.0, int(line[12:]) / 1e6 / duration)))
+                    value = raw[12:].strip()
+                    if not value.lstrip(b"-").isdigit():
+                        continue  # "N/A" before the first packet
+                    last = int(value) / 1e6
+                    if on_progress is not None and duration is not None and duration > 0:
+                        on_progress(min(1.0, max(0.0, last / duration)))
                 code = process.wait()
             finally:
                 if process.poll() is None:
@@ -78,6 +85,7 @@ def run(
             errors.seek(0)
             message = errors.read().decode(errors="replace").strip()[-2000:]
             raise MediaError(f"ffmpeg exited with {code}: {message or 'no message'}")
+    return last
 
 
 class MediaInfo(BaseModel):

@@ -4,6 +4,10 @@ Transitions *overlap* neighbouring clips (nothing is padded or frozen): with ``n
 durations ``d_i`` and a transition of ``t`` seconds the result lasts ``sum(d_i) - (n-1)*t``.
 Scene ``i`` (0-based) therefore starts at ``sum(d_0..d_{i-1}) - i*t``; :func:`scene_starts`
 gives those times so narration can follow the picture.
+
+Deciding how to join needs each clip's details. The clip stage probes every clip it makes and
+records them (:func:`clip_media`); callers pass those back as ``known`` and only clips without
+(or with stale) details are probed here, side by side.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from activities.media import ffmpeg
 from activities.media.export import MediaDetails, clip_encoding, details, fit_frame
-from storyreel.contracts import PlatformSpec
+from storyreel.contracts import ClipMedia, PlatformSpec
 from storyreel.errors import BadInputError, MediaError
 
 # The xfade transitions offered to callers; FFmpeg knows more, these are the tasteful ones.
@@ -29,11 +34,18 @@ TRANSITIONS = frozenset(
     }
 )  # fmt: skip
 AUDIO_FORMAT = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
+# Probes are mostly process start-up and waiting on the file: a few at once pay off even on
+# a small machine, and more than this gains nothing.
+PROBE_WORKERS = 8
 
 
 @dataclass(frozen=True)
 class StitchReport:
-    """How the clips were joined and how long the result is (probed vs the formula)."""
+    """How the clips were joined and how long the result is (measured vs the formula).
+
+    ``duration`` is probed from a re-encoded result; a stream copy's comes from the clips
+    and FFmpeg's own account of what it wrote (within a frame of a probe).
+    """
 
     path: Path
     mode: Literal["copy", "reencode", "xfade"]
@@ -65,6 +77,51 @@ def scene_starts(durations: Sequence[float], transition_seconds: float) -> list[
         starts.append(clock)
         clock += duration - transition_seconds
     return starts
+
+
+def clip_media(info: MediaDetails) -> ClipMedia:
+    """The facts of a probed clip worth carrying to the stitch step (plain, JSON-friendly)."""
+    return ClipMedia.model_validate(info.model_dump(include=set(ClipMedia.model_fields)))
+
+
+def known_details(media: ClipMedia | None) -> MediaDetails | None:
+    """Recorded facts back as :class:`MediaDetails` for :func:`stitch`'s ``known``."""
+    return None if media is None else MediaDetails.model_validate(media.model_dump())
+
+
+def _trusted(known: MediaDetails | None, clip: Path) -> bool:
+    """Whether recorded details are of this very file: same size on disk (one ``stat``)."""
+    if known is None or known.size_bytes <= 0:
+        return False
+    try:
+        return clip.stat().st_size == known.size_bytes
+    except OSError:
+        return False  # the probe will say what is wrong with it
+
+
+def clip_details(
+    clips: Sequence[Path],
+    known: Sequence[MediaDetails | None] | None = None,
+    exe: str | None = None,
+) -> list[MediaDetails]:
+    """Details of every clip: the ``known`` ones whose file still matches, the others probed
+    (concurrently: each probe is an FFmpeg start-up of some tens of milliseconds)."""
+    if known is None:
+        known = [None] * len(clips)
+    elif len(known) != len(clips):
+        raise BadInputError(f"details for {len(known)} clips given to stitch {len(clips)}")
+    infos: list[MediaDetails | None] = [
+        info if _trusted(info, clip) else None for clip, info in zip(clips, known, strict=True)
+    ]
+    missing = [index for index, info in enumerate(infos) if info is None]
+    if len(missing) == 1:
+        infos[missing[0]] = details(clips[missing[0]], exe)
+    elif missing:
+        with ThreadPoolExecutor(min(len(missing), PROBE_WORKERS)) as pool:
+            probed = pool.map(lambda index: details(clips[index], exe), missing)
+            for index, info in zip(missing, probed, strict=True):
+                infos[index] = info
+    return [info for info in infos if info is not None]
 
 
 def _uniform(infos: Sequence[MediaDetails], spec: PlatformSpec) -> bool:
@@ -141,6 +198,7 @@ def stitch(
     on_progress: ffmpeg.ProgressCallback | None = None,
     exe: str | None = None,
     threads: int | None = None,
+    known: Sequence[MediaDetails | None] | None = None,
 ) -> StitchReport:
     """Join ``clips`` in the given order into ``dst`` at the platform's size and rate.
 
@@ -148,6 +206,9 @@ def stitch(
     concat demuxer, anything else is re-encoded once. With one, consecutive clips crossfade
     (``xfade``/``acrossfade``), overlapping by ``transition_seconds`` — shortened to half the
     shortest clip if needed; the report gives the value used and the expected duration.
+
+    ``known`` gives details already probed, per clip (``None``: unknown); they are used when
+    the file's size still matches, every other clip is probed.
     """
     if not clips:
         raise BadInputError("no clips to stitch")
@@ -158,7 +219,7 @@ def stitch(
             f"unknown transition {transition!r}; use one of {', '.join(sorted(TRANSITIONS))}"
         )
     began = time.monotonic()
-    infos = [details(clip, exe) for clip in clips]
+    infos = clip_details(clips, known, exe)
     if missing := [clip.name for clip, info in zip(clips, infos, strict=True) if not info.width]:
         raise MediaError(f"no video stream in {', '.join(missing)}")
     seconds = 0.0
@@ -181,17 +242,26 @@ def stitch(
                 *inputs, "-filter_complex", graph, "-map", "[v]",
                 *clip_encoding(platform, threads), *audio,
             ]  # fmt: skip
-        ffmpeg.run(
+        written = ffmpeg.run(
             [*args, "-movflags", "+faststart", str(dst)],
             duration=expected,
             on_progress=on_progress,
             exe=exe,
+            end_time=mode == "copy",
         )
+    if mode == "copy":
+        # The concat demuxer lays each clip after the previous one's whole duration, so the
+        # result lasts their sum; FFmpeg's last out_time says the same, or a bit more when the
+        # last clip's sound runs past its picture (it lags by the B-frame delay otherwise).
+        # Either way within a frame of a probe of the output, without paying for one.
+        duration = max(expected, written or 0.0)
+    else:
+        duration = ffmpeg.probe(dst, exe).duration
     return StitchReport(
         path=dst,
         mode=mode,
         clips=len(clips),
-        duration=ffmpeg.probe(dst, exe).duration,
+        duration=duration,
         expected_duration=expected,
         transition=transition,
         transition_seconds=seconds,
