@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import metrics
 from storyreel.contracts import (
     CLIP_ACTIVITY_PREFIX,
-    CLIP_ENDED,
+    CLIP_DONE,
     GENERATION_ENDED,
     ClipProgress,
     ClipStatus,
@@ -70,36 +70,44 @@ class Generations:
     async def state(self, generation_id: str, user_id: int) -> GenerationState:
         """The workflow's state with the live percent of running clips merged in.
 
-        A closed run answers from its record when the record holds the end (no worker needed),
-        and so does a run Temporal's retention has already removed.
+        A run whose record holds its end answers from the record (no Temporal call, no worker
+        needed), and so does a run Temporal's retention has already removed.
         """
         state = await self._state(generation_id, user_id)
         metrics.observe(state)
         return state
 
     async def _state(self, generation_id: str, user_id: int) -> GenerationState:
+        """The record (written by the run at every stage and clip end) with Temporal's live
+        view of the clips still running: no query, so no wait on a busy worker."""
         record = await self.record(generation_id, user_id)
+        if record.status in GENERATION_ENDED:
+            return record
         description = await self.describe(generation_id)
         if description is None:
             return record
-        running = description.status == WorkflowExecutionStatus.RUNNING
-        if not running and record.status in GENERATION_ENDED:
-            return record
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            # Closed without writing its end (terminated, timed out): the run itself knows.
+            return await self._query(generation_id)
+        await self._merge_running_clips(record, description)
+        return record
+
+    async def _query(self, generation_id: str) -> GenerationState:
         state: GenerationState = await self.handle(generation_id).query(
             "get_state", result_type=GenerationState
         )
-        if running:
-            await self._merge_heartbeats(state, description)
         return state
 
-    async def _merge_heartbeats(
+    async def _merge_running_clips(
         self, state: GenerationState, description: WorkflowExecutionDescription
     ) -> None:
+        """A clip whose activity is pending is running (a retry too), at its heartbeat's %."""
         for pending in description.raw_description.pending_activities:
             match = _CLIP_ACTIVITY.match(pending.activity_id)
             clip = state.clip(int(match[1])) if match else None
-            if clip is None or clip.status in CLIP_ENDED:
+            if clip is None or clip.status in CLIP_DONE:
                 continue
+            clip.status, clip.progress, clip.error = ClipStatus.processing, 0.0, None
             payloads = pending.heartbeat_details.payloads
             if not payloads:
                 continue

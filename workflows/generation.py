@@ -51,6 +51,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
 
 SUMMARY_WORDS = 8
+# Patch: runs started by this code write their record at every stage (on the workflow's own
+# queue, so the write is immediate) and the API reads running state from the record.
+RECORD_STAGES = "record-every-stage"
 TICK = timedelta(microseconds=1)
 DEFAULT_PARALLEL_CLIPS = 5
 
@@ -127,6 +130,7 @@ class VideoGenerationWorkflow:
         )
         self._reserved = 0.0
         self._reservations: dict[int, float] = {}
+        self._record_stages = False
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -147,6 +151,7 @@ class VideoGenerationWorkflow:
     @workflow.run
     async def run(self, request: GenerationInput) -> GenerationState:  # noqa: ARG002
         try:
+            self._record_stages = request.user_id is not None and workflow.patched(RECORD_STAGES)
             await self._record()
             await self._plan()
             await self._storyboard()
@@ -176,6 +181,7 @@ class VideoGenerationWorkflow:
 
     async def _plan(self) -> None:
         self._enter(Stage.plan, GenerationStatus.planning)
+        await self._record_stage()
         request = self._request
         plan = await workflow.execute_activity(
             plan_generation,
@@ -206,6 +212,7 @@ class VideoGenerationWorkflow:
 
     async def _storyboard(self) -> None:
         self._enter(Stage.storyboard, GenerationStatus.storyboarding)
+        await self._record_stage()
         request, count = self._request, len(self._scenes)
         results = await asyncio.gather(
             *(
@@ -241,6 +248,7 @@ class VideoGenerationWorkflow:
         for clip in self._state.clips:
             self._launch(clip)
         try:
+            await self._record_stage()
             await self._settle_clips()
         except asyncio.CancelledError:
             for task in self._tasks.values():
@@ -258,7 +266,8 @@ class VideoGenerationWorkflow:
         """Run until every clip is done, or the caller gives up on the failed ones."""
         while True:
             await workflow.wait_condition(lambda: bool(self._retries) or self._clips_ended())
-            self._take_retries()
+            if self._take_retries():
+                await self._record_stage()
             if not self._clips_ended():
                 continue
             failed = [
@@ -277,6 +286,7 @@ class VideoGenerationWorkflow:
         window = timedelta(seconds=self._request.retry_window_seconds)
         self._state.retry_deadline = workflow.now() + window
         self._set_status(GenerationStatus.awaiting_retry)
+        await self._record_stage()
         waiting_since = workflow.now()
         try:
             await workflow.wait_condition(
@@ -293,6 +303,7 @@ class VideoGenerationWorkflow:
 
     async def _assemble(self) -> None:
         self._enter(Stage.assemble, GenerationStatus.assembling)
+        await self._record_stage()
         request = self._request
         kept = [clip for clip in self._state.clips if clip.status in CLIP_DONE and clip.key]
         clips = []
@@ -502,13 +513,25 @@ class VideoGenerationWorkflow:
                 RecordInput(
                     state=self._state, user_id=user_id, request=self._public_request, charge=charge
                 ),
-                task_queue=self._request.queues.media,
+                # The workflow's own queue: its worker takes the write at once (eagerly), not
+                # behind the media queue's FFmpeg work. Earlier runs keep the media queue.
+                task_queue=(
+                    workflow.info().task_queue
+                    if self._record_stages
+                    else self._request.queues.media
+                ),
                 start_to_close_timeout=policies.RECORD_TIMEOUT,
                 retry_policy=policies.RECORD_RETRY,
                 summary=f"record: {self._state.status.value}",
             )
         except ActivityError as error:
             workflow.logger.warning("could not record %s: %s", self._state.status.value, error)
+
+    async def _record_stage(self) -> None:
+        """Record a change between milestones (a stage entered, retries taken), so readers of
+        the record see it; runs started before RECORD_STAGES record milestones only."""
+        if self._record_stages:
+            await self._record()
 
     @property
     def _clip_timeout(self) -> timedelta:
@@ -535,8 +558,10 @@ class VideoGenerationWorkflow:
         self._touch()
         return False
 
-    def _take_retries(self) -> None:
+    def _take_retries(self) -> bool:
+        """Launch the requested retries of failed clips; whether any was launched."""
         requests, self._retries = self._retries, []
+        launched = False
         for request in requests:
             clip = self._state.clip(request.clip_id)
             if clip is None or clip.status is not ClipStatus.failed:
@@ -549,7 +574,9 @@ class VideoGenerationWorkflow:
             if request.prompt:
                 clip.prompt = request.prompt
             self._launch(clip)
+            launched = True
         self._touch()
+        return launched
 
     def _clips_ended(self) -> bool:
         return all(clip.status in CLIP_ENDED for clip in self._state.clips)

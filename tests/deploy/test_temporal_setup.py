@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from storyreel import healthcheck
 from storyreel.contracts import GenerationRequest, SceneIn
+from storyreel.db import open_records
 from storyreel.generations import start_generation
 from storyreel.settings import Settings
 from storyreel.temporal_setup import (
@@ -105,12 +106,14 @@ async def test_worker_versioning_config_is_off_without_a_build_id(client: Client
 
 
 async def test_workers_carry_the_build_id_from_settings(client: Client, settings: Settings) -> None:
+    records = open_records(settings)
     with ThreadPoolExecutor(1) as executor:
         for build_id, expected in ((None, None), ("2026.11.21-abc123", "2026.11.21-abc123")):
             configured = settings.model_copy(update={"worker_build_id": build_id})
-            (worker,) = build_workers(client, configured, ["workflows"], executor)
+            (worker,) = build_workers(client, configured, ["workflows"], executor, records=records)
             versioning = worker.config().get("deployment_config")
             assert (versioning.version.build_id if versioning else None) == expected
+    records.dispose()
 
 
 def test_worker_healthcheck_without_metrics_port_checks_temporal(settings: Settings) -> None:
