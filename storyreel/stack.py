@@ -87,16 +87,18 @@ class Stack:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
+    def env_overrides(self) -> dict[str, str]:
+        """The settings this stack gives its processes (where everything else is)."""
+        return {
+            "STORYREEL_DATA_DIR": str(self.data_dir),
+            "STORYREEL_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
+            "STORYREEL_TEMPORAL_UI_URL": self.ui_url,
+            "STORYREEL_API_URL": self.api_url,
+            "STORYREEL_SIMULATOR_URL": self.simulator,
+        }
+
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            STORYREEL_DATA_DIR=str(self.data_dir),
-            STORYREEL_TEMPORAL_ADDRESS=f"127.0.0.1:{self.ports.temporal}",
-            STORYREEL_TEMPORAL_UI_URL=self.ui_url,
-            STORYREEL_API_URL=self.api_url,
-            STORYREEL_SIMULATOR_URL=self.simulator,
-        )
-        return env
+        return {**os.environ, **self.env_overrides()}
 
     def _spawn(self, name: str, command: list[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)

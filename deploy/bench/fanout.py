@@ -1,7 +1,10 @@
 """B2's two sides, both on no-op activities so only orchestration is measured.
 
 - ``BareFanout``: a bare Temporal fan-out shaped like a generation: stages of 1, N, N, 1 and 1
-  activities, each stage fanned out at once, nothing else.
+  activities, each stage fanned out at once, nothing else. Given a ``clip_queue``, the third
+  stage goes there, as a generation's clips go to their provider's queue (same topology, so the
+  comparison is orchestration alone); without one, everything stays on the workflow's queue,
+  where the server may hand activities to the worker eagerly.
 - no-op implementations of our activity names, so ``VideoGenerationWorkflow`` itself (state,
   semaphore, queries, search attributes, details) runs against the same instant activities.
 """
@@ -39,13 +42,17 @@ async def noop(index: int) -> int:
 @workflow.defn(name="BenchBareFanout")
 class BareFanout:
     @workflow.run
-    async def run(self, width: int) -> int:
+    async def run(self, width: int, clip_queue: str | None = None) -> int:
         done = 0
-        for size in (1, width, width, 1, 1):
+        for stage, size in enumerate((1, width, width, 1, 1)):
+            queue = clip_queue if stage == 2 and clip_queue else workflow.info().task_queue
             results = await asyncio.gather(
                 *(
                     workflow.execute_activity(
-                        noop, index, start_to_close_timeout=timedelta(seconds=30)
+                        noop,
+                        index,
+                        task_queue=queue,
+                        start_to_close_timeout=timedelta(seconds=30),
                     )
                     for index in range(size)
                 )

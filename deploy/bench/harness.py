@@ -1,32 +1,32 @@
-"""The embedded stack for benchmarks: dev server, simulator, worker and API in one process."""
+"""The embedded stack for benchmarks: what ``storyreel up`` runs, as it runs it.
+
+The Temporal dev server (on its SQLite file), the simulator, the worker and the API are separate
+processes (``storyreel.stack.Stack``), so the figures are those of the stack a user starts, not
+of one event loop doing everything. The benchmark itself is a client: it starts generations
+through the API or a Temporal client, and reads what users read.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
-import sys
-import uuid
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import FastAPI
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from activities.providers import ClipProvider, ImageProvider
-from activities.simulator import SimulatorConfig, create_app
-from api.app import create_app as create_api
+from activities.simulator import SimulatorConfig
 from storyreel.db import open_records
-from storyreel.settings import ProviderLimit, Settings
-from storyreel.temporal import SEARCH_ATTRIBUTES
-from worker import build_workers, open_providers
+from storyreel.settings import Settings
+from storyreel.stack import Ports
+from storyreel.stack import Stack as EmbeddedStack
+from storyreel.temporal import connect
 
 
 def free_port() -> int:
@@ -36,24 +36,8 @@ def free_port() -> int:
         return port
 
 
-async def serve(app: FastAPI) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    return server, task, f"http://127.0.0.1:{port}"
-
-
 @dataclass
 class Stack:
-    env: WorkflowEnvironment
     client: Client
     settings: Settings
     simulator_url: str
@@ -71,75 +55,55 @@ class Stack:
             return answer.json()
 
 
-@asynccontextmanager
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_log_level="error",
-    )
+def bench_environment(poll_interval: float) -> dict[str, str]:
+    """Settings of a benchmark run (every process reads them from its environment)."""
+    return {
+        "STORYREEL_CLIP_PROVIDERS": json.dumps(["local", "simulator"]),
+        "STORYREEL_REPLICATE_POLL_INTERVAL": str(poll_interval),
+        "STORYREEL_PROVIDER_LIMITS": json.dumps(
+            {"simulator": {"max_concurrent": 1000}, "local": {"max_concurrent": 8}}
+        ),
+        # A benchmark is one heavy user: the per-user quotas would measure themselves.
+        "STORYREEL_MAX_RUNNING_GENERATIONS": "100000",
+        "STORYREEL_REQUESTS_PER_MINUTE": "10000000",
+    }
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in this process's environment (the stack's children inherit it)."""
+    saved = {name: os.environ.get(name) for name in [*values, "REPLICATE_API_TOKEN"]}
+    os.environ.pop("REPLICATE_API_TOKEN", None)  # never a real provider from a benchmark
+    os.environ.update(values)
     try:
-        yield env
+        yield
     finally:
-        await env.shutdown()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @asynccontextmanager
 async def stack(
-    env: WorkflowEnvironment,
-    data_dir: Path,
-    simulator: SimulatorConfig,
-    *,
-    extra_clips: dict[str, ClipProvider] | None = None,
-    extra_images: dict[str, ImageProvider] | None = None,
-    poll_interval: float = 0.5,
+    data_dir: Path, simulator: SimulatorConfig, *, poll_interval: float = 0.5
 ) -> AsyncIterator[Stack]:
-    """A fresh set of queues on ``env``, a simulator, a worker polling every queue, the API."""
-    unique = uuid.uuid4().hex[:8]
-    extra = sorted(extra_clips or {})
-    settings = Settings(
-        data_dir=data_dir,
-        temporal_address=env.client.service_client.config.target_host,
-        workflow_task_queue=f"bench-wf-{unique}",
-        media_task_queue=f"bench-media-{unique}",
-        clip_task_queue_prefix=f"bench-clips-{unique}",
-        replicate_poll_interval=poll_interval,
-        clip_providers=["local", "simulator", *extra],
-        _env_file=None,
-    )
-    settings.provider_limits["simulator"] = ProviderLimit(max_concurrent=1000)
-    # A benchmark is one heavy user: the per-user quotas would measure themselves.
-    settings.max_running_generations = 100_000
-    settings.requests_per_minute = 10_000_000
-    for name in extra:
-        settings.provider_limits[name] = ProviderLimit(max_concurrent=1000)
-    async with AsyncExitStack() as exits:
-        sim_server, sim_task, sim_url = await serve(create_app(simulator))
-        settings.simulator_url = sim_url
-        executor = exits.enter_context(ThreadPoolExecutor(settings.executor_size()))
-        clips, images = await exits.enter_async_context(open_providers(settings, executor))
-        clips.update(extra_clips or {})
-        images.update(extra_images or {})
-        records = open_records(settings)
-        exits.callback(records.dispose)
-        queues = ["workflows", "media", "clips:local", "clips:simulator"]
-        queues += [f"clips:{name}" for name in extra]
-        for worker in build_workers(
-            env.client,
-            settings,
-            queues,
-            executor,
-            clip_providers=clips,
-            image_providers=images,
-            records=records,
-        ):
-            await exits.enter_async_context(worker)
-        api_server, api_task, api_url = await serve(create_api(settings, env.client))
+    """The embedded stack on free ports under ``data_dir``, stopped on exit."""
+    ports = Ports(api=free_port(), temporal=free_port(), ui=free_port(), simulator=free_port())
+    embedded = EmbeddedStack(data_dir.resolve(), ports)
+    with environment({**bench_environment(poll_interval), **embedded.env_overrides()}):
+        settings = Settings(_env_file=None)
         try:
-            key = records.create_api_key(records.create_user("bench"))
-            yield Stack(env, env.client, settings, sim_url, api_url, key)
+            await asyncio.to_thread(embedded.start)
+            records = open_records(settings)
+            try:
+                key = records.create_api_key(records.create_user("bench"))
+            finally:
+                records.dispose()
+            client = await connect(settings)
+            s = Stack(client, settings, embedded.simulator, embedded.api_url, key)
+            await s.sim("POST", "/_sim/config", json=simulator.model_dump(exclude={"data_dir"}))
+            yield s
         finally:
-            for server in (api_server, sim_server):
-                server.should_exit = True
-            await asyncio.gather(api_task, sim_task)
+            await asyncio.to_thread(embedded.stop)
