@@ -45,7 +45,7 @@ def rendering(view: dict[str, Any]) -> list[float]:
 async def test_state_reads_need_no_workflow_worker(
     client: Client, settings: Settings, prepared_clip: Path
 ) -> None:
-    providers: dict[str, ClipProvider] = {"sleepy": SleepyProvider(prepared_clip, 8.0)}
+    providers: dict[str, ClipProvider] = {"sleepy": SleepyProvider(prepared_clip, 15.0)}
     records = open_records(settings)
     key = records.create_api_key(records.create_user("reader"))
     server, task, url = await serve_api(settings, client)
