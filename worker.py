@@ -37,7 +37,7 @@ from storyreel.logs import configure_logging
 from storyreel.metrics import WorkerMetrics, new_registry
 from storyreel.settings import Settings, get_settings
 from storyreel.storage import Storage, storage_from_settings
-from storyreel.temporal import connect
+from storyreel.temporal import connect, exit_after
 from storyreel.versioning import deployment_config
 from workflows.generation import VideoGenerationWorkflow
 
@@ -311,4 +311,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_after(main)

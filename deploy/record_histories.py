@@ -52,7 +52,7 @@ from storyreel.db import open_records
 from storyreel.errors import ProviderError, ProviderRefusedError
 from storyreel.generations import start_generation
 from storyreel.settings import Settings
-from storyreel.temporal import SEARCH_ATTRIBUTES
+from storyreel.temporal import SEARCH_ATTRIBUTES, exit_after
 from worker import build_workers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -336,4 +336,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_after(main)

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from storyreel.settings import Settings
+from storyreel.temporal import exit_after
 
 DEFAULT_ROLE_FILE = "/tmp/storyreel-role"  # written by deploy/entrypoint.sh
 TIMEOUT_SECONDS = 3.0
@@ -96,4 +97,4 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_after(main)

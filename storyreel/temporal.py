@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import NoReturn
+
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -35,3 +42,28 @@ def dev_server_search_attribute_args() -> list[str]:
     for key in SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]
     return args
+
+
+def exit_after(main: Callable[[], int | None]) -> NoReturn:
+    """Run a process's ``main`` and end the process without interpreter teardown.
+
+    A process that used a Temporal client can abort while Python finalizes ("PyGILState_Release:
+    thread state must be current", exit -6): the SDK's Rust threads outlive the interpreter
+    (temporalio/sdk-python#300). Seen here on the setup role and the benchmark; a healthcheck
+    or a worker stop that aborts would read as a failure. So flush and leave with ``os._exit``.
+    """
+    try:
+        code = main() or 0
+    except SystemExit as stop:
+        if isinstance(stop.code, str):
+            sys.stderr.write(stop.code + "\n")
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -30,7 +30,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
 from storyreel.settings import Settings, get_settings
-from storyreel.temporal import SEARCH_ATTRIBUTES, connect
+from storyreel.temporal import SEARCH_ATTRIBUTES, connect, exit_after
 
 log = logging.getLogger("storyreel.temporal_setup")
 
@@ -179,4 +179,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_after(main)

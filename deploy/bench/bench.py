@@ -40,6 +40,7 @@ from storyreel.contracts import (
 from storyreel.generations import start_generation
 from storyreel.settings import Settings
 from storyreel.storage import LocalStorage
+from storyreel.temporal import exit_after
 from worker import workflow_runner
 from workflows.generation import VideoGenerationWorkflow
 
@@ -447,4 +448,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_after(main)
