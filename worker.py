@@ -267,9 +267,6 @@ async def serve(settings: Settings, queues: Sequence[str]) -> None:
         loop.add_signal_handler(signum, stop.set)
     with ThreadPoolExecutor(max_workers=settings.executor_size()) as executor:
         async with AsyncExitStack() as stack:
-            clips, images = await stack.enter_async_context(open_providers(settings, executor))
-            records = open_records(settings)
-            stack.callback(records.dispose)
             tts = build_tts(settings)
             stack.callback(close_tts, tts)
             metrics = WorkerMetrics(new_registry())
@@ -277,22 +274,44 @@ async def serve(settings: Settings, queues: Sequence[str]) -> None:
                 server, _ = start_http_server(settings.metrics_port, registry=metrics.registry)
                 stack.callback(server.shutdown)
                 log.info("metrics on :%d/metrics", settings.metrics_port)
-            workers = build_workers(
-                client,
-                settings,
-                queues,
-                executor,
-                clip_providers=clips,
-                image_providers=images,
-                records=records,
-                tts=tts,
-                metrics=metrics,
+            await stack.enter_async_context(
+                running_workers(client, settings, queues, executor, tts=tts, metrics=metrics)
             )
-            for worker in workers:
-                await stack.enter_async_context(worker)
             log.info("worker polling %s", ", ".join(queues))
             await stop.wait()
             log.info("shutting down: waiting for running activities")
+
+
+@asynccontextmanager
+async def running_workers(
+    client: Client,
+    settings: Settings,
+    queues: Sequence[str],
+    executor: ThreadPoolExecutor,
+    *,
+    tts: TTS | None = None,
+    metrics: WorkerMetrics | None = None,
+) -> AsyncIterator[None]:
+    """The workers for ``queues`` polling, with the configured providers and the records
+    database open; on exit they shut down gracefully and everything closes."""
+    async with AsyncExitStack() as stack:
+        clips, images = await stack.enter_async_context(open_providers(settings, executor))
+        records = open_records(settings)
+        stack.callback(records.dispose)
+        workers = build_workers(
+            client,
+            settings,
+            queues,
+            executor,
+            clip_providers=clips,
+            image_providers=images,
+            records=records,
+            tts=tts,
+            metrics=metrics,
+        )
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        yield
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -38,6 +38,7 @@ import httpx
 
 from storyreel.db import open_records
 from storyreel.settings import Settings
+from storyreel.stack import free_port, stop_process
 from storyreel.temporal import dev_server_search_attribute_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +49,6 @@ MiB = 1024 * 1024
 SAMPLE_SECONDS = 0.25
 # awaiting_retry: a clip used up its retries, which a sizing run must not hide.
 ENDED = {"completed", "failed", "cancelled", "awaiting_retry"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def children_of() -> dict[int, list[int]]:
@@ -178,7 +172,7 @@ def topology(
                 command, env=role_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
             )
             roles.append(Role(name, process))
-            stack.callback(stop, process)
+            stack.callback(stop_process, process, 45)
             if name == "temporal":
                 wait_for_port(temporal_port, process)
             if name == "simulator":
@@ -208,16 +202,6 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"nothing listens on {port} after {timeout} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(45)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def scenes(count: int, tag: str) -> list[dict[str, object]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -24,16 +23,9 @@ from temporalio.client import Client
 from activities.simulator import SimulatorConfig
 from storyreel.db import open_records
 from storyreel.settings import Settings
-from storyreel.stack import Ports
+from storyreel.stack import Ports, free_port
 from storyreel.stack import Stack as EmbeddedStack
 from storyreel.temporal import connect
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

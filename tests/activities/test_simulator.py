@@ -24,6 +24,7 @@ from replicate.prediction import Prediction
 
 from activities.media import ffmpeg
 from activities.simulator import REFUSAL, Simulator, SimulatorConfig, create_app
+from storyreel.stack import free_port
 
 AUTH = {"Authorization": "Bearer test-token"}
 TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
@@ -417,13 +418,6 @@ async def test_the_same_seed_gives_the_same_fates_and_latencies() -> None:
     first, again, other = await fates(1), await fates(1), await fates(2)
     assert first == again and first != other
     assert {status for status, _ in first} == {"succeeded", "failed"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def test_python_dash_m_runs_the_simulator_with_its_knobs(tmp_path: Path) -> None:

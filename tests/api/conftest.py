@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,15 +17,9 @@ from activities.providers import ClipProvider, LocalClipProvider
 from api.app import create_app
 from storyreel.db import Records, open_records
 from storyreel.settings import Settings
+from storyreel.stack import free_port
 from tests.fakes import FlakyProvider, SleepyProvider
 from tests.workflows.conftest import running_worker
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

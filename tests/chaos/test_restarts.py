@@ -22,8 +22,8 @@ from storyreel.contracts import GenerationRequest, GenerationState, GenerationSt
 from storyreel.db import open_records
 from storyreel.generations import start_generation
 from storyreel.settings import Settings
+from storyreel.stack import free_port, stop_process
 from storyreel.temporal import dev_server_search_attribute_args
-from tests.api.conftest import free_port
 from tests.conftest import temporal_cli
 from tests.workflows.conftest import request_for
 from tests.workflows.test_simulator_runs import process_env, simulator
@@ -92,16 +92,6 @@ def spawn(settings: Settings, *command: str) -> subprocess.Popen[bytes]:
     )
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 async def test_temporal_server_restarted_mid_run(dev_server: DevServer, settings: Settings) -> None:
     settings.temporal_address = dev_server.address
     async with simulator(latency=6, render=False) as sim:
@@ -121,7 +111,7 @@ async def test_temporal_server_restarted_mid_run(dev_server: DevServer, settings
             handle = client.get_workflow_handle(handle.id, result_type=GenerationState)
             state = await asyncio.wait_for(handle.result(), timeout=DEADLINE)
         finally:
-            stop(worker)
+            stop_process(worker, 60)
         log = await sim.log()
     assert state.status is GenerationStatus.completed
     assert log["counts"]["creates"] == 3, "a prediction was created twice"
@@ -159,8 +149,8 @@ async def test_api_restarted_mid_run(client: Client, settings: Settings) -> None
                     assert time.monotonic() < deadline, view
                     await asyncio.sleep(0.3)
         finally:
-            stop(api)
-            stop(worker)
+            stop_process(api, 60)
+            stop_process(worker, 60)
         log = await sim.log()
     assert view["status"] == "completed"
     assert log["counts"]["creates"] == 2

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.conftest import free_port
+from storyreel.stack import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -14,7 +14,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -28,6 +27,7 @@ import pytest
 from psycopg import sql
 
 from storyreel.db import Records, migrate
+from storyreel.stack import free_port
 
 PEPPER = "test-pepper"
 BACKENDS = ["sqlite", "postgresql"]
@@ -51,13 +51,6 @@ def postgres_unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"PostgreSQL is required in CI: {reason}", pytrace=False)
     pytest.skip(f"PostgreSQL not available: {reason}")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -175,7 +168,7 @@ def postgres() -> Iterator[PostgresCluster]:
             postgres_unavailable("running as root without a 'postgres' user to run the server as")
         os.chown(root, owner.pw_uid, owner.pw_gid)
         as_user = [runuser, "-u", "postgres", "--"]
-    cluster = PostgresCluster(bin_dir=bin_dir, root=root, port=_free_port(), as_user=as_user)
+    cluster = PostgresCluster(bin_dir=bin_dir, root=root, port=free_port(), as_user=as_user)
     try:
         cluster.start()
         yield cluster

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.api.conftest import free_port
+from storyreel.stack import free_port, stop_process
 from tests.deploy.manifests import DOCKERFILE, DOCKERIGNORE, ENTRYPOINT, ROOT, entrypoint_roles
 
 STARTUP_SECONDS = 60
@@ -170,13 +170,7 @@ def serving(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
     for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 60)
 
 
 def start_role(

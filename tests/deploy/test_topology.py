@@ -33,7 +33,8 @@ from temporalio.client import Client, WorkflowHistory
 from storyreel.contracts import CLIP_ACTIVITY_PREFIX, GenerationState, GenerationStatus
 from storyreel.db import open_records
 from storyreel.settings import Settings
-from tests.api.conftest import free_port, serve_api
+from storyreel.stack import free_port
+from tests.api.conftest import serve_api
 from tests.workflows.test_simulator_runs import process_env
 
 GENERATIONS = 20

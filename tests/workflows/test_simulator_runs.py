@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +25,11 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.simulator import SimulatorConfig, create_app
 from storyreel.contracts import ClipStatus, GenerationState, GenerationStatus, SceneIn
-from storyreel.db import open_records
 from storyreel.settings import Settings
+from storyreel.stack import free_port
 from storyreel.storage import LocalStorage
-from tests.api.conftest import free_port
 from tests.workflows.conftest import keep_history, request_for, start, wait_for_state
-from worker import build_workers, open_providers
+from worker import running_workers
 
 
 @dataclass
@@ -74,20 +73,7 @@ async def simulator(**knobs: Any) -> AsyncIterator[Sim]:
 async def worker_for(client: Client, settings: Settings) -> AsyncIterator[None]:
     queues = ["workflows", "media", "clips:simulator"]
     with ThreadPoolExecutor(max_workers=settings.executor_size()) as executor:
-        async with AsyncExitStack() as stack:
-            clips, images = await stack.enter_async_context(open_providers(settings, executor))
-            records = open_records(settings)
-            stack.callback(records.dispose)
-            for worker in build_workers(
-                client,
-                settings,
-                queues,
-                executor,
-                clip_providers=clips,
-                image_providers=images,
-                records=records,
-            ):
-                await stack.enter_async_context(worker)
+        async with running_workers(client, settings, queues, executor):
             yield
 
 
