@@ -183,7 +183,7 @@ class ClipActivities:
         except asyncio.CancelledError:
             if _cancelled_by_workflow():
                 # Cancelled generation: stop paying for the upstream prediction too.
-                await asyncio.shield(provider.cancel(prediction_id))
+                await asyncio.shield(provider.cancel(prediction_id, job.model))
             raise
 
     @staticmethod

@@ -45,6 +45,8 @@ from storyreel.contracts import (
     GenerationState,
     GenerationStatus,
     Platform,
+    PredictionPhase,
+    PredictionUpdate,
     RetryClipRequest,
     SceneIn,
 )
@@ -66,6 +68,8 @@ log = logging.getLogger("record_histories")
 class RefusingProvider:
     """Local clips, except the clips in ``refused``: refused (not retryable) until healed."""
 
+    calls_back = False
+
     def __init__(self, local: LocalClipProvider, refused: set[int]) -> None:
         self.local = local
         self.refused = set(refused)
@@ -73,22 +77,27 @@ class RefusingProvider:
     def heal(self) -> None:
         self.refused.clear()
 
-    async def submit(self, job: ClipJob) -> str:
-        return await self.local.submit(job)
+    async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:  # noqa: ARG002
+        return await self.local.submit(job, webhook_url)
 
     async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
         if job.clip_id in self.refused:
             raise ProviderRefusedError(f"clip {job.clip_id} refused (recorded scenario)")
         return await self.local.wait(prediction_id, job, report)
 
-    async def cancel(self, prediction_id: str) -> None:
-        await self.local.cancel(prediction_id)
+    async def check(self, prediction_id: str, model: str) -> PredictionUpdate:  # noqa: ARG002
+        return PredictionUpdate(prediction_id=prediction_id, phase=PredictionPhase.queued)
+
+    async def cancel(self, prediction_id: str, model: str = "") -> None:  # noqa: ARG002
+        await self.local.cancel(prediction_id, model)
 
 
 class EndlessProvider:
     """A prediction that renders (heartbeating) until it is cancelled."""
 
-    async def submit(self, job: ClipJob) -> str:
+    calls_back = False
+
+    async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:  # noqa: ARG002
         return f"endless-{job.generation_id}-{job.clip_id}"
 
     async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
@@ -97,7 +106,10 @@ class EndlessProvider:
             await asyncio.sleep(0.1)
         raise ProviderError(f"{prediction_id} (clip {job.clip_id}) never ended")
 
-    async def cancel(self, prediction_id: str) -> None:
+    async def check(self, prediction_id: str, model: str) -> PredictionUpdate:  # noqa: ARG002
+        return PredictionUpdate(prediction_id=prediction_id, phase=PredictionPhase.queued)
+
+    async def cancel(self, prediction_id: str, model: str = "") -> None:  # noqa: ARG002
         log.info("cancelled %s", prediction_id)
 
 

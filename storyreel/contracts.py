@@ -285,6 +285,44 @@ class ClipInput(BaseModel):
     use_cache: bool = True
 
 
+class PredictionPhase(StrEnum):
+    """Where an upstream prediction stands, in every provider's words mapped to one set."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    refused = "refused"
+    canceled = "canceled"
+
+
+PREDICTION_ENDED = frozenset(
+    {
+        PredictionPhase.succeeded,
+        PredictionPhase.failed,
+        PredictionPhase.refused,
+        PredictionPhase.canceled,
+    }
+)
+
+
+class PredictionUpdate(BaseModel):
+    """One observation of a prediction: from a verified webhook or from one status read.
+
+    Carries no output URL (signed URLs are credentials): the clip activity that copies the
+    output asks the provider for it.
+    """
+
+    prediction_id: Annotated[str, Field(min_length=1, max_length=300)]
+    phase: PredictionPhase
+    progress: Annotated[float | None, Field(ge=0, le=100)] = None
+    error: Annotated[str | None, Field(max_length=2000)] = None
+
+    @property
+    def ended(self) -> bool:
+        return self.phase in PREDICTION_ENDED
+
+
 class ClipProgress(BaseModel):
     """Heartbeat details of a clip activity; what a retried attempt resumes from."""
 

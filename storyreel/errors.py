@@ -10,7 +10,9 @@
     ├── MediaError               FFmpeg failed; retried
     └── ProviderError            a clip/image provider failed; retried
         ├── PredictionFailedError the prediction itself ended failed: a new one may be made
-        └── ProviderRefusedError the provider refused the content; never retried
+        ├── ProviderRefusedError the provider refused the content; never retried
+        ├── ProviderRejectedError the provider refused the request (auth, model, input)
+        └── ProviderThrottledError still rate limited after the client's own retries
 
 Activities turn these into ``ApplicationError`` with ``type`` = the class name and
 ``non_retryable`` from the class, so retry policies can name them.
@@ -81,8 +83,39 @@ class ProviderRefusedError(ProviderError):
     retryable = False
 
 
+class ProviderRejectedError(ProviderError):
+    """The provider refused the request itself (bad key, unknown model, invalid input).
+
+    Sending it again cannot help, so it is not retried.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, status_code: int, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class ProviderThrottledError(ProviderError):
+    """Still rate limited after the client's own backoff. Retried like any provider trouble;
+    when the clip's retries run out on it, a fallback provider may take the clip."""
+
+
 NON_RETRYABLE_TYPES = [
     BadInputError.__name__,
     StorageKeyError.__name__,
     ProviderRefusedError.__name__,
+    ProviderRejectedError.__name__,
 ]
+
+FALLBACK_TYPES = frozenset(
+    {
+        ProviderRefusedError.__name__,
+        ProviderRejectedError.__name__,
+        ProviderThrottledError.__name__,
+        PredictionFailedError.__name__,
+    }
+)
+"""Failures after which a clip moves to the next provider of its fallback chain: the
+prediction cannot deliver any more (a timeout may still, so it never moves a clip on)."""

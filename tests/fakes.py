@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from activities.providers.base import ClipJob, ClipOutput, Report
-from storyreel.contracts import ClipStatus
+from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
 from storyreel.errors import PredictionFailedError, ProviderError
 
 
@@ -30,13 +30,15 @@ class CallLog:
 class SleepyProvider:
     """Takes ``seconds`` per clip (heartbeating progress), then returns a prepared real clip."""
 
+    calls_back = False
+
     def __init__(self, clip: Path, seconds: float, log: CallLog | None = None) -> None:
         self.clip = clip
         self.seconds = seconds
         self.log = log or CallLog()
         self.counter = 0
 
-    async def submit(self, job: ClipJob) -> str:
+    async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:  # noqa: ARG002
         with self.log.lock:
             self.counter += 1
             prediction = f"p-{job.clip_id}-{self.counter}"
@@ -65,7 +67,10 @@ class SleepyProvider:
             report(ClipStatus.rendering, round(100 * (1 - left / self.seconds), 1))
             await asyncio.sleep(min(0.1, left))
 
-    async def cancel(self, prediction_id: str) -> None:
+    async def check(self, prediction_id: str, model: str) -> PredictionUpdate:  # noqa: ARG002
+        return PredictionUpdate(prediction_id=prediction_id, phase=PredictionPhase.queued)
+
+    async def cancel(self, prediction_id: str, model: str = "") -> None:  # noqa: ARG002
         with self.log.lock:
             self.log.cancels.append(prediction_id)
 

@@ -4,6 +4,12 @@ A clip provider works like a prediction API: ``submit`` starts a prediction and 
 ``wait`` follows a named prediction to its output. The split is what lets a retried activity
 resume the prediction id it heartbeated instead of paying for a new one.
 
+With webhooks (``STORYREEL_PUBLIC_URL`` set) ``submit`` is given the URL the provider calls
+back; a provider that cannot call back ignores it and says so (``calls_back``), and its clips
+are polled as before. ``check`` is one status read: the slow fallback poll of a clip whose
+webhook may have been lost. A prediction id is opaque to everyone but its provider, travels in
+heartbeats and workflow history (so it carries no secret) and is what a webhook names.
+
 Providers are async: remote ones poll over HTTP without holding a thread per clip; local ones
 run their blocking FFmpeg work on an executor and stop it when cancelled.
 """
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from storyreel.contracts import ClipStatus, PlatformSpec
+from storyreel.contracts import ClipStatus, PlatformSpec, PredictionUpdate
 
 Report = Callable[[ClipStatus, float], None]
 """Called (on the event loop) with a status and a percentage (0-100) as a prediction advances."""
@@ -56,8 +62,15 @@ class ImageJob:
 
 
 class ClipProvider(Protocol):
-    async def submit(self, job: ClipJob) -> str:
-        """Start a prediction; return its id."""
+    calls_back: bool
+    """Whether ``submit`` registers the webhook it is given (False: polled to the end)."""
+
+    async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:
+        """Start a prediction (calling ``webhook_url`` back when it can); return its id."""
+        ...
+
+    async def check(self, prediction_id: str, model: str) -> PredictionUpdate:
+        """One read of where a prediction stands (no waiting, no download)."""
         ...
 
     async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
@@ -68,8 +81,8 @@ class ClipProvider(Protocol):
         """
         ...
 
-    async def cancel(self, prediction_id: str) -> None:
-        """Stop a prediction that is no longer wanted (best effort)."""
+    async def cancel(self, prediction_id: str, model: str) -> None:
+        """Stop a prediction that is no longer wanted (best effort, never raises)."""
         ...
 
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from activities.media import ffmpeg
 from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report
-from storyreel.contracts import ClipStatus
+from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
 from storyreel.errors import MediaError
 
 T = TypeVar("T")
@@ -98,6 +98,8 @@ class LocalImageProvider:
 class LocalClipProvider:
     """A slow pan across the storyboard image with the scene's text, timed to the scene."""
 
+    calls_back = False
+
     def __init__(
         self,
         font: Path | None = None,
@@ -110,7 +112,7 @@ class LocalClipProvider:
         self.threads = threads
         self.executor = executor
 
-    async def submit(self, job: ClipJob) -> str:
+    async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:  # noqa: ARG002
         return f"local-{job.generation_id}-{job.clip_id}-{uuid.uuid4().hex[:8]}"
 
     async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
@@ -127,7 +129,11 @@ class LocalClipProvider:
         )
         return ClipOutput(path=path)
 
-    async def cancel(self, prediction_id: str) -> None:
+    async def check(self, prediction_id: str, model: str) -> PredictionUpdate:  # noqa: ARG002
+        """A local clip renders inside ``wait``: until then it is only queued."""
+        return PredictionUpdate(prediction_id=prediction_id, phase=PredictionPhase.queued)
+
+    async def cancel(self, prediction_id: str, model: str = "") -> None:  # noqa: ARG002
         """Nothing runs outside this process: ``wait``'s FFmpeg stops with its task."""
 
     def render(

@@ -19,7 +19,7 @@ from typing import Any
 
 from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report
 from activities.providers.replicate_api import Prediction, ReplicateClient
-from storyreel.contracts import ClipStatus, PlatformSpec
+from storyreel.contracts import ClipStatus, PlatformSpec, PredictionUpdate
 from storyreel.errors import StoryreelError
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,8 @@ class ReplicateClipProvider:
     ``"15m"``) asks Replicate to stop a prediction nobody follows any more.
     """
 
+    calls_back = True
+
     def __init__(
         self,
         client: ReplicateClient,
@@ -98,9 +100,11 @@ class ReplicateClipProvider:
         self.input_builder = input_builder or default_clip_input
         self.cancel_after = cancel_after
 
-    async def submit(self, job: ClipJob) -> str:
+    async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:
         payload = await asyncio.to_thread(self.input_builder, job)
-        prediction = await self.client.create(job.model, payload, cancel_after=self.cancel_after)
+        prediction = await self.client.create(
+            job.model, payload, cancel_after=self.cancel_after, webhook=webhook_url
+        )
         logger.info(
             "clip %d of %s: Replicate prediction %s created",
             job.clip_id,
@@ -126,7 +130,10 @@ class ReplicateClipProvider:
         )
         return ClipOutput(path=path, predict_time=prediction.predict_time)
 
-    async def cancel(self, prediction_id: str) -> None:
+    async def check(self, prediction_id: str, model: str) -> PredictionUpdate:  # noqa: ARG002
+        return (await self.client.get(prediction_id)).update()
+
+    async def cancel(self, prediction_id: str, model: str) -> None:  # noqa: ARG002
         await cancel_quietly(self.client, prediction_id)
 
 

@@ -28,13 +28,17 @@ from urllib.parse import quote, unquote_to_bytes
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from storyreel.contracts import ClipStatus
+from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
 from storyreel.errors import (
     BadInputError,
     PredictionFailedError,
     ProviderError,
     ProviderRefusedError,
+    ProviderRejectedError,
+    ProviderThrottledError,
 )
+
+__all__ = ["ProviderRejectedError", "ProviderThrottledError", "ReplicateClient", "Prediction"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,20 +62,6 @@ _REFUSAL_MARKERS = (
     "e005",
     "moderation",
 )
-
-
-class ProviderRejectedError(ProviderError):
-    """Replicate refused the request itself (bad token, unknown model, invalid input).
-
-    Sending it again cannot help, so it is not retried.
-    """
-
-    retryable = False
-
-    def __init__(self, message: str, *, status_code: int, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.detail = detail
 
 
 def is_refusal(message: str) -> bool:
@@ -141,6 +131,24 @@ class Prediction(BaseModel):
     @property
     def predict_time(self) -> float | None:
         return self.metrics.predict_time if self.metrics else None
+
+    def update(self) -> PredictionUpdate:
+        """This prediction as one provider-neutral observation."""
+        phase = {
+            PredictionStatus.starting: PredictionPhase.queued,
+            PredictionStatus.processing: PredictionPhase.running,
+            PredictionStatus.succeeded: PredictionPhase.succeeded,
+            PredictionStatus.canceled: PredictionPhase.canceled,
+            PredictionStatus.aborted: PredictionPhase.canceled,
+        }.get(self.status, PredictionPhase.failed)
+        error = None
+        if self.status is PredictionStatus.failed:
+            error = self.error_message[:2000]
+            if is_refusal(error):
+                phase = PredictionPhase.refused
+        return PredictionUpdate(
+            prediction_id=self.id, phase=phase, progress=self.progress, error=error
+        )
 
     @property
     def clip_status(self) -> ClipStatus:
@@ -319,9 +327,18 @@ class ReplicateClient:
         *,
         wait: int | None = None,
         cancel_after: str | None = None,
+        webhook: str | None = None,
+        webhook_events_filter: tuple[str, ...] = ("start", "logs", "completed"),
     ) -> Prediction:
-        """Start a prediction of ``owner/name``, ``owner/name:version`` or a version id."""
+        """Start a prediction of ``owner/name``, ``owner/name:version`` or a version id.
+
+        With ``webhook`` Replicate POSTs the prediction there on the events of
+        ``webhook_events_filter`` (signed: see ``storyreel.webhooks``).
+        """
         path, body = _create_target(model, input)
+        if webhook:
+            body["webhook"] = webhook
+            body["webhook_events_filter"] = list(webhook_events_filter)
         headers = {}
         if wait is not None:
             headers["Prefer"] = f"wait={wait}"
@@ -453,7 +470,10 @@ class ReplicateClient:
                 tries, budget = failures, self.max_retries
                 delay = self._backoff(failures)
             if tries > budget:
-                raise ProviderError(f"Replicate {what}: {outcome.reason}, {tries} times; gave up")
+                message = f"Replicate {what}: {outcome.reason}, {tries} times; gave up"
+                if outcome.rate_limited:
+                    raise ProviderThrottledError(message)
+                raise ProviderError(message)
             logger.warning(
                 "Replicate %s: %s; retry %d/%d in %.2fs", what, outcome.reason, tries, budget, delay
             )

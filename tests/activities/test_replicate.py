@@ -33,6 +33,7 @@ from storyreel.errors import (
     PredictionFailedError,
     ProviderError,
     ProviderRefusedError,
+    ProviderThrottledError,
 )
 
 TOKEN = "r8_TopSecretTokenThatMustNeverBeLogged"
@@ -272,7 +273,7 @@ async def test_429_waits_are_capped_and_bounded(
     client = connect(Script(*storm), max_rate_limit_retries=3, max_retry_after=20.0)
     with pytest.raises(ProviderError, match="rate limited") as caught:
         await client.get("p1")
-    assert type(caught.value) is ProviderError and caught.value.retryable
+    assert type(caught.value) is ProviderThrottledError and caught.value.retryable
     assert sleep.delays == [20.0, 20.0, 20.0]
 
 
@@ -550,8 +551,8 @@ async def test_cancel_hits_the_cancel_endpoint_and_never_raises(
 ) -> None:
     script = Script(ok(prediction("canceled")), *(httpx.Response(500) for _ in range(3)))
     provider = ReplicateClipProvider(connect(script, max_retries=2))
-    await provider.cancel("p1")
-    await provider.cancel("p2")  # the service is down: logged, not raised
+    await provider.cancel("p1", "owner/model")
+    await provider.cancel("p2", "owner/model")  # the service is down: logged, not raised
     assert [(r.method, r.url.path) for r in script.requests[:2]] == [
         ("POST", "/v1/predictions/p1/cancel"),
         ("POST", "/v1/predictions/p2/cancel"),
@@ -599,7 +600,7 @@ async def test_the_token_never_reaches_the_logs(
             await attempt
         except ProviderError as error:
             errors.append(error)
-    await provider.cancel("p1")
+    await provider.cancel("p1", "owner/model")
 
     assert len(errors) == 2 and caplog.records
     assert all(TOKEN not in record.getMessage() for record in caplog.records)
