@@ -1,0 +1,1 @@
+"""Provider webhooks: signature checks and parsing, shared by the API and the simulator."""
