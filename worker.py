@@ -207,7 +207,12 @@ def build_workers(
                 Worker(
                     client,
                     task_queue=settings.clip_task_queue(provider),
-                    activities=[clips.generate_clip],
+                    activities=[
+                        clips.generate_clip,
+                        clips.submit_clip,
+                        clips.check_prediction,
+                        clips.cancel_prediction,
+                    ],
                     # Live progress: heartbeats (and their details) reach the server this often.
                     max_heartbeat_throttle_interval=timedelta(
                         seconds=settings.heartbeat_throttle_seconds

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -22,7 +23,16 @@ from activities.keys import clip_cache_key, clip_key
 from activities.media.export import details as probe_details
 from activities.media.stitch import clip_media
 from activities.providers.base import ClipJob, ClipOutput, ClipProvider
-from storyreel.contracts import PLATFORMS, ClipInput, ClipProgress, ClipResult, ClipStatus
+from storyreel.contracts import (
+    PLATFORMS,
+    CheckInput,
+    ClipInput,
+    ClipProgress,
+    ClipResult,
+    ClipStatus,
+    PredictionUpdate,
+    SubmitResult,
+)
 from storyreel.errors import BadInputError, PredictionFailedError, StoryreelError
 from storyreel.settings import Price
 from storyreel.storage import Storage
@@ -55,6 +65,33 @@ class ClipActivities:
         self.ffmpeg_exe = ffmpeg_exe
         self.price_of: PriceOf = price_of or (lambda _provider, _model: Price())
 
+    @activity.defn(name="submit_clip")
+    async def submit_clip(self, request: ClipInput) -> SubmitResult:
+        """Start the scene's prediction, asking the provider to call back (or reuse a cached
+        clip); return at once: the workflow waits for the call, no worker slot does."""
+        info = activity.info()
+        try:
+            return await self._submit(request, info.heartbeat_details)
+        except StoryreelError as error:
+            raise error.to_application_error(attempt=info.attempt) from error
+
+    @activity.defn(name="check_prediction")
+    async def check_prediction(self, request: CheckInput) -> PredictionUpdate:
+        """One read of a prediction's status: the slow poll behind a webhook that may be lost."""
+        info = activity.info()
+        try:
+            provider = self._provider(request.provider)
+            return await provider.check(request.prediction_id, request.model)
+        except StoryreelError as error:
+            raise error.to_application_error(attempt=info.attempt) from error
+
+    @activity.defn(name="cancel_prediction")
+    async def cancel_prediction(self, request: CheckInput) -> None:
+        """Stop a prediction nobody waits for any more (a cancelled run's), best effort."""
+        provider = self.providers.get(request.provider)
+        if provider is not None:
+            await provider.cancel(request.prediction_id, request.model)
+
     @activity.defn(name="generate_clip")
     async def generate_clip(self, request: ClipInput) -> ClipResult:
         """Generate one scene's clip (or reuse an identical one), store it, return its key."""
@@ -64,53 +101,96 @@ class ClipActivities:
         except StoryreelError as error:
             raise error.to_application_error(attempt=info.attempt) from error
 
+    def _provider(self, name: str) -> ClipProvider:
+        provider = self.providers.get(name)
+        if provider is None:
+            raise BadInputError(
+                f"unknown clip provider {name!r}; "
+                f"this worker has {', '.join(sorted(self.providers)) or 'none'}"
+            )
+        return provider
+
+    async def _submit(self, request: ClipInput, details: Sequence[Any]) -> SubmitResult:
+        provider = self._provider(request.provider)
+        started = time.monotonic()
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.work_root, prefix="clip-") as work:
+            job = await self._job(request, Path(work))
+            cache_key = await self._cache_key(request, job)
+            if request.use_cache and await asyncio.to_thread(self.storage.exists, cache_key):
+                cached = await self._from_cache(request, job, cache_key, started, 1)
+                return SubmitResult(cached=cached)
+            previous = previous_progress(details)
+            if previous is not None and previous.prediction_id:
+                # An earlier attempt created it (and then crashed): never pay for another.
+                activity.logger.info(
+                    "clip %d resumes prediction %s", request.clip_id, previous.prediction_id
+                )
+                return SubmitResult(
+                    prediction_id=previous.prediction_id, calls_back=provider.calls_back
+                )
+            target = webhook_target(request) if provider.calls_back else None
+            prediction_id = await provider.submit(job, target)
+            self._beat(ClipStatus.processing, 0.0, prediction_id)
+            return SubmitResult(prediction_id=prediction_id, calls_back=target is not None)
+
+    async def _cache_key(self, request: ClipInput, job: ClipJob) -> str:
+        return clip_cache_key(
+            await asyncio.to_thread(
+                clip_digest,
+                provider=request.provider,
+                model=request.model,
+                prompt=job.prompt,
+                text=job.text,
+                duration=job.duration,
+                platform=job.platform,
+                seed=job.seed,
+                image=job.image,
+            )
+        )
+
+    async def _from_cache(
+        self, request: ClipInput, job: ClipJob, cache_key: str, started: float, attempt: int
+    ) -> ClipResult:
+        self._beat(ClipStatus.cached, 100.0, None)
+        key = clip_key(request.generation_id, request.clip_id)
+        local = job.workdir / "cached.mp4"
+        await asyncio.to_thread(self.storage.get_file, cache_key, local)
+        # The one probe of this clip: what stitching needs travels on with its key.
+        info = await asyncio.to_thread(probe_details, local, self.ffmpeg_exe)
+        await asyncio.to_thread(self.storage.put_file, key, local)
+        activity.logger.info("clip %d reused from the cache", request.clip_id)
+        return ClipResult(
+            clip_id=request.clip_id,
+            key=key,
+            duration=info.duration,
+            render_seconds=round(time.monotonic() - started, 3),
+            attempt=attempt,
+            cached=True,
+            media=clip_media(info),
+        )
+
     async def _generate(
         self, request: ClipInput, attempt: int, details: Sequence[Any]
     ) -> ClipResult:
-        provider = self.providers.get(request.provider)
-        if provider is None:
-            raise BadInputError(
-                f"unknown clip provider {request.provider!r}; "
-                f"this worker has {', '.join(sorted(self.providers)) or 'none'}"
-            )
+        provider = self._provider(request.provider)
         started = time.monotonic()
         key = clip_key(request.generation_id, request.clip_id)
         self.work_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_root, prefix="clip-") as work:
             job = await self._job(request, Path(work))
-            cache_key = clip_cache_key(
-                await asyncio.to_thread(
-                    clip_digest,
-                    provider=request.provider,
-                    model=request.model,
-                    prompt=job.prompt,
-                    text=job.text,
-                    duration=job.duration,
-                    platform=job.platform,
-                    seed=job.seed,
-                    image=job.image,
-                )
-            )
-            if request.use_cache and await asyncio.to_thread(self.storage.exists, cache_key):
-                self._beat(ClipStatus.cached, 100.0, None)
-                local = job.workdir / "cached.mp4"
-                await asyncio.to_thread(self.storage.get_file, cache_key, local)
-                # The one probe of this clip: what stitching needs travels on with its key.
-                info = await asyncio.to_thread(probe_details, local, self.ffmpeg_exe)
-                await asyncio.to_thread(self.storage.put_file, key, local)
-                activity.logger.info("clip %d reused from the cache", request.clip_id)
-                return ClipResult(
-                    clip_id=request.clip_id,
-                    key=key,
-                    duration=info.duration,
-                    render_seconds=round(time.monotonic() - started, 3),
-                    attempt=attempt,
-                    cached=True,
-                    media=clip_media(info),
-                )
+            cache_key = await self._cache_key(request, job)
+            if (
+                request.use_cache
+                and request.prediction_id is None
+                and await asyncio.to_thread(self.storage.exists, cache_key)
+            ):
+                return await self._from_cache(request, job, cache_key, started, attempt)
 
             previous = previous_progress(details)
             prediction_id = previous.prediction_id if previous else None
+            # A heartbeat of this activity is newer than the id the workflow passed in.
+            prediction_id = prediction_id or request.prediction_id
             if prediction_id:
                 activity.logger.info(
                     "clip %d resumes prediction %s", request.clip_id, prediction_id
@@ -191,6 +271,15 @@ class ClipActivities:
         activity.heartbeat(
             ClipProgress(status=status, progress=progress, prediction_id=prediction_id)
         )
+
+
+def webhook_target(request: ClipInput) -> str | None:
+    """The URL a provider calls back for this clip: it names the run and the clip (neither is
+    a secret; the delivery itself is authenticated by the provider's signature)."""
+    if not request.webhook_url:
+        return None
+    query = urlencode({"generation": request.generation_id, "clip": request.clip_id})
+    return f"{request.webhook_url.rstrip('/')}/{request.provider}?{query}"
 
 
 def _cancelled_by_workflow() -> bool:

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from temporalio.client import Client
 
-from api import metrics, routes
+from api import metrics, routes, webhooks
 from api.auth import RequestLimiter
 from api.service import Generations
 from storyreel import __version__
@@ -63,7 +63,14 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         app.state.storage = storage
         app.state.records = records
         app.state.limiter = RequestLimiter(settings.requests_per_minute)
-        app.state.generations = Generations(temporal, storage, records)
+        app.state.generations = Generations(
+            temporal,
+            storage,
+            records,
+            # Read per request: only runs whose clips are called back have such progress.
+            webhook_progress=lambda: settings.webhook_base is not None,
+        )
+        app.state.webhooks = webhooks.webhooks_from_settings(settings)
         try:
             yield
         finally:
@@ -76,6 +83,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         lifespan=lifespan,
     )
     app.include_router(routes.router)
+    app.include_router(webhooks.router)
     app.include_router(metrics.router)
 
     @app.exception_handler(StoryreelError)

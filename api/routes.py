@@ -77,7 +77,9 @@ async def create_generation(
     ] = None,
 ) -> Accepted:
     """Start a generation. Every clip is generated at once; follow it with the links."""
-    for field, provider in (("provider", body.provider), ("image_provider", body.image_provider)):
+    named = [("provider", body.provider), ("image_provider", body.image_provider)]
+    named += [(f"fallback[{index}].provider", f.provider) for index, f in enumerate(body.fallback)]
+    for field, provider in named:
         if provider not in settings.clip_providers:
             raise BadInputError(
                 f"{field}: unknown provider {provider!r}; "

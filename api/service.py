@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -29,7 +30,7 @@ from storyreel.errors import ConflictError, NotFoundError
 from storyreel.storage import Storage
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
-_CLIP_ACTIVITY = re.compile(rf"^{re.escape(CLIP_ACTIVITY_PREFIX)}(\d+)-\d+$")
+_CLIP_ACTIVITY = re.compile(rf"^{re.escape(CLIP_ACTIVITY_PREFIX)}(\d+)-\d+(?:-[a-z0-9_-]+)?$")
 
 
 class Generations:
@@ -39,10 +40,18 @@ class Generations:
     id that does not exist, is ``NotFoundError`` (a 404 that leaks nothing).
     """
 
-    def __init__(self, client: Client, storage: Storage, records: Records) -> None:
+    def __init__(
+        self,
+        client: Client,
+        storage: Storage,
+        records: Records,
+        *,
+        webhook_progress: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.client = client
         self.storage = storage
         self.records = records
+        self.webhook_progress = webhook_progress
 
     def handle(self, generation_id: str) -> WorkflowHandle[object, GenerationState]:
         if not ID_PATTERN.match(generation_id):
@@ -90,6 +99,8 @@ class Generations:
             # Closed without writing its end (terminated, timed out): the run itself knows.
             return await self._query(generation_id)
         await self._merge_running_clips(record, description)
+        if self.webhook_progress():
+            await self._merge_webhook_progress(record)
         return record
 
     async def _query(self, generation_id: str) -> GenerationState:
@@ -120,6 +131,20 @@ class Generations:
                 clip.status = progress.status
             clip.progress = max(0.0, min(99.9, progress.progress))
             clip.prediction_id = progress.prediction_id or clip.prediction_id
+
+    async def _merge_webhook_progress(self, state: GenerationState) -> None:
+        """Clips waiting on their provider's call run no activity: their live percent is what
+        the provider's last progress delivery said."""
+        rows = await asyncio.to_thread(self.records.clip_progress, state.generation_id)
+        for row in rows:
+            clip = state.clip(row.clip_id)
+            if clip is None or clip.status in CLIP_DONE or clip.status is ClipStatus.failed:
+                continue
+            if clip.prediction_id not in (None, row.prediction_id):
+                continue  # an older prediction's progress (the clip was retried)
+            if clip.status is ClipStatus.queued or row.progress >= clip.progress:
+                clip.status, clip.progress = row.status, row.progress
+                clip.prediction_id = row.prediction_id
 
     async def retry_clip(
         self, generation_id: str, user_id: int, clip_id: int, prompt: str | None

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from storyreel.contracts import (
     ClipStageMetrics,
     ClipStatus,
+    ClipTry,
     GenerationState,
     GenerationStatus,
     Platform,
@@ -27,6 +28,12 @@ class ClipView(BaseModel):
     attempts: int = 0
     cost: float = 0.0
     prompt: str = ""
+    provider: str | None = Field(default=None, description="Who made (or is making) the clip.")
+    model: str | None = None
+    tries: list[ClipTry] = Field(
+        default_factory=list,
+        description="With a fallback chain: each provider's go at the clip and what it cost.",
+    )
 
 
 class Links(BaseModel):
@@ -136,6 +143,9 @@ def to_view(state: GenerationState, links: Links) -> GenerationView:
                 attempts=clip.attempts,
                 cost=clip.cost,
                 prompt=clip.prompt,
+                provider=clip.provider,
+                model=clip.model,
+                tries=clip.tries,
             )
             for clip in state.clips
         ],

@@ -117,6 +117,15 @@ class TaskQueues(BaseModel):
         return f"{self.clip_prefix}-{provider}"
 
 
+class ProviderChoice(BaseModel):
+    """A clip provider and model, e.g. one entry of a fallback chain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class GenerationRequest(BaseModel):
     """What a caller asks for: a script (or explicit scenes) and how to render it."""
 
@@ -132,6 +141,14 @@ class GenerationRequest(BaseModel):
     consistency_context: Annotated[str, Field(max_length=4000)] = ""
     provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "local"
     model: Annotated[str, Field(max_length=200)] = "local/pan-zoom"
+    fallback: Annotated[
+        list[ProviderChoice],
+        Field(
+            max_length=5,
+            description="Providers to move a clip to, in order, when its provider refuses it, "
+            "fails it after its retries or stays throttled.",
+        ),
+    ] = Field(default_factory=list)
     image_provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "local"
     image_model: Annotated[str, Field(max_length=200)] = "local/gradient"
     max_parallel_clips: Annotated[
@@ -226,6 +243,14 @@ class GenerationInput(GenerationRequest):
     estimated_cost_per_second: float = Field(
         default=0.0, description="Price estimate for the budget check, from the price table."
     )
+    webhook_url: str | None = Field(
+        default=None,
+        description="Base of the API's webhook routes ('<public url>/v1/webhooks'); set, clips "
+        "wait for their provider's call instead of polling it.",
+    )
+    fallback_poll_seconds: float = Field(
+        default=60.0, gt=0, description="With webhooks: read a prediction this often anyway."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,6 +308,26 @@ class ClipInput(BaseModel):
     seed: int = 0
     image_key: str | None = None
     use_cache: bool = True
+    webhook_url: str | None = Field(
+        default=None, description="Where the provider calls back (submit_clip only)."
+    )
+    prediction_id: str | None = Field(
+        default=None, description="Follow this prediction instead of starting one."
+    )
+
+
+class SubmitResult(BaseModel):
+    """What ``submit_clip`` did: started (or resumed) a prediction, or found the clip cached."""
+
+    prediction_id: str | None = None
+    calls_back: bool = False
+    cached: ClipResult | None = None
+
+
+class CheckInput(BaseModel):
+    provider: str
+    model: str
+    prediction_id: str
 
 
 class PredictionPhase(StrEnum):
@@ -321,6 +366,13 @@ class PredictionUpdate(BaseModel):
     @property
     def ended(self) -> bool:
         return self.phase in PREDICTION_ENDED
+
+
+class PredictionSignal(BaseModel):
+    """Payload of the ``prediction_update`` signal: a verified webhook about one clip."""
+
+    clip_id: int = Field(ge=1)
+    update: PredictionUpdate
 
 
 class ClipProgress(BaseModel):
@@ -456,6 +508,17 @@ class RetryClipRequest(BaseModel):
     prompt: Annotated[str | None, Field(max_length=4000)] = None
 
 
+class ClipTry(BaseModel):
+    """One provider's go at a clip (a fallback chain makes several)."""
+
+    provider: str
+    model: str
+    status: ClipStatus
+    cost: float = 0.0
+    error: str | None = None
+    prediction_id: str | None = None
+
+
 class ClipState(BaseModel):
     clip_id: int
     status: ClipStatus = ClipStatus.queued
@@ -471,6 +534,11 @@ class ClipState(BaseModel):
     ended_at: datetime | None = None
     render_seconds: float | None = None
     cost: float = 0.0
+    provider: str | None = Field(default=None, description="Who made (or is making) the clip.")
+    model: str | None = None
+    tries: list[ClipTry] = Field(
+        default_factory=list, description="Each provider's go at this clip, with its cost."
+    )
     # Kept by the workflow for its assembly step only: left out of every dump, so queries,
     # results and the record (which equals the final state) stay as they were.
     media: ClipMedia | None = Field(default=None, exclude=True)
@@ -549,3 +617,4 @@ class GenerationState(BaseModel):
 
 PublishInput.model_rebuild()
 RecordInput.model_rebuild()
+SubmitResult.model_rebuild()

@@ -46,6 +46,9 @@ def prepare(request: GenerationRequest, settings: Settings) -> GenerationInput:
     fields["estimated_cost_per_second"] = settings.price(
         request.provider, request.model
     ).estimate_per_second()
+    if settings.webhook_base:
+        fields["webhook_url"] = settings.webhook_base
+        fields["fallback_poll_seconds"] = settings.webhook_fallback_poll_seconds
     fields["queues"] = TaskQueues(
         media=settings.media_task_queue, clip_prefix=settings.clip_task_queue_prefix
     )

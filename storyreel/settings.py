@@ -39,7 +39,9 @@ class ProviderLimit(BaseModel):
 class Settings(BaseSettings):
     """Process-wide settings. Workflows never read these: values reach them in their input."""
 
-    model_config = SettingsConfigDict(env_prefix="STORYREEL_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="STORYREEL_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     data_dir: Path = Field(
         default=Path(".storyreel"), description="Root of local media, records and server state."
@@ -116,6 +118,24 @@ class Settings(BaseSettings):
     simulator_url: str | None = Field(
         default=None,
         description="A running Replicate-protocol simulator; 'provider: simulator' uses it.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Where providers reach this API (e.g. https://storyreel.example.com); set, "
+        "clips are created with a webhook to <public_url>/v1/webhooks/<provider> and wait for "
+        "it instead of polling. Empty = polling (the offline default).",
+    )
+    webhook_fallback_poll_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="With webhooks: a clip's prediction is read this often anyway, in case a "
+        "delivery was lost.",
+    )
+    replicate_webhook_signing_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="REPLICATE_WEBHOOK_SIGNING_SECRET",
+        description="Replicate's whsec_ signing secret; empty = fetched once from "
+        "GET /v1/webhooks/default/secret with REPLICATE_API_TOKEN.",
     )
     replicate_poll_interval: float = Field(
         default=2.0, gt=0, le=60, description="Seconds between polls of a Replicate prediction."
@@ -205,6 +225,8 @@ class Settings(BaseSettings):
         "storage_url",
         "database_url",
         "api_key",
+        "public_url",
+        "replicate_webhook_signing_secret",
         mode="before",
     )
     @classmethod
@@ -219,6 +241,13 @@ class Settings(BaseSettings):
     def api_key_file(self) -> Path:
         """Where 'storyreel up' keeps the local user's key (mode 0600)."""
         return self.data_dir / "api-key"
+
+    @property
+    def webhook_base(self) -> str | None:
+        """The base URL of the webhook routes providers call, when webhooks are on."""
+        if not self.public_url:
+            return None
+        return self.public_url.rstrip("/") + "/v1/webhooks"
 
     def clip_task_queue(self, provider: str) -> str:
         return f"{self.clip_task_queue_prefix}-{provider}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from activities.providers.base import ClipJob, ClipOutput, Report
 from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
-from storyreel.errors import PredictionFailedError, ProviderError
+from storyreel.errors import PredictionFailedError, ProviderError, ProviderRefusedError
 
 
 @dataclass
@@ -104,3 +104,16 @@ class DiesOnceProvider(SleepyProvider):
             die, self.died = not self.died, True
         if die:
             raise ProviderError("connection lost mid-prediction")
+
+
+class RefusingProvider(SleepyProvider):
+    """Refuses the content of the clips in ``refused`` (a moderation refusal, never retried)."""
+
+    def __init__(self, clip: Path, seconds: float, refused: set[int]) -> None:
+        super().__init__(clip, seconds)
+        self.refused = set(refused)
+
+    async def work(self, prediction_id: str, job: ClipJob, report: Report) -> None:
+        if job.clip_id in self.refused:
+            raise ProviderRefusedError(f"clip {job.clip_id} was flagged as sensitive")
+        await super().work(prediction_id, job, report)

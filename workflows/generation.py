@@ -28,9 +28,12 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_NAME,
         AssemblyClip,
         Charge,
+        CheckInput,
         ClipInput,
+        ClipResult,
         ClipState,
         ClipStatus,
+        ClipTry,
         GenerationInput,
         GenerationMetrics,
         GenerationRequest,
@@ -38,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
         GenerationStatus,
         PlanInput,
         PlannedScene,
+        PredictionSignal,
+        ProviderChoice,
         PublishInput,
         RecordInput,
         RetryClipRequest,
@@ -46,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         StitchInput,
         StoryboardInput,
     )
-    from storyreel.errors import BadInputError
+    from storyreel.errors import FALLBACK_TYPES, BadInputError
     from storyreel.temporal import STATUS_ATTR
     from workflows import policies
 
@@ -91,6 +96,12 @@ def describe_failure(error: BaseException) -> tuple[str, int | None]:
     return str(cause or error), attempt
 
 
+def failure_type(error: ActivityError) -> str | None:
+    """The error type an activity failed with (None for timeouts and cancellations)."""
+    cause = error.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
 def attempts_used(error: ActivityError, retry: RetryPolicy) -> int:
     _, attempt = describe_failure(error)
     if attempt is not None:
@@ -131,6 +142,11 @@ class VideoGenerationWorkflow:
         self._reserved = 0.0
         self._reservations: dict[int, float] = {}
         self._record_stages = False
+        # Predictions a verified webhook said have ended (ids, so early and repeated
+        # deliveries are as harmless as late ones).
+        self._ended_predictions: set[str] = set()
+        self._record_busy = False
+        self._record_again = False
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -142,6 +158,17 @@ class VideoGenerationWorkflow:
     def retry_clip(self, request: RetryClipRequest) -> None:
         """Generate a failed clip again, optionally with a new prompt."""
         self._retries.append(request)
+
+    @workflow.signal
+    def prediction_update(self, signal: PredictionSignal) -> None:
+        """A provider called back (verified by the API): a clip's prediction has ended."""
+        update = signal.update
+        clip = self._state.clip(signal.clip_id)
+        if clip is not None and clip.prediction_id == update.prediction_id:
+            if update.progress is not None and clip.status not in CLIP_DONE:
+                clip.progress = max(clip.progress, min(99.9, update.progress))
+        if update.ended:
+            self._ended_predictions.add(update.prediction_id)
 
     @workflow.signal
     def finish_without_failed(self) -> None:
@@ -417,7 +444,6 @@ class VideoGenerationWorkflow:
         await self._record(charge)
 
     async def _run_clip_in_slot(self, clip: ClipState) -> Charge | None:
-        request = self._request
         scene = self._scenes[clip.clip_id - 1]
         charge: Charge | None = None
         async with self._slots:
@@ -433,30 +459,7 @@ class VideoGenerationWorkflow:
             metrics.max_concurrent = max(metrics.max_concurrent, self._running)
             self._touch()
             try:
-                result = await workflow.execute_activity_method(
-                    ClipActivities.generate_clip,
-                    ClipInput(
-                        generation_id=self._state.generation_id,
-                        clip_id=clip.clip_id,
-                        clip_count=len(self._state.clips),
-                        prompt=clip.prompt,
-                        scene=scene,
-                        platform=request.platform,
-                        provider=request.provider,
-                        model=request.model,
-                        seed=request.seed,
-                        image_key=self._state.storyboard_keys[clip.clip_id - 1],
-                        use_cache=request.use_cache,
-                    ),
-                    task_queue=request.queues.clips(request.provider),
-                    start_to_close_timeout=self._clip_timeout,
-                    heartbeat_timeout=policies.CLIP_HEARTBEAT,
-                    retry_policy=policies.CLIP_RETRY,
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    summary=clip.summary,
-                    # Readable ids let the API match live heartbeats to their clip.
-                    activity_id=clip_activity_id(clip.clip_id, self._rounds[clip.clip_id]),
-                )
+                result = await self._make_clip(clip, scene)
             except ActivityError as error:
                 clip.status = ClipStatus.failed
                 clip.error = describe_failure(error)[0]
@@ -490,6 +493,180 @@ class VideoGenerationWorkflow:
                 clip.attempts += result.attempt
             self._end_clip(clip)
         return charge
+
+    async def _make_clip(self, clip: ClipState, scene: PlannedScene) -> ClipResult:
+        """The clip from its provider, or from the next one of the request's fallback chain
+        when the provider cannot deliver it (refused, failed after retries, throttled)."""
+        request = self._request
+        chain = [ProviderChoice(provider=request.provider, model=request.model)]
+        chain += request.fallback
+        for index, choice in enumerate(chain):
+            clip.provider, clip.model = choice.provider, choice.model
+            try:
+                result = await self._clip_from(clip, scene, choice, index)
+            except ActivityError as error:
+                if not request.fallback:
+                    raise
+                message = describe_failure(error)[0]
+                clip.tries.append(
+                    ClipTry(
+                        provider=choice.provider,
+                        model=choice.model,
+                        status=ClipStatus.failed,
+                        error=message,
+                        prediction_id=clip.prediction_id,
+                    )
+                )
+                if index + 1 == len(chain) or failure_type(error) not in FALLBACK_TYPES:
+                    raise
+                clip.attempts += attempts_used(error, policies.CLIP_RETRY)
+                clip.prediction_id = None
+                workflow.logger.warning(
+                    "clip %d: %s could not make it (%s); moving to %s",
+                    clip.clip_id,
+                    choice.provider,
+                    message,
+                    chain[index + 1].provider,
+                )
+                self._touch()
+                continue
+            if request.fallback:
+                clip.tries.append(
+                    ClipTry(
+                        provider=choice.provider,
+                        model=choice.model,
+                        status=ClipStatus.cached if result.cached else ClipStatus.complete,
+                        cost=result.cost,
+                        prediction_id=result.prediction_id,
+                    )
+                )
+            return result
+        raise AssertionError("a fallback chain is never empty")
+
+    async def _clip_from(
+        self, clip: ClipState, scene: PlannedScene, choice: ProviderChoice, index: int
+    ) -> ClipResult:
+        """One provider's go at the clip: polled to the end, or (webhooks) submitted, waited
+        for without a worker, then copied."""
+        request = self._request
+        queue = request.queues.clips(choice.provider)
+        activity_id = clip_activity_id(clip.clip_id, self._rounds[clip.clip_id])
+        if index:
+            activity_id += f"-{choice.provider}"
+        clip_input = ClipInput(
+            generation_id=self._state.generation_id,
+            clip_id=clip.clip_id,
+            clip_count=len(self._state.clips),
+            prompt=clip.prompt,
+            scene=scene,
+            platform=request.platform,
+            provider=choice.provider,
+            model=choice.model,
+            seed=request.seed,
+            image_key=self._state.storyboard_keys[clip.clip_id - 1],
+            use_cache=request.use_cache,
+        )
+        if request.webhook_url:
+            submitted = await workflow.execute_activity_method(
+                ClipActivities.submit_clip,
+                clip_input.model_copy(update={"webhook_url": request.webhook_url}),
+                task_queue=queue,
+                start_to_close_timeout=policies.SUBMIT_TIMEOUT,
+                retry_policy=policies.CLIP_RETRY,
+                summary=f"{clip.summary}: submit",
+                activity_id=f"{activity_id}-submit",
+            )
+            if submitted.cached is not None:
+                return submitted.cached
+            clip.prediction_id = submitted.prediction_id
+            clip_input.prediction_id = submitted.prediction_id
+            if submitted.calls_back and submitted.prediction_id:
+                await self._await_call(clip, choice, submitted.prediction_id, activity_id)
+        return await workflow.execute_activity_method(
+            ClipActivities.generate_clip,
+            clip_input,
+            task_queue=queue,
+            start_to_close_timeout=self._clip_timeout,
+            heartbeat_timeout=policies.CLIP_HEARTBEAT,
+            retry_policy=policies.CLIP_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=clip.summary,
+            # Readable ids let the API match live heartbeats to their clip.
+            activity_id=activity_id,
+        )
+
+    async def _await_call(
+        self, clip: ClipState, choice: ProviderChoice, prediction_id: str, activity_id: str
+    ) -> None:
+        """Wait (durably, holding no worker) until the provider says the prediction ended, with
+        a slow status read now and then in case its call was lost. Past the clip timeout the
+        copy activity polls it to the end: a paid prediction is never abandoned."""
+        self._touch()
+        await self._record_soon()
+        target = CheckInput(
+            provider=choice.provider, model=choice.model, prediction_id=prediction_id
+        )
+        every = timedelta(seconds=self._request.fallback_poll_seconds)
+        deadline = workflow.now() + self._clip_timeout
+        checks = 0
+        try:
+            while prediction_id not in self._ended_predictions and workflow.now() < deadline:
+                try:
+                    await workflow.wait_condition(
+                        lambda: prediction_id in self._ended_predictions,
+                        timeout=min(every, deadline - workflow.now()),
+                    )
+                    return
+                except TimeoutError:
+                    pass
+                checks += 1
+                try:
+                    update = await workflow.execute_activity_method(
+                        ClipActivities.check_prediction,
+                        target,
+                        task_queue=self._request.queues.clips(choice.provider),
+                        start_to_close_timeout=policies.CHECK_TIMEOUT,
+                        retry_policy=policies.CHECK_RETRY,
+                        summary=f"{clip.summary}: status read {checks}",
+                        activity_id=f"{activity_id}-check-{checks}",
+                    )
+                except ActivityError as error:
+                    workflow.logger.warning(
+                        "clip %d: status read failed (%s); waiting on",
+                        clip.clip_id,
+                        describe_failure(error)[0],
+                    )
+                    continue
+                if update.progress is not None:
+                    clip.progress = max(clip.progress, min(99.9, update.progress))
+                if update.ended:
+                    return
+        except asyncio.CancelledError:
+            # Nobody wants the clip any more: stop paying for it upstream, then end.
+            await workflow.execute_activity_method(
+                ClipActivities.cancel_prediction,
+                target,
+                task_queue=self._request.queues.clips(choice.provider),
+                start_to_close_timeout=policies.CHECK_TIMEOUT,
+                retry_policy=policies.CHECK_RETRY,
+                summary=f"{clip.summary}: cancel upstream",
+            )
+            raise
+
+    async def _record_soon(self) -> None:
+        """Write the record now, or (when a write is under way) once more right after it:
+        a burst of clip submissions becomes two writes, not one per clip."""
+        if self._record_busy:
+            self._record_again = True
+            return
+        self._record_busy = True
+        try:
+            self._record_again = True
+            while self._record_again:
+                self._record_again = False
+                await self._record()
+        finally:
+            self._record_busy = False
 
     def _end_clip(self, clip: ClipState) -> None:
         self._reserved -= self._reservations.pop(clip.clip_id, 0.0)

@@ -38,6 +38,18 @@ CLIP_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
 
+# With webhooks a clip is three short activities around a wait that holds no worker: submit
+# (create the prediction), an occasional status read, and the copy of the finished output.
+SUBMIT_TIMEOUT = timedelta(minutes=2)
+CHECK_TIMEOUT = timedelta(seconds=30)
+CHECK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
+)
+
 STITCH_TIMEOUT = timedelta(minutes=15)
 # Assembly heartbeats on every FFmpeg progress line and between scenes' speech; its longest
 # silence is one TTS call, which settings.tts_timeout_seconds caps at 45 s.

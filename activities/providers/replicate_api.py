@@ -37,8 +37,16 @@ from storyreel.errors import (
     ProviderRejectedError,
     ProviderThrottledError,
 )
+from storyreel.webhooks.replicate import is_refusal, tqdm_percent
 
-__all__ = ["ProviderRejectedError", "ProviderThrottledError", "ReplicateClient", "Prediction"]
+__all__ = [
+    "Prediction",
+    "ProviderRejectedError",
+    "ProviderThrottledError",
+    "ReplicateClient",
+    "is_refusal",
+    "tqdm_percent",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,37 +59,6 @@ USER_AGENT = "storyreel/0.1"
 
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-_TQDM_PERCENT = re.compile(r"(\d+)%\|")
-_TQDM_COUNT = re.compile(r"(?<![\w/])(\d+)/(\d+)(?![\w/])")
-# How Replicate and the models behind it word a content-moderation refusal.
-_REFUSAL_MARKERS = (
-    "flagged as sensitive",
-    "nsfw",
-    "safety",
-    "content policy",
-    "e005",
-    "moderation",
-)
-
-
-def is_refusal(message: str) -> bool:
-    """Whether an upstream error message is a content-moderation refusal."""
-    lowered = message.lower()
-    return any(marker in lowered for marker in _REFUSAL_MARKERS)
-
-
-def tqdm_percent(logs: str | None) -> float | None:
-    """Percent done from the last tqdm-style progress line in a prediction's logs."""
-    if not logs:
-        return None
-    for line in reversed(re.split(r"[\r\n]+", logs)):
-        if match := _TQDM_PERCENT.search(line):
-            return min(100.0, float(match[1]))
-        if match := _TQDM_COUNT.search(line):
-            done, total = int(match[1]), int(match[2])
-            if 0 < total and done <= total:
-                return round(100.0 * done / total, 1)
-    return None
 
 
 class PredictionStatus(StrEnum):

@@ -8,6 +8,7 @@ mode through ``Prefer: wait``. Faults are injected here, before a request does a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 
 from activities.simulator.engine import Prediction, Simulator, SimulatorConfig, version_of
+from activities.simulator.webhooks import WEBHOOK_EVENTS
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class PredictionInput(BaseModel):
 
 
 class ModelPredictionRequest(BaseModel):
-    # webhook, stream and the like are accepted and ignored.
+    # webhook and webhook_events_filter are honoured; stream and the like are ignored.
     model_config = ConfigDict(extra="allow")
 
     input: PredictionInput
@@ -108,7 +110,12 @@ api = APIRouter(prefix="/v1")
 
 
 async def _create(
-    request: Request, simulator: Simulator, model: str, version: str, body: PredictionInput
+    request: Request,
+    simulator: Simulator,
+    model: str,
+    version: str,
+    body: PredictionInput,
+    extra: dict[str, Any],
 ) -> Response:
     cancel_after = None
     if (header := request.headers.get("cancel-after")) is not None:
@@ -123,7 +130,24 @@ async def _create(
         return problem(429, "Request was throttled", detail, headers=admission.headers)
     inputs = body.model_dump(exclude_unset=True)
     base_url = str(request.base_url)
-    prediction = simulator.create(model, version, inputs, base_url, cancel_after)
+    webhook = extra.get("webhook")
+    events = extra.get("webhook_events_filter")
+    prediction = simulator.create(
+        model,
+        version,
+        inputs,
+        base_url,
+        cancel_after,
+        webhook=webhook if isinstance(webhook, str) and webhook else None,
+        webhook_events=(
+            frozenset(map(str, events)) & WEBHOOK_EVENTS
+            if isinstance(events, list)
+            else WEBHOOK_EVENTS
+        ),
+    )
+    if simulator.config.create_delay:
+        # The prediction already runs: its deliveries may reach the receiver before this answer.
+        await asyncio.sleep(simulator.config.create_delay)
     headers = dict(admission.headers)
     waited_out = False
     if (wait := parse_prefer(request.headers.get("prefer"))) is not None:
@@ -139,7 +163,7 @@ async def create_by_model(
 ) -> Response:
     """Start a prediction of a model's latest version (the official client's ``model=``)."""
     model = f"{owner}/{name}"
-    return await _create(request, sim, model, version_of(model), body.input)
+    return await _create(request, sim, model, version_of(model), body.input, body.model_extra or {})
 
 
 @api.post("/predictions", status_code=201)
@@ -150,7 +174,8 @@ async def create(body: VersionPredictionRequest, request: Request, sim: Simulato
         model = reference
     else:
         model, version = sim.model_of(reference) or DEFAULT_MODEL, reference
-    return await _create(request, sim, model, version or version_of(model), body.input)
+    version = version or version_of(model)
+    return await _create(request, sim, model, version, body.input, body.model_extra or {})
 
 
 @api.get("/predictions")
@@ -178,7 +203,10 @@ def _found(sim: Simulator, prediction_id: str) -> Prediction:
 @api.get("/predictions/{prediction_id}")
 async def get_prediction(prediction_id: str, request: Request, sim: SimulatorDep) -> Response:
     """The prediction as it stands now."""
-    return answer(request, sim, _found(sim, prediction_id).to_json())
+    prediction = _found(sim, prediction_id)
+    prediction.gets += 1
+    sim.counts.gets += 1
+    return answer(request, sim, prediction.to_json())
 
 
 @api.post("/predictions/{prediction_id}/cancel")
@@ -204,6 +232,12 @@ async def get_version(
         "openapi_schema": schema,
     }
     return answer(request, sim, payload)
+
+
+@api.get("/webhooks/default/secret")
+async def webhook_secret(request: Request, sim: SimulatorDep) -> Response:
+    """The secret every delivery is signed with (Replicate's ``{"key": "whsec_…"}``)."""
+    return answer(request, sim, {"key": sim.webhook_secret})
 
 
 files = APIRouter()

@@ -33,8 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from activities.providers.base import ClipJob, ImageJob
 from activities.providers.local import LocalClipProvider, LocalImageProvider, run_stoppable
+from activities.simulator.webhooks import WEBHOOK_EVENTS, Deliveries
 from storyreel.contracts import ClipStatus, PlatformSpec
 from storyreel.errors import MediaError
+from storyreel.webhooks.replicate import new_secret
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,17 @@ class SimulatorConfig(BaseModel):
     )
     seed: int | None = None
     render: bool = Field(True, description="real FFmpeg renders; false serves a tiny file")
+    webhook_secret: str | None = Field(
+        None, description="whsec_ secret deliveries are signed with; a fresh one if unset"
+    )
+    webhook_logs_interval: float = Field(
+        5.0, gt=0, description="least seconds between two 'logs' deliveries of one prediction"
+    )
+    webhook_drop_rate: float = Field(0.0, ge=0, le=1, description="deliveries never sent")
+    webhook_duplicate_rate: float = Field(0.0, ge=0, le=1, description="deliveries sent twice")
+    create_delay: float = Field(
+        0.0, ge=0, description="seconds a create is answered late (deliveries may come first)"
+    )
     data_dir: Path | None = Field(None, description="where outputs go; a temp dir if unset")
 
     def updated(self, patch: dict[str, Any]) -> SimulatorConfig:
@@ -139,6 +152,10 @@ class Prediction:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     deadline: asyncio.TimerHandle | None = None
+    webhook: str | None = None
+    webhook_events: frozenset[str] = frozenset()
+    gets: int = 0
+    logs_sent_at: float | None = None
 
     @property
     def prompt(self) -> str:
@@ -188,6 +205,11 @@ class Counts:
     rate_limited: int = 0
     server_errors: int = 0
     malformed: int = 0
+    gets: int = 0
+    webhooks_sent: int = 0
+    webhooks_failed: int = 0
+    webhooks_dropped: int = 0
+    webhooks_duplicated: int = 0
 
 
 @dataclass(frozen=True)
@@ -214,6 +236,8 @@ class Simulator:
         self._executor = ThreadPoolExecutor(max(2, os.cpu_count() or 2), "sim-render")
         self._clips = LocalClipProvider()
         self._images = LocalImageProvider()
+        self.webhook_secret = config.webhook_secret or new_secret()
+        self.deliveries = Deliveries(self)
         self._reseed()
 
     def _reseed(self) -> None:
@@ -221,6 +245,7 @@ class Simulator:
         seed = self.config.seed
         self._fates = random.Random(None if seed is None else f"{seed}:fates")
         self._faults = random.Random(None if seed is None else f"{seed}:faults")
+        self.fault_rolls = random.Random(None if seed is None else f"{seed}:webhooks")
 
     def configure(self, patch: dict[str, Any]) -> SimulatorConfig:
         self.config = self.config.updated(patch)
@@ -300,6 +325,8 @@ class Simulator:
         input: dict[str, Any],
         base_url: str,
         cancel_after: float | None = None,
+        webhook: str | None = None,
+        webhook_events: frozenset[str] = WEBHOOK_EVENTS,
     ) -> Prediction:
         fate = self._fate(str(input.get("prompt", "")))
         jitter = self._fates.uniform(-self.config.jitter, self.config.jitter)
@@ -307,6 +334,7 @@ class Simulator:
         prediction = Prediction(
             ident, model, version, input, fate, max(0.0, self.config.latency + jitter), base_url
         )
+        prediction.webhook, prediction.webhook_events = webhook, webhook_events
         self._predictions[ident] = prediction
         self.remember(model, version)
         self.counts.creates += 1
@@ -354,6 +382,7 @@ class Simulator:
                 "created_at": iso(p.created_at),
                 "status": p.status,
                 "canceled": p.canceled,
+                "gets": p.gets,
             }
             for p in self._predictions.values()
         ]
@@ -371,6 +400,7 @@ class Simulator:
 
     async def close(self) -> None:
         await self._stop_all()
+        await self.deliveries.close()
         self._executor.shutdown(wait=True)
         shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -404,12 +434,14 @@ class Simulator:
         if prediction.deadline is not None:
             prediction.deadline.cancel()
         prediction.done.set()
+        self.deliveries.notify(prediction, "completed")
 
     def _advance(self, prediction: Prediction, fraction: float, elapsed: float) -> None:
         step = int(min(1.0, fraction) * STEPS)
         if step > prediction.step:
             prediction.step = step
             prediction.logs.append(tqdm_line(step, elapsed))
+            self.deliveries.notify(prediction, "logs")
 
     async def _run(self, prediction: Prediction) -> None:
         loop = asyncio.get_running_loop()
@@ -419,6 +451,7 @@ class Simulator:
             prediction.status, prediction.started_at = "processing", datetime.now(UTC)
             seed = prediction.input.get("seed", "random")
             prediction.logs += [f"Using seed: {seed}", f"Prompt: {prediction.prompt}"]
+            self.deliveries.notify(prediction, "start")
             if prediction.fate is Fate.succeed:
                 render = asyncio.create_task(self._render(prediction))
             # Logs stop short of 100 % until the output exists; a hang freezes halfway.

@@ -184,6 +184,23 @@ class Clip(SQLModel, table=True):
     cost: float = 0.0
     # Redundant with status == cached, kept as a column so cache hit rates are one query.
     cached: bool = False
+    provider: str | None = Field(default=None, max_length=32)
+    model: str | None = Field(default=None, max_length=200)
+    tries: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+
+
+class ClipProgress(SQLModel, table=True):
+    """Live progress of a clip whose provider calls back (written by the API on a verified
+    webhook; the run's own record has no activity heartbeats to read it from)."""
+
+    __tablename__: ClassVar[str] = "clip_progress"
+
+    generation_id: str = Field(primary_key=True, max_length=64)
+    clip_id: int = Field(primary_key=True)
+    prediction_id: str = Field(max_length=300)
+    status: ClipStatus = Field(sa_type=String(16))
+    progress: float = 0.0
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, update
+from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, or_, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +42,7 @@ from storyreel.db.models import (
     ApiKey,
     ApiKeyPublic,
     Clip,
+    ClipProgress,
     CostEntry,
     CostTotal,
     Generation,
@@ -388,6 +389,59 @@ class Records:
             return int(session.exec(query).one())
 
     # -----------------------------------------------------------------------------------------
+    # Live progress of clips whose provider calls back
+
+    def set_clip_progress(
+        self,
+        generation_id: str,
+        clip_id: int,
+        prediction_id: str,
+        status: ClipStatus,
+        progress: float,
+    ) -> None:
+        """Note a clip's progress from a webhook; a prediction's progress never goes back."""
+        values = {
+            "generation_id": generation_id,
+            "clip_id": clip_id,
+            "prediction_id": prediction_id,
+            "status": status.value,
+            "progress": progress,
+            "updated_at": utcnow(),
+        }
+        table = ClipProgress.__table__  # type: ignore[attr-defined]
+        with self._writing() as session:
+            connection = session.connection()
+            dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+            statement = dialect.insert(table).values(values)
+            same = table.c.prediction_id == statement.excluded.prediction_id
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["generation_id", "clip_id"],
+                    set_={
+                        "prediction_id": statement.excluded.prediction_id,
+                        "status": statement.excluded.status,
+                        # A new prediction starts over; the same one only moves forward.
+                        "progress": case(
+                            (
+                                and_(same, table.c.progress > statement.excluded.progress),
+                                table.c.progress,
+                            ),
+                            else_=statement.excluded.progress,
+                        ),
+                        "updated_at": statement.excluded.updated_at,
+                    },
+                )
+            )
+
+    def clip_progress(self, generation_id: str) -> list[ClipProgress]:
+        with self._reading() as session:
+            return list(
+                session.exec(
+                    select(ClipProgress).where(col(ClipProgress.generation_id) == generation_id)
+                ).all()
+            )
+
+    # -----------------------------------------------------------------------------------------
     # Cost ledger
 
     def record_cost(
@@ -466,6 +520,9 @@ class Records:
 # Rows <-> contracts
 
 _CLIP_UPDATED = (
+    "provider",
+    "model",
+    "tries",
     "status",
     "progress",
     "key",
@@ -528,7 +585,9 @@ def _generation_values(state: GenerationState) -> dict[str, Any]:
 
 
 def _clip_values(generation_id: str, clip: ClipState) -> dict[str, Any]:
-    values = clip.model_dump(include=set(_CLIP_UPDATED) | {"clip_id"})
+    values = clip.model_dump(mode="json", include=set(_CLIP_UPDATED) | {"clip_id"})
+    for moment in ("started_at", "ended_at"):
+        values[moment] = getattr(clip, moment)
     values["status"] = clip.status.value
     values["generation_id"] = generation_id
     values["cached"] = clip.status is ClipStatus.cached
