@@ -1,0 +1,235 @@
+"""What every polled HTTP provider adapter shares: retries with backoff, and safe downloads.
+
+``RetryingHTTP`` owns one ``httpx.AsyncClient`` and the retry loop: 429 (honouring
+``Retry-After`` or a provider's own hint), 5xx, 408, transport errors and malformed bodies are
+retried with jittered exponential backoff; a 429 that outlasts its budget becomes
+``ProviderThrottledError``, anything else that does ``ProviderError``. Downloads stream into a
+``.part`` file renamed when complete, and follow redirects by hand so that the API key (which
+may travel in a custom header such as ``x-goog-api-key``, which httpx would forward across
+origins) only ever goes to the API's own origin.
+
+The Replicate adapter predates this module and keeps its own copy of the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from storyreel.errors import (
+    PredictionFailedError,
+    ProviderError,
+    ProviderRejectedError,
+    ProviderThrottledError,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+USER_AGENT = "storyreel/0.1"
+MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True)
+class Retry:
+    """An answer worth asking again, and why."""
+
+    reason: str
+    rate_limited: bool = False
+    delay: float | None = None
+
+
+def seconds(value: str | None) -> float | None:
+    """Seconds from a header holding a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_for(response: httpx.Response) -> Retry | None:
+    """Whether an answer is worth asking again: rate limited, or the service's own trouble."""
+    status = response.status_code
+    if status == 429:
+        return Retry(
+            "rate limited (HTTP 429)",
+            rate_limited=True,
+            delay=seconds(response.headers.get("retry-after")),
+        )
+    if status >= 500 or status == 408:
+        return Retry(f"HTTP {status}")
+    return None
+
+
+def redact(url: str) -> str:
+    """A URL fit for logs and messages: no query (signatures, keys) and no data payload."""
+    if url.startswith("data:"):
+        return url.split(",", 1)[0] + ",..."
+    return url.split("?", 1)[0]
+
+
+class RetryingHTTP:
+    """Base of a provider client: one ``httpx.AsyncClient``, the retry loop and downloads.
+
+    Subclasses say who they are (``provider``) and how they authenticate (``_auth_headers``);
+    ``_auth`` adds those headers only for URLs on the API's own origin.
+    """
+
+    provider = "provider"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_retries: int = 5,
+        max_rate_limit_retries: int = 10,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_retry_after: float = 60.0,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        chunk_size: int = 1 << 20,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.max_rate_limit_retries = max_rate_limit_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        self.chunk_size = chunk_size
+        self.sleep = sleep
+        self.jitter = jitter
+        self._origin = httpx.URL(self.base_url)
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,  # downloads follow by hand: see _download_once
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def _auth(self, url: str | httpx.URL) -> dict[str, str]:
+        target = self._origin.join(url)
+        origin = self._origin
+        if (target.scheme, target.host, target.port) == (origin.scheme, origin.host, origin.port):
+            return self._auth_headers()
+        return {}
+
+    async def _retrying(self, what: str, once: Callable[[], Awaitable[T | Retry]]) -> T:
+        failures = limited = 0
+        while True:
+            try:
+                outcome = await once()
+            except httpx.TransportError as error:
+                outcome = Retry(f"{type(error).__name__}: {error}".rstrip(": "))
+            if not isinstance(outcome, Retry):
+                return outcome
+            if outcome.rate_limited:
+                limited += 1
+                tries, budget = limited, self.max_rate_limit_retries
+                delay = outcome.delay if outcome.delay is not None else self._backoff(limited)
+                delay = min(delay, self.max_retry_after)
+            else:
+                failures += 1
+                tries, budget = failures, self.max_retries
+                delay = self._backoff(failures)
+            if tries > budget:
+                message = f"{self.provider} {what}: {outcome.reason}, {tries} times; gave up"
+                if outcome.rate_limited:
+                    raise ProviderThrottledError(message)
+                raise ProviderError(message)
+            logger.warning(
+                "%s %s: %s; retry %d/%d in %.2fs",
+                self.provider,
+                what,
+                outcome.reason,
+                tries,
+                budget,
+                delay,
+            )
+            await self.sleep(delay)
+
+    def _backoff(self, tries: int) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (tries - 1))
+        # Equal jitter: at least half the step, so concurrent clips spread out but still wait.
+        return ceiling * (0.5 + 0.5 * self.jitter())
+
+    async def download(
+        self, url: str, dest: Path, on_chunk: Callable[[int], None] | None = None
+    ) -> int:
+        """Stream ``url`` into ``dest`` (through a ``.part`` file); return the bytes written."""
+        part = dest.with_name(dest.name + ".part")
+        try:
+            written = await self._retrying(
+                f"GET {redact(url)}", lambda: self._download_once(url, part, on_chunk)
+            )
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        part.replace(dest)
+        return written
+
+    async def _download_once(
+        self, url: str, part: Path, on_chunk: Callable[[int], None] | None
+    ) -> int | Retry:
+        target = httpx.URL(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self._http.stream("GET", target, headers=self._auth(target)) as response:
+                if response.is_redirect and "location" in response.headers:
+                    # Re-decided per hop: the key never follows a redirect to another origin.
+                    target = target.join(response.headers["location"])
+                    continue
+                retry = retry_for(response)
+                if retry is not None:
+                    return retry
+                if response.status_code in (404, 410):
+                    raise PredictionFailedError(f"output {redact(url)} is gone")
+                if response.is_error:
+                    await response.aread()
+                    raise ProviderRejectedError(
+                        f"{self.provider} refused the download of {redact(url)} "
+                        f"(HTTP {response.status_code})",
+                        status_code=response.status_code,
+                    )
+                return await self._write(response, part, on_chunk)
+        raise ProviderError(f"{self.provider} output {redact(url)}: too many redirects")
+
+    async def _write(
+        self, response: httpx.Response, part: Path, on_chunk: Callable[[int], None] | None
+    ) -> int:
+        written = 0
+        handle = await asyncio.to_thread(part.open, "wb")
+        try:
+            async for chunk in response.aiter_bytes(self.chunk_size):
+                await asyncio.to_thread(handle.write, chunk)
+                written += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+        finally:
+            await asyncio.to_thread(handle.close)
+        return written

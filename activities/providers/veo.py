@@ -1,0 +1,127 @@
+"""Clips made by Veo through the Gemini API, one long-running operation each (polled).
+
+The prediction id is the operation's name (``models/{model}/operations/{id}``). Veo on the
+Gemini API offers no callback, so ``calls_back`` is False.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+import mimetypes
+import re
+from collections.abc import Callable
+from typing import Any
+
+from activities.providers.base import ClipJob, ClipOutput, Report
+from activities.providers.replicate import MAX_INLINE_IMAGE_BYTES, aspect_ratio
+from activities.providers.veo_api import Operation, VeoClient
+from storyreel.contracts import ClipStatus, PredictionUpdate
+from storyreel.errors import StoryreelError
+
+logger = logging.getLogger(__name__)
+
+ClipBodyBuilder = Callable[[ClipJob], dict[str, Any]]
+
+# Clip lengths (seconds) each family accepts: Veo 2 any whole second from 5 to 8, Veo 3 and
+# 3.1 4, 6 or 8 (ai.google.dev/gemini-api/docs/video, "Veo model parameters").
+VEO2_DURATIONS = (5, 6, 7, 8)
+VEO3_DURATIONS = (4, 6, 8)
+
+
+def clip_seconds(model: str, duration: float) -> int:
+    """``duration`` rounded up to a length ``model`` accepts (its longest if none is enough)."""
+    allowed = VEO2_DURATIONS if "veo-2" in model else VEO3_DURATIONS
+    wanted = math.ceil(round(duration, 3))
+    return next((length for length in allowed if length >= wanted), allowed[-1])
+
+
+def default_clip_body(job: ClipJob) -> dict[str, Any]:
+    """The ``predictLongRunning`` body for ``job`` (blocking: reads the image).
+
+    The seed is left out: the Gemini API documents it for Vertex-hosted Veo only, and an
+    unknown parameter would make every request a 400. The reference image goes inline as
+    ``bytesBase64Encoded`` when it is small enough.
+    """
+    instance: dict[str, Any] = {"prompt": job.prompt}
+    if job.image is not None:
+        size = job.image.stat().st_size
+        if size < MAX_INLINE_IMAGE_BYTES:
+            instance["image"] = {
+                "bytesBase64Encoded": base64.b64encode(job.image.read_bytes()).decode("ascii"),
+                "mimeType": mimetypes.guess_type(job.image.name)[0] or "image/png",
+            }
+        else:
+            logger.warning("reference image %s is %d bytes: too large to send", job.image, size)
+    parameters = {
+        "aspectRatio": aspect_ratio(job.platform),
+        "durationSeconds": clip_seconds(job.model, job.duration),
+    }
+    return {"instances": [instance], "parameters": parameters}
+
+
+def _file_stem(prediction_id: str) -> str:
+    # Names come back from heartbeats: never let one name a path elsewhere.
+    return re.sub(r"[^A-Za-z0-9_-]", "_", prediction_id.rsplit("/", 1)[-1])
+
+
+class VeoClipProvider:
+    """A ``ClipProvider`` running each clip as one Veo operation on the Gemini API.
+
+    ``body_builder`` maps a job to the request body when a model needs other parameters
+    (``negativePrompt``, ``resolution``, ``personGeneration``, ...).
+    """
+
+    calls_back = False
+
+    def __init__(self, client: VeoClient, body_builder: ClipBodyBuilder | None = None) -> None:
+        self.client = client
+        self.body_builder = body_builder or default_clip_body
+
+    async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:  # noqa: ARG002
+        body = await asyncio.to_thread(self.body_builder, job)
+        operation = await self.client.start(job.model, body)
+        logger.info(
+            "clip %d of %s: Veo operation %s started",
+            job.clip_id,
+            job.generation_id,
+            operation.name,
+        )
+        return operation.name
+
+    async def check(self, prediction_id: str, model: str) -> PredictionUpdate:  # noqa: ARG002
+        return (await self.client.get(prediction_id)).update()
+
+    async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
+        highest = 0.0
+        while True:
+            operation = await self.client.get(prediction_id)
+            if operation.done:
+                operation.raise_for_failure()
+                break
+            report(*self._progress(operation, highest))
+            highest = max(highest, operation.progress or 0.0)
+            await self.client.sleep(self.client.poll_interval)
+        path = job.workdir / f"{_file_stem(prediction_id)}.mp4"
+        # Keep heartbeating while a large file arrives.
+        await self.client.download(
+            operation.video_uris[0], path, lambda _size: report(ClipStatus.rendering, 100.0)
+        )
+        return ClipOutput(path=path)
+
+    @staticmethod
+    def _progress(operation: Operation, highest: float) -> tuple[ClipStatus, float]:
+        if operation.progress is None:
+            return ClipStatus.processing, highest
+        return ClipStatus.rendering, max(highest, operation.progress)
+
+    async def cancel(self, prediction_id: str, model: str) -> None:  # noqa: ARG002
+        try:
+            await self.client.cancel(prediction_id)
+        except StoryreelError as error:
+            # Best effort: the caller is already being cancelled and must not fail for this.
+            logger.warning("could not cancel Veo operation %s: %s", prediction_id, error)
+        else:
+            logger.info("cancelled Veo operation %s", prediction_id)
