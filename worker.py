@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -30,6 +30,10 @@ from activities.planning import plan_generation
 from activities.providers import ClipProvider, ImageProvider, LocalClipProvider, LocalImageProvider
 from activities.providers.replicate import ReplicateClipProvider, ReplicateImageProvider
 from activities.providers.replicate_api import ReplicateClient
+from activities.providers.runware import RunwareClipProvider
+from activities.providers.runware_api import RunwareClient
+from activities.providers.veo import VeoClipProvider
+from activities.providers.veo_api import VeoClient
 from activities.records import RecordActivities
 from activities.storyboard import StoryboardActivities
 from storyreel.db import Records, open_records
@@ -47,6 +51,8 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 PROVIDER_HINTS = {
     "replicate": "set REPLICATE_API_TOKEN",
     "simulator": "set STORYREEL_SIMULATOR_URL",
+    "runware": "set RUNWARE_API_KEY",
+    "veo": "set GEMINI_API_KEY",
 }
 
 
@@ -69,7 +75,18 @@ def default_queues(settings: Settings) -> list[str]:
     """Every queue this machine can serve: local clips, plus the remote providers configured."""
     queues = ["workflows", "media", "clips:local"]
     queues += [f"clips:{name}" for name, _ in remote_clients(settings)]
+    queues += [f"clips:{name}" for name in other_providers()]
     return queues
+
+
+def other_providers(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Clip providers with their own protocol whose keys are set."""
+    env = os.environ if environ is None else environ
+    return [
+        name
+        for name, key in (("runware", "RUNWARE_API_KEY"), ("veo", "GEMINI_API_KEY"))
+        if env.get(key)
+    ]
 
 
 def remote_clients(settings: Settings) -> list[tuple[str, ReplicateClient]]:
@@ -104,6 +121,14 @@ async def open_providers(
             await stack.enter_async_context(client)
             clips[name] = ReplicateClipProvider(client)
             images[name] = ReplicateImageProvider(client)
+        if "runware" in other_providers():
+            runware = RunwareClient.from_env()
+            stack.push_async_callback(runware.aclose)
+            clips["runware"] = RunwareClipProvider(runware)
+        if "veo" in other_providers():
+            veo = VeoClient.from_env()
+            stack.push_async_callback(veo.aclose)
+            clips["veo"] = VeoClipProvider(veo)
         yield clips, images
 
 

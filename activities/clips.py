@@ -202,9 +202,11 @@ class ClipActivities:
             await asyncio.to_thread(self.storage.put_file, key, output.path)
             if request.use_cache:
                 await asyncio.to_thread(self.storage.put_file, cache_key, output.path)
-        cost = self.price_of(request.provider, request.model).cost(
-            info.duration, output.predict_time
-        )
+        cost = output.cost
+        if cost is None:
+            cost = self.price_of(request.provider, request.model).cost(
+                info.duration, output.predict_time
+            )
         return ClipResult(
             clip_id=request.clip_id,
             key=key,

@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         description="Most time between heartbeats sent to Temporal: how live clip progress is.",
     )
     clip_providers: list[str] = Field(
-        default_factory=lambda: ["local", "simulator", "replicate"],
+        default_factory=lambda: ["local", "simulator", "replicate", "fal", "runware", "veo"],
         description="Providers the API accepts; each needs workers on its clip queue.",
     )
     simulator_url: str | None = Field(
@@ -145,6 +145,9 @@ class Settings(BaseSettings):
             "local": Price(),
             "simulator": Price(per_second=0.05),
             "replicate": Price(per_second=0.10),
+            "fal": Price(per_second=0.10),
+            "runware": Price(per_second=0.08),
+            "veo": Price(per_second=0.40),
         },
         description="Price table, by 'provider/model' or 'provider' (JSON in the environment).",
     )
@@ -154,6 +157,10 @@ class Settings(BaseSettings):
             # headroom for retried creates.
             "replicate": ProviderLimit(activities_per_second=9, max_concurrent=50),
             "simulator": ProviderLimit(max_concurrent=100),
+            "fal": ProviderLimit(max_concurrent=50),
+            "runware": ProviderLimit(max_concurrent=50),
+            # The Gemini API allows few Veo requests per minute on most tiers.
+            "veo": ProviderLimit(activities_per_second=0.15, max_concurrent=10),
             "local": ProviderLimit(max_concurrent=8),
         },
         description="Per provider: server-enforced starts per second, per-worker concurrency.",

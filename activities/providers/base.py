@@ -48,6 +48,9 @@ class ClipOutput:
     path: Path
     predict_time: float | None = None
     """Seconds of upstream compute (Replicate's ``metrics.predict_time``), when known."""
+    cost: float | None = None
+    """What the provider itself says the prediction cost (Runware's ``cost``); it wins over
+    the price table."""
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ class RunwareClipProvider:
         )
         if task.cost is not None:
             logger.info("Runware task %s cost %s USD", prediction_id, task.cost)
-        return ClipOutput(path=path)
+        return ClipOutput(path=path, cost=task.cost)
 
     @staticmethod
     def _progress(task: RunwareTask, highest: float) -> tuple[ClipStatus, float]:

@@ -1,4 +1,4 @@
-"""``make bench``: SPEC §6 targets B1-B6, each measured side by side in one run.
+"""``make bench``: SPEC §6 targets B1-B7, each measured side by side in one run.
 
     python deploy/bench/bench.py [--b1-latency 20] [--b3-generations 100] [--out bench.json]
 
@@ -47,6 +47,7 @@ from workflows.generation import VideoGenerationWorkflow
 sys.path.insert(0, str(Path(__file__).parent))
 from fanout import NOOP_ACTIVITIES, BareFanout, noop  # noqa: E402
 from harness import Stack, stack  # noqa: E402
+from inflight import b7  # noqa: E402
 from overlays import measure as measure_overlays  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -349,6 +350,9 @@ async def run(args: argparse.Namespace) -> Results:
                     continue
                 sys.stderr.write(f"running {name}…\n")
                 results[name] = await step()
+        if not args.only or "B7" in args.only:
+            sys.stderr.write("running B7…\n")
+            results["B7"] = await b7(work, args.b7_clips, args.b7_latency, args.b7_polling_clips)
         if not args.only or "B4" in args.only:
             sys.stderr.write("running B4…\n")
             results["B4"] = await asyncio.to_thread(b4, args.b4_mib)
@@ -402,6 +406,19 @@ def report(results: Results) -> list[str]:
                 r["worst"] <= 2.0,
             )
         )
+    if r := results.get("B7"):
+        hooks, polled = r["webhooks"], r["polling"]
+        ok = hooks["completed_clips"] == hooks["clips"] and hooks["max_reads_per_clip"] <= 2
+        lines.append(line("B7", f"{hooks['clips']} clips in flight on one worker, webhooks: "
+                          "reads per clip", f"{hooks['completed_clips']}/{hooks['clips']} done, "
+                          f"{hooks['reads_per_clip']:.2f} (max {hooks['max_reads_per_clip']})",
+                          "<= 2", hooks["max_reads_per_clip"] / 2, ok))  # fmt: skip
+        lines.append(
+            f"    B7 worker peak RSS {hooks['worker_peak_rss_mib']:.0f} MiB; clip stage "
+            f"{hooks['clip_stage_vs_latency']:.2f}x the {r['latency']:.0f} s latency; polling "
+            f"mode ({polled['clips']} clips, every 2 s): {polled['reads_per_clip']:.1f} reads "
+            f"per clip, peak RSS {polled['worker_peak_rss_mib']:.0f} MiB"
+        )
     if r := results.get("overlays"):
         lines.append(line("overlays", f"captions on {r['clips']} x 4 s 1080x1920 clips: "
                           "one by one vs parallel", f"{r['sequential']:.2f} s vs "
@@ -432,6 +449,9 @@ def main() -> None:
     parser.add_argument("--b3-latency", type=float, default=5.0)
     parser.add_argument("--b3-reads-per-second", type=float, default=40.0, help="GETs, in all")
     parser.add_argument("--b4-mib", type=int, default=1024)
+    parser.add_argument("--b7-clips", type=int, default=1000)
+    parser.add_argument("--b7-latency", type=float, default=60.0)
+    parser.add_argument("--b7-polling-clips", type=int, default=50)
     parser.add_argument("--overlay-clips", type=int, default=4, help="clips to caption (4+)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
     parser.add_argument(

@@ -35,6 +35,7 @@ class Stack:
     simulator_url: str
     api_url: str
     key: str
+    pids: dict[str, int]
 
     @property
     def headers(self) -> dict[str, str]:
@@ -64,7 +65,11 @@ def bench_environment(poll_interval: float) -> dict[str, str]:
 @contextmanager
 def environment(values: dict[str, str]) -> Iterator[None]:
     """``values`` in this process's environment (the stack's children inherit it)."""
-    saved = {name: os.environ.get(name) for name in [*values, "REPLICATE_API_TOKEN"]}
+    saved = {
+        name: os.environ.get(name)
+        for name in [*values, "REPLICATE_API_TOKEN", "STORYREEL_PUBLIC_URL"]
+    }
+    os.environ.pop("STORYREEL_PUBLIC_URL", None)
     os.environ.pop("REPLICATE_API_TOKEN", None)  # never a real provider from a benchmark
     os.environ.update(values)
     try:
@@ -79,12 +84,22 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 
 @asynccontextmanager
 async def stack(
-    data_dir: Path, simulator: SimulatorConfig, *, poll_interval: float = 0.5
+    data_dir: Path,
+    simulator: SimulatorConfig,
+    *,
+    poll_interval: float = 0.5,
+    webhooks: bool = False,
+    fallback_poll: float = 60.0,
 ) -> AsyncIterator[Stack]:
-    """The embedded stack on free ports under ``data_dir``, stopped on exit."""
+    """The embedded stack on free ports under ``data_dir``, stopped on exit; with ``webhooks``
+    its API is the public URL the simulator calls back."""
     ports = Ports(api=free_port(), temporal=free_port(), ui=free_port(), simulator=free_port())
     embedded = EmbeddedStack(data_dir.resolve(), ports)
-    with environment({**bench_environment(poll_interval), **embedded.env_overrides()}):
+    values = {**bench_environment(poll_interval), **embedded.env_overrides()}
+    if webhooks:
+        values["STORYREEL_PUBLIC_URL"] = embedded.api_url
+        values["STORYREEL_WEBHOOK_FALLBACK_POLL_SECONDS"] = str(fallback_poll)
+    with environment(values):
         settings = Settings(_env_file=None)
         try:
             await asyncio.to_thread(embedded.start)
@@ -94,7 +109,8 @@ async def stack(
             finally:
                 records.dispose()
             client = await connect(settings)
-            s = Stack(client, settings, embedded.simulator, embedded.api_url, key)
+            pids = {name: process.pid for name, process in embedded.processes.items()}
+            s = Stack(client, settings, embedded.simulator, embedded.api_url, key, pids)
             await s.sim("POST", "/_sim/config", json=simulator.model_dump(exclude={"data_dir"}))
             yield s
         finally:

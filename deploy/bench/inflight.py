@@ -1,0 +1,88 @@
+"""B7: a thousand clips in flight at once on one worker process, called back by webhooks.
+
+Every clip is a simulator prediction of ``latency`` seconds that calls the API back; the
+runs wait on durable timers, so the worker holds no activity slot while the predictions run.
+Measured: that every clip completes, how many times the provider was read per clip (the
+webhook path needs one read, for the copy; polling reads every interval), the worker's peak
+RSS, and the clip stage's wall time against the latency.
+
+The same figures for polling mode come from a smaller sample (polling a thousand clips every
+2 s is the load this mode exists to avoid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from harness import Stack, stack
+
+from activities.simulator import SimulatorConfig
+from storyreel.contracts import GenerationRequest, GenerationState
+from storyreel.generations import start_generation
+
+CLIPS_PER_RUN = 10
+SCENES = [f"Scene {n}: the harbour at a different hour" for n in range(1, CLIPS_PER_RUN + 1)]
+
+
+def run_request(index: int) -> GenerationRequest:
+    """Ten clips; the scenes (so the storyboards, cached) are shared, the clips are not (each
+    run's consistency context makes its prompts unique)."""
+    return GenerationRequest.model_validate(
+        {
+            "title": f"in flight {index}",
+            "scenes": [{"description": text, "duration": 2} for text in SCENES],
+            "platform": "youtube",
+            "provider": "simulator",
+            "consistency_context": f"run {index} {uuid.uuid4().hex[:8]}",
+            "max_parallel_clips": CLIPS_PER_RUN,
+            "captions": False,
+            "transition": "none",
+        }
+    )
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def in_flight(s: Stack, clips: int, latency: float) -> dict[str, Any]:
+    runs = max(1, clips // CLIPS_PER_RUN)
+    started = time.monotonic()
+    handles = await asyncio.gather(
+        *(start_generation(s.client, s.settings, run_request(n)) for n in range(runs))
+    )
+    results = await asyncio.gather(*(h.result() for h in handles), return_exceptions=True)
+    wall = time.monotonic() - started
+    log = await s.sim("GET", "/_sim/log")
+    states = [r for r in results if isinstance(r, GenerationState)]
+    done = sum(1 for state in states for clip in state.clips if clip.status.value in ("complete",))
+    gets = [p["gets"] for p in log["predictions"]]
+    stages = [state.clip_stage.wall_seconds for state in states if state.clip_stage.wall_seconds]
+    return {
+        "clips": runs * CLIPS_PER_RUN,
+        "completed_clips": done,
+        "failed_runs": len(results) - len(states),
+        "creates": log["counts"]["creates"],
+        "reads_per_clip": sum(gets) / max(1, len(gets)),
+        "max_reads_per_clip": max(gets, default=0),
+        "webhooks_sent": log["counts"]["webhooks_sent"],
+        "worker_peak_rss_mib": peak_rss_mib(s.pids["worker"]),
+        "clip_stage_vs_latency": max(stages, default=0.0) / latency,
+        "wall": wall,
+    }
+
+
+async def b7(work: Path, clips: int, latency: float, polling_clips: int) -> dict[str, Any]:
+    config = SimulatorConfig(latency=latency, render=False, seed=7, webhook_logs_interval=15)
+    async with stack(work / "b7-webhooks", config, poll_interval=2.0, webhooks=True) as s:
+        called_back = await in_flight(s, clips, latency)
+    async with stack(work / "b7-polling", config, poll_interval=2.0) as s:
+        polled = await in_flight(s, polling_clips, latency)
+    return {"webhooks": called_back, "polling": polled, "latency": latency}
