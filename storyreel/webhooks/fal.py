@@ -34,8 +34,9 @@ __all__ = ["DEFAULT_JWKS_URL", "FalWebhookVerifier", "error_text", "is_refusal",
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
-"""Where fal's webhook documentation says its signing keys are published."""
+DEFAULT_JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"
+"""Where fal's webhook documentation publishes its signing keys (older pages name the same
+document on ``rest.alpha.fal.ai``)."""
 JWKS_CACHE_SECONDS = 24 * 3600
 REFUSAL_TYPES = frozenset({"content_policy_violation"})
 # How fal and the models behind it word a refusal when no typed error says so.

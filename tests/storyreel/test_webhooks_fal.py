@@ -20,7 +20,7 @@ from storyreel.webhooks.base import WebhookRejectedError, WebhookVerifier
 from storyreel.webhooks.fal import FalWebhookVerifier
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "fal"
-JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"
 REQUEST_ID = "123e4567-e89b-12d3-a456-426614174000"
 USER_ID = "user-42"
 
@@ -98,6 +98,12 @@ async def rejected(verifier: FalWebhookVerifier, headers: dict[str, str], body: 
     with pytest.raises(WebhookRejectedError) as raised:
         await verifier.verify(headers, body)
     return raised.value.status_code
+
+
+async def test_the_default_keys_are_fals_published_ones() -> None:
+    verifier = FalWebhookVerifier()
+    await verifier.aclose()
+    assert verifier.jwks_url == JWKS_URL
 
 
 async def test_a_signed_delivery_verifies_and_keys_are_cached(verifier_for, key) -> None:
