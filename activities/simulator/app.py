@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 
 from activities.simulator.engine import Prediction, Simulator, SimulatorConfig, version_of
+from activities.simulator.fal import router as fal_queue
 from activities.simulator.webhooks import WEBHOOK_EVENTS
 
 logger = logging.getLogger(__name__)
@@ -345,7 +346,7 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
     app.middleware("http")(_guard)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
-    for router in (api, files, admin):
+    for router in (api, files, admin, fal_queue):
         app.include_router(router)
     return app
 

@@ -168,6 +168,8 @@ class Prediction:
     @property
     def is_image(self) -> bool:
         name = self.model.rsplit("/", 1)[-1].lower()
+        if "video" in name:
+            return False  # image-to-video endpoints (fal's ``.../image-to-video``) make videos
         guessed = "duration" not in self.input and ("flux" in name or "sdxl" in name)
         return "image" in name or guessed
 
