@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -256,8 +257,18 @@ def keys_create(
     print(key)
 
 
+# Ctrl-C, a kill, or the terminal closing (SIGHUP): all three stop the stack in order.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _say(message: str) -> None:
+    """Print, unless the terminal is gone (closing it is one way to stop 'up')."""
+    with contextlib.suppress(OSError):
+        console.print(message)
 
 
 @app.command()
@@ -274,7 +285,8 @@ def up(
     demo: Annotated[bool, typer.Option(help="Generate the bundled example first.")] = True,
 ) -> None:
     """Run the whole stack here: Temporal dev server + Web UI, worker, API. Ctrl-C stops all."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _raise_interrupt)
     settings = settings_for(data_dir)
     external = settings.simulator_url
     stack = Stack(
@@ -288,6 +300,11 @@ def up(
         simulator_url=external,
     )
     try:
+        if cleared := stack.clear_stale():
+            console.print(
+                f"Cleared a stale stack of {stack.data_dir} "
+                f"(left by a crash or an older version): stopped {', '.join(cleared)}"
+            )
         key = ensure_local_key(settings)
         console.print("Starting Temporal, the worker and the API…")
         stack.start()
@@ -305,8 +322,11 @@ def up(
     except StackError as error:
         raise fail(str(error)) from None
     except KeyboardInterrupt:
-        console.print("Stopping…")
+        _say("Stopping…")
     finally:
+        # A second signal (the terminal's SIGHUP after a Ctrl-C, say) must not cut the stop short.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
         stack.stop()
 
 

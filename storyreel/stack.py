@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from storyreel import lifeline
 from storyreel.temporal import dev_server_search_attribute_args
 
 STOP_GRACE_SECONDS = 15.0
@@ -84,12 +86,17 @@ class Ports:
 
 @dataclass
 class Stack:
-    """Starts the three processes, watches them, and stops every one of them."""
+    """Starts its processes, watches them, and stops every one of them (see ``lifeline``)."""
 
     data_dir: Path
     ports: Ports
     simulator_url: str | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    guard: subprocess.Popen[bytes] | None = None
+    pids: lifeline.PidFile = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pids = lifeline.PidFile(self.data_dir)
 
     @property
     def api_url(self) -> str:
@@ -120,11 +127,33 @@ class Stack:
     def env(self) -> dict[str, str]:
         return {**os.environ, **self.env_overrides()}
 
+    def clear_stale(self) -> list[str]:
+        """Stop what an earlier stack of this data dir left running; what it was, for the user."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return lifeline.clear_stale(self.data_dir)
+        except lifeline.LiveStack as error:
+            raise StackError(str(error)) from None
+
     def _spawn(self, name: str, command: list[str]) -> None:
+        # The parent-death signal follows the thread that forks: only the main thread lives as
+        # long as this process.
+        assert threading.current_thread() is threading.main_thread(), "spawn from the main thread"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.guard is None:
+            with (self.log_dir / "guard.log").open("ab") as log:
+                self.guard = subprocess.Popen(
+                    [sys.executable, "-m", "storyreel.lifeline"],
+                    stdin=subprocess.PIPE,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.pids.add("guard", self.guard.pid)
         with (self.log_dir / f"{name}.log").open("ab") as log:
-            # Own session: a terminal's Ctrl-C reaches us, and we stop the children in order.
-            self.processes[name] = subprocess.Popen(
+            # Own session and process group: a terminal's Ctrl-C reaches only us, we stop the
+            # children in order, and stopping a child's group stops its own children too.
+            process = subprocess.Popen(
                 command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -132,7 +161,14 @@ class Stack:
                 env=self.env(),
                 cwd=self.data_dir,
                 start_new_session=True,
+                preexec_fn=lifeline.die_with_parent(signal.SIGTERM),
             )
+        self.processes[name] = process
+        self.pids.add(name, process.pid)
+        with contextlib.suppress(OSError):  # a dead guard: the parent-death signal still holds
+            assert self.guard.stdin is not None
+            self.guard.stdin.write(f"{process.pid}\n".encode())
+            self.guard.stdin.flush()
 
     def start(self, timeout: float = 90.0) -> None:
         self.ports.check()
@@ -221,3 +257,11 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        if self.guard is not None:
+            # Its input ends: it finds every group empty (or stops what is left) and exits.
+            with contextlib.suppress(OSError):
+                assert self.guard.stdin is not None
+                self.guard.stdin.close()
+            stop_process(self.guard, STOP_GRACE_SECONDS + 5)
+        if self.processes:
+            self.pids.remove()

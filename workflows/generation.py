@@ -59,6 +59,8 @@ SUMMARY_WORDS = 8
 # Patch: runs started by this code write their record at every stage (on the workflow's own
 # queue, so the write is immediate) and the API reads running state from the record.
 RECORD_STAGES = "record-every-stage"
+# Patch: a clip prompt without consistency context has no leading blank lines.
+PLAIN_PROMPT = "prompt-without-empty-context"
 TICK = timedelta(microseconds=1)
 DEFAULT_PARALLEL_CLIPS = 5
 
@@ -79,6 +81,12 @@ def clip_activity_id(clip_id: int, round_: int) -> str:
 def first_words(text: str, count: int = SUMMARY_WORDS) -> str:
     words = text.split()
     return " ".join(words[:count]) + (" …" if len(words) > count else "")
+
+
+def clip_prompt(context: str, description: str) -> str:
+    """The clip's prompt: the consistency context, when there is one, above the scene."""
+    scene = f"SCENE: {description}"
+    return f"{context}\n\n{scene}" if context else scene
 
 
 def describe_failure(error: BaseException) -> tuple[str, int | None]:
@@ -228,10 +236,12 @@ class VideoGenerationWorkflow:
         self._state.warnings.extend(plan.warnings)
         count = len(plan.scenes)
         context = request.consistency_context.strip()
+        # Runs begun before the patch keep the prompts (and clip cache keys) they started with.
+        legacy = "" if context or workflow.patched(PLAIN_PROMPT) else "\n\n"
         self._state.clips = [
             ClipState(
                 clip_id=scene.index,
-                prompt=f"{context}\n\nSCENE: {scene.description}",
+                prompt=legacy + clip_prompt(context, scene.description),
                 summary=f"clip {scene.index}/{count}: {first_words(scene.description)}",
             )
             for scene in plan.scenes

@@ -96,7 +96,7 @@ class LocalImageProvider:
 
 
 class LocalClipProvider:
-    """A slow pan across the storyboard image with the scene's text, timed to the scene."""
+    """A slow pan across the storyboard image (or a gradient titled with the scene's text)."""
 
     calls_back = False
 
@@ -136,6 +136,25 @@ class LocalClipProvider:
     async def cancel(self, prediction_id: str, model: str = "") -> None:  # noqa: ARG002
         """Nothing runs outside this process: ``wait``'s FFmpeg stops with its task."""
 
+    def _title(self, job: ClipJob, text_file: Path) -> str:
+        """The scene's text as a small title at the top, or nothing (a filter prefix).
+
+        Never a box near the bottom: that is where the assembly burns the real caption, and a
+        clip that drew its own would show every caption twice. A storyboard image already
+        carries the scene's text, so a clip panning over one needs no title at all.
+        """
+        if job.image is not None:
+            return ""
+        spec = job.platform
+        size = max(18, min(spec.width, spec.height) // 30)
+        text_file.write_text(_wrap(job.text, 36 if spec.width < spec.height else 64), "utf-8")
+        return (
+            f"drawtext=fontfile={ffmpeg.filter_path(self.font)}"
+            f":textfile={ffmpeg.filter_path(text_file)}:expansion=none:fontcolor=white"
+            f":fontsize={size}:line_spacing={size // 3}:x=(w-tw)/2:y=h*0.06"
+            ":borderw=2:bordercolor=black@0.6,"
+        )
+
     def render(
         self,
         prediction_id: str,
@@ -148,8 +167,6 @@ class LocalClipProvider:
         frames = max(1, round(job.duration * spec.fps))
         seconds = frames / spec.fps
         output = job.workdir / f"{prediction_id}.mp4"
-        text_file = job.workdir / f"{prediction_id}.txt"
-        text_file.write_text(_wrap(job.text, 28 if spec.width < spec.height else 48), "utf-8")
         if job.image is not None:
             source = ["-loop", "1", "-framerate", str(spec.fps), "-i", str(job.image)]
             # Pad the image if it is smaller than the frame, then pan corner to corner.
@@ -165,15 +182,10 @@ class LocalClipProvider:
                 f"gradients=s={width}x{height}:c0={start}:c1={end}:n=2:r={spec.fps}",
             ]  # fmt: skip
             scale = ""
-        size = max(24, spec.width // 22)
         video_filter = (
             f"{scale}crop={spec.width}:{spec.height}"
             f":x='(iw-ow)*t/{seconds:.3f}':y='(ih-oh)*t/{seconds:.3f}',"
-            f"drawtext=fontfile={ffmpeg.filter_path(self.font)}"
-            f":textfile={ffmpeg.filter_path(text_file)}:fontcolor=white:fontsize={size}"
-            f":line_spacing={size // 3}:x=(w-tw)/2:y=h*0.72-th/2"
-            f":box=1:boxcolor=black@0.45:boxborderw={size // 2},"
-            f"fps={spec.fps},format=yuv420p"
+            f"{self._title(job, job.workdir / f'{prediction_id}.txt')}fps={spec.fps},format=yuv420p"
         )
 
         def progress(fraction: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,7 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from storyreel import lifeline
 from storyreel.stack import free_port
 
 BIN = Path(sys.executable).parent
@@ -129,3 +132,164 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {port} (API) is busy" in result.stdout
     assert "--api-port" in result.stdout
+
+
+# -- no orphans, whatever ends 'up' -------------------------------------------------------------
+
+
+def up_command(data_dir: Path, api: int, temporal: int, ui: int, simulator: int) -> list[str]:
+    return [str(BIN / "storyreel"), "up", "--no-demo", "--data-dir", str(data_dir),
+            "--api-port", str(api), "--temporal-port", str(temporal), "--ui-port", str(ui),
+            "--simulator-port", str(simulator)]  # fmt: skip
+
+
+def start_up(data_dir: Path, *ports: int) -> subprocess.Popen[bytes]:
+    command = up_command(data_dir, *ports)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=cli_env(ports[0])
+    )
+
+
+def wait_until_healthy(up: subprocess.Popen[bytes], api: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if up.poll() is not None:
+            pytest.fail(f"up exited with {up.returncode}: {output_of(up)}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{api}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the stack never became healthy"
+        time.sleep(0.3)
+
+
+def output_of(up: subprocess.Popen[bytes]) -> str:
+    if up.poll() is None:
+        up.send_signal(signal.SIGINT)
+    out, _ = up.communicate(timeout=60)
+    return out.decode(errors="replace")
+
+
+def group_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[2])
+
+
+def survivors(pids: set[int], groups: set[int]) -> set[int]:
+    """Live processes among ``pids`` or in ``groups`` (a grandchild started later counts too)."""
+    members = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    return {
+        pid for pid in pids | members if alive(pid) and (pid in pids or group_of(pid) in groups)
+    }
+
+
+def wait_for_no_survivors(pids: set[int], groups: set[int], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while left := survivors(pids, groups):
+        assert time.monotonic() < deadline, f"still running: {sorted(left)}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGKILL])
+def test_no_process_of_the_stack_outlives_up(signum: signal.Signals, tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(4)]
+    data = tmp_path / "data"
+    up = start_up(data, *ports)
+    again: subprocess.Popen[bytes] | None = None
+    stack: set[int] = set()
+    groups: set[int] = set()
+    try:
+        wait_until_healthy(up, ports[0])
+        stack = children_of(up.pid)
+        groups = {group for pid in stack if (group := group_of(pid)) is not None}
+        # Temporal, simulator, worker, API (and whatever they started)
+        assert len(stack) >= 4, stack
+
+        up.send_signal(signum)
+        code = up.wait(timeout=60)
+        assert code == (-signal.SIGKILL if signum == signal.SIGKILL else 0), output_of(up)
+        wait_for_no_survivors(stack, groups)
+
+        again = start_up(data, *ports)
+        wait_until_healthy(again, ports[0])
+        again.send_signal(signal.SIGINT)
+        assert again.wait(timeout=60) == 0
+        assert "stale" not in output_of(again)  # nothing was left to clear
+    finally:
+        for process in (up, again):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+            if process is not None and process.stdout:
+                process.stdout.close()
+        for pid in survivors(stack, groups):  # a failed run must not leave the orphans behind
+            os.kill(pid, signal.SIGKILL)
+
+
+def orphaned_simulator(data_dir: Path, port: int) -> int:
+    """A simulator as a crashed 'up' leaves it: own session, in the data dir, parent gone."""
+    launcher = subprocess.run(
+        [sys.executable, "-c",
+         "import subprocess, sys\n"
+         f"p = subprocess.Popen([sys.executable, '-m', 'activities.simulator', '--port', '{port}',"
+         f" '--data-dir', 'simulator'], start_new_session=True,"
+         " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+         "print(p.pid)"],
+        cwd=data_dir, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    pid = int(launcher.stdout)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return pid
+        except OSError:
+            assert time.monotonic() < deadline, "the orphaned simulator never listened"
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize("pid_file", [True, False], ids=["pid-file", "older-up-without-one"])
+def test_a_stale_stack_of_the_data_dir_is_cleared_and_reported(
+    pid_file: bool, tmp_path: Path
+) -> None:
+    api, temporal, ui, simulator = (free_port() for _ in range(4))
+    data = tmp_path / "data"
+    data.mkdir()
+    stale = orphaned_simulator(data, simulator)
+    if pid_file:
+        (data / lifeline.PID_FILE).write_text(
+            json.dumps({"up": [stale + 10**6, 1], "processes": {
+                "simulator": [stale, lifeline.started(stale)]}}),
+        )  # fmt: skip
+    up = start_up(data, api, temporal, ui, simulator)
+    try:
+        wait_until_healthy(up, api)
+        assert not alive(stale)
+    finally:
+        out = output_of(up)
+        if alive(stale):
+            os.kill(stale, signal.SIGKILL)
+    assert up.returncode == 0, out
+    assert f"Cleared a stale stack of {data}" in out and f"(pid {stale})" in out, out
+
+
+def test_a_running_stack_of_the_data_dir_is_left_alone(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ports = [free_port() for _ in range(4)]
+    first = start_up(data, *ports)
+    try:
+        wait_until_healthy(first, ports[0])
+        other_ports = [free_port() for _ in range(4)]
+        second = subprocess.run(
+            up_command(data, *other_ports),
+            capture_output=True, text=True, timeout=60, env=cli_env(other_ports[0]),
+        )  # fmt: skip
+        assert second.returncode == 1
+        assert f"another storyreel up (pid {first.pid}) runs on {data}" in second.stdout
+        assert httpx.get(f"http://127.0.0.1:{ports[0]}/healthz", timeout=5).status_code == 200
+    finally:
+        output_of(first)
