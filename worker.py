@@ -28,6 +28,8 @@ from activities.clips import ClipActivities
 from activities.media.audio import TTS, close_tts, make_tts
 from activities.planning import plan_generation
 from activities.providers import ClipProvider, ImageProvider, LocalClipProvider, LocalImageProvider
+from activities.providers.fal import FalClipProvider
+from activities.providers.fal_api import FalClient
 from activities.providers.replicate import ReplicateClipProvider, ReplicateImageProvider
 from activities.providers.replicate_api import ReplicateClient
 from activities.providers.runware import RunwareClipProvider
@@ -49,6 +51,7 @@ log = logging.getLogger("storyreel.worker")
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 PROVIDER_HINTS = {
+    "fal": "set FAL_KEY (or STORYREEL_FAL_QUEUE_URL)",
     "replicate": "set REPLICATE_API_TOKEN",
     "simulator": "set STORYREEL_SIMULATOR_URL",
     "runware": "set RUNWARE_API_KEY",
@@ -121,11 +124,16 @@ async def open_providers(
             await stack.enter_async_context(client)
             clips[name] = ReplicateClipProvider(client)
             images[name] = ReplicateImageProvider(client)
-        if "runware" in other_providers():
+        configured = other_providers()
+        if "fal" in configured:
+            fal = FalClient.from_env(poll_interval=settings.replicate_poll_interval)
+            stack.push_async_callback(fal.aclose)
+            clips["fal"] = FalClipProvider(fal)
+        if "runware" in configured:
             runware = RunwareClient.from_env()
             stack.push_async_callback(runware.aclose)
             clips["runware"] = RunwareClipProvider(runware)
-        if "veo" in other_providers():
+        if "veo" in configured:
             veo = VeoClient.from_env()
             stack.push_async_callback(veo.aclose)
             clips["veo"] = VeoClipProvider(veo)

@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         try:
             yield
         finally:
+            await app.state.webhooks.aclose()
             records.dispose()
 
     app = FastAPI(

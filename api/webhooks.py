@@ -33,6 +33,7 @@ from storyreel.contracts import (
 )
 from storyreel.settings import Settings
 from storyreel.webhooks.base import WebhookRejectedError, WebhookVerifier
+from storyreel.webhooks.fal import DEFAULT_JWKS_URL, FalWebhookVerifier
 from storyreel.webhooks.replicate import ReplicateWebhookVerifier, fetch_default_secret
 
 log = logging.getLogger("storyreel.api.webhooks")
@@ -54,6 +55,13 @@ class Webhooks:
     def __init__(self, verifiers: dict[str, WebhookVerifier]) -> None:
         self.verifiers = verifiers
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients verifiers keep (fal's key fetches)."""
+        for verifier in self.verifiers.values():
+            close = getattr(verifier, "aclose", None)
+            if close is not None:
+                await close()
 
     def seen(self, provider: str, delivery: str) -> bool:
         return (provider, delivery) in self._seen
@@ -77,6 +85,9 @@ def webhooks_from_settings(settings: Settings) -> Webhooks:
     elif token := os.environ.get("REPLICATE_API_TOKEN"):
         base = os.environ.get("REPLICATE_BASE_URL") or REPLICATE_API
         verifiers["replicate"] = ReplicateWebhookVerifier(source=fetch_default_secret(base, token))
+    if settings.fal_queue_url or os.environ.get("FAL_KEY"):
+        jwks = settings.fal_jwks_url or DEFAULT_JWKS_URL
+        verifiers["fal"] = FalWebhookVerifier(jwks)
     return Webhooks(verifiers)
 
 

@@ -137,6 +137,16 @@ class Settings(BaseSettings):
         description="Replicate's whsec_ signing secret; empty = fetched once from "
         "GET /v1/webhooks/default/secret with REPLICATE_API_TOKEN.",
     )
+    fal_queue_url: str | None = Field(
+        default=None,
+        description="fal's queue API (default https://queue.fal.run; the simulator's is "
+        "<simulator>/fal). 'provider: fal' needs FAL_KEY or this.",
+    )
+    fal_jwks_url: str | None = Field(
+        default=None,
+        description="Where fal publishes its webhook keys (default fal's own JWKS; the "
+        "simulator's is <simulator>/fal/.well-known/jwks.json).",
+    )
     replicate_poll_interval: float = Field(
         default=2.0, gt=0, le=60, description="Seconds between polls of a Replicate prediction."
     )
@@ -234,6 +244,8 @@ class Settings(BaseSettings):
         "api_key",
         "public_url",
         "replicate_webhook_signing_secret",
+        "fal_queue_url",
+        "fal_jwks_url",
         mode="before",
     )
     @classmethod

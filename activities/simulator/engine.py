@@ -50,7 +50,7 @@ STEPS = 100
 BAR = " ▏▎▍▌▋▊▉"
 # Replicate keeps a prediction in ``starting`` while it finds a machine; we keep it short.
 MAX_STARTING = 0.5
-_TRIGGERS = re.compile(r"\[(refuse|fail-once|fail|hang)\]")
+_TRIGGERS = re.compile(r"\[(refuse|refuse:[a-z]+|fail-once|fail|hang)\]")
 
 
 class SimulatorConfig(BaseModel):
@@ -299,8 +299,9 @@ class Simulator:
 
     # -- predictions -------------------------------------------------------------------------
 
-    def _fate(self, prompt: str) -> Fate:
-        if "[refuse]" in prompt:
+    def _fate(self, prompt: str, protocol: str) -> Fate:
+        # ``[refuse:fal]`` refuses on one protocol only, so a fallback to another can succeed.
+        if "[refuse]" in prompt or f"[refuse:{protocol}]" in prompt:
             return Fate.refuse
         if "[hang]" in prompt:
             return Fate.hang
@@ -329,8 +330,9 @@ class Simulator:
         cancel_after: float | None = None,
         webhook: str | None = None,
         webhook_events: frozenset[str] = WEBHOOK_EVENTS,
+        protocol: str = "replicate",
     ) -> Prediction:
-        fate = self._fate(str(input.get("prompt", "")))
+        fate = self._fate(str(input.get("prompt", "")), protocol)
         jitter = self._fates.uniform(-self.config.jitter, self.config.jitter)
         ident = base64.b32encode(uuid.uuid4().bytes).decode().rstrip("=").lower()
         prediction = Prediction(

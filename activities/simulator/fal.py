@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from activities.simulator.engine import Fate, Prediction, Simulator, iso, version_of
+from activities.simulator.engine import Counts, Fate, Prediction, Simulator, iso, version_of
 from storyreel.webhooks.fal import signed_message
 
 logger = logging.getLogger(__name__)
@@ -120,12 +120,14 @@ class Deliveries:
             "X-Fal-Webhook-Signature": signature.hex(),
         }
 
-    def schedule(self, prediction: Prediction, url: str) -> None:
-        task = asyncio.create_task(self._deliver(prediction, url), name=f"fal-hook-{prediction.id}")
+    def schedule(self, prediction: Prediction, url: str, counts: Counts) -> None:
+        task = asyncio.create_task(
+            self._deliver(prediction, url, counts), name=f"fal-hook-{prediction.id}"
+        )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _deliver(self, prediction: Prediction, url: str) -> None:
+    async def _deliver(self, prediction: Prediction, url: str, counts: Counts) -> None:
         await prediction.done.wait()
         if prediction.status in ("canceled", "aborted"):
             return
@@ -148,6 +150,7 @@ class Deliveries:
                 )
                 if response.is_success:
                     self.delivered += 1
+                    counts.webhooks_sent += 1
                     return
                 reason = f"HTTP {response.status_code}"
             except httpx.HTTPError as error:
@@ -162,6 +165,7 @@ class Deliveries:
             if attempt < self.attempts:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
         self.failed += 1
+        counts.webhooks_failed += 1
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -232,6 +236,8 @@ async def status(app: str, request_id: str, request: Request, logs: int = 0) -> 
         return refused
     if (prediction := _found(sim, app, request_id)) is None:
         return _detail(404, f"Request {request_id} not found.")
+    prediction.gets += 1  # provider reads, counted as for Replicate's GETs
+    sim.counts.gets += 1
     body: dict[str, Any] = {"request_id": prediction.id, **_urls(request, prediction)}
     if prediction.status == "starting":
         body |= {"status": "IN_QUEUE", "queue_position": 0}
@@ -259,6 +265,8 @@ async def result(app: str, request_id: str, request: Request) -> Response:
         return refused
     if (prediction := _found(sim, app, request_id)) is None:
         return _detail(404, f"Request {request_id} not found.")
+    prediction.gets += 1
+    sim.counts.gets += 1
     code, body, headers = outcome(prediction)
     return _answer(sim, body, code, headers)
 
@@ -296,8 +304,8 @@ async def submit(model: str, request: Request, fal_webhook: str | None = None) -
     if not admission.allowed:
         retry = admission.headers["Retry-After"]
         return _detail(429, f"Rate limited; retry in {retry} second(s).", admission.headers)
-    prediction = sim.create(model, version_of(model), inputs, str(request.base_url))
+    prediction = sim.create(model, version_of(model), inputs, str(request.base_url), protocol="fal")
     if fal_webhook:
-        _deliveries(request).schedule(prediction, fal_webhook)
+        _deliveries(request).schedule(prediction, fal_webhook, sim.counts)
     body = {"request_id": prediction.id, **_urls(request, prediction), "queue_position": 0}
     return JSONResponse(body, 200, headers=admission.headers)
