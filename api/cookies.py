@@ -57,11 +57,16 @@ class SessionSigner:
 
 
 def session_secret(settings: Settings) -> bytes:
-    """``STORYREEL_SESSION_SECRET``, else a random secret kept (0600) in the data dir, so the
-    processes of one machine agree and sessions outlive an API restart."""
+    """``STORYREEL_SESSION_SECRET``; else one derived from the API key pepper, which every API
+    process of a deployment already shares (rotating it voids keys and sessions alike); else,
+    on a laptop without a pepper, a random secret kept (0600) in the data dir, so the processes
+    of one machine agree and sessions outlive an API restart."""
     configured = settings.session_secret.get_secret_value()
     if configured:
         return configured.encode()
+    pepper = settings.api_key_pepper.get_secret_value()
+    if pepper:
+        return hmac.new(pepper.encode(), _CONTEXT, hashlib.sha256).hexdigest().encode()
     path = settings.data_dir / SECRET_FILE
     if not path.is_file():
         _create_once(path, secrets.token_hex(32))

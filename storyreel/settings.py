@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     )
     session_secret: SecretStr = Field(
         default=SecretStr(""),
-        description="Signs the page's session cookies; empty = a random secret kept in "
-        "data_dir/session-secret (set it when API processes do not share a data dir).",
+        description="Signs the page's session cookies; empty = derived from the API key "
+        "pepper, or without one a random secret kept in data_dir/session-secret.",
     )
     session_seconds: int = Field(
         default=8 * 3600,

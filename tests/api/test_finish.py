@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,6 +32,21 @@ class RefusingProvider(SleepyProvider):
         await super().work(prediction_id, job, report)
         if job.clip_id in self.refused:
             raise ProviderRefusedError(f"content policy: clip {job.clip_id} was refused")
+
+
+async def cli(api: LiveApi, *args: str) -> tuple[int, str]:
+    """``storyreel ARGS`` against this API (a subprocess: the server runs on this loop)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
+    env.update(STORYREEL_API_URL=api.url, STORYREEL_API_KEY=api.key, COLUMNS="200")
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "storyreel"),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    return await process.wait(), output.decode()
 
 
 @pytest.fixture
@@ -77,6 +95,12 @@ async def test_finish_assembles_the_clips_that_succeeded(refusing_api: LiveApi) 
     again = await api.http.post(f"/v1/generations/{gid}/finish")
     assert again.status_code == 409
     assert again.json()["detail"].startswith(f"generation {gid} is completed, not awaiting_retry")
+
+    # 'storyreel finish ID' goes through the same route.
+    code, output = await cli(api, "finish", gid)
+    assert code == 1 and "409" in output and "not awaiting_retry" in output
+    code, output = await cli(api, "finish", "gen-doesnotexist")
+    assert code == 1 and "404" in output
 
 
 async def test_finish_refuses_a_run_that_is_not_waiting(live_api: LiveApi) -> None:

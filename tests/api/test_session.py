@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
+from pathlib import Path
 
-from api.cookies import SESSION_COOKIE, SessionSigner
+import httpx
+from pydantic import SecretStr
+
+from api.cookies import SECRET_FILE, SESSION_COOKIE, SessionSigner, session_secret
+from storyreel.settings import Settings
 from tests.api.conftest import LiveApi
 from tests.api.test_generations import body, poll_until
 
@@ -106,3 +110,16 @@ def test_tokens_expire_and_name_only_their_key() -> None:
     assert signer.verify(token, now=1_000_599) == 7
     assert signer.verify(token, now=1_000_600) is None
     assert SessionSigner(b"t" * 32, 600).verify(token, now=1_000_000) is None
+
+
+def test_the_secret_is_shared_by_every_api_process(tmp_path: Path) -> None:
+    """Configured, else from the pepper (deployments), else one file per data dir (a laptop)."""
+    laptop = Settings(data_dir=tmp_path, _env_file=None)
+    first = session_secret(laptop)
+    assert first == session_secret(laptop) and len(first) >= 32
+    assert (tmp_path / SECRET_FILE).stat().st_mode & 0o777 == 0o600
+    peppered = laptop.model_copy(update={"api_key_pepper": SecretStr("pepper")})
+    assert session_secret(peppered) == session_secret(peppered.model_copy()) != first
+    assert b"pepper" not in session_secret(peppered)
+    configured = peppered.model_copy(update={"session_secret": SecretStr("x" * 32)})
+    assert session_secret(configured) == b"x" * 32
