@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
+import websockets
 from pydantic import SecretStr
 
 from api.cookies import SECRET_FILE, SESSION_COOKIE, SessionSigner, session_secret
@@ -96,6 +98,18 @@ async def test_a_bad_or_revoked_session_is_401_and_others_runs_stay_404(
             assert (await browser.get(f"/v1/generations/{gid}/video")).status_code == 404
 
     cookie = {"Cookie": f"{SESSION_COOKIE}={token}"}
+    # The WebSocket takes the cookie from our own pages only (no cross-site hijacking).
+    ws_url = live_api.url.replace("http://", "ws://") + "/v1/generations/gen-nope/ws"
+    for origin, error, code in [
+        ("http://evil.example", "a session cookie is accepted only from", 4401),
+        (live_api.url, "no generation 'gen-nope'", 4404),
+    ]:
+        headers = {**cookie, "Origin": origin}
+        async with websockets.connect(ws_url, additional_headers=headers) as socket:
+            message = json.loads(await socket.recv())
+            assert message["type"] == "error" and error in message["error"]
+            await socket.wait_closed()
+            assert socket.close_code == code
     async with httpx.AsyncClient(base_url=live_api.url, headers=cookie) as browser:
         assert (await browser.get(f"/v1/generations/{gid}")).status_code == 200
         assert live_api.records.revoke_api_key(live_api.key)
