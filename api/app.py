@@ -11,8 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from temporalio.client import Client
 
-from api import metrics, routes, webhooks
+from api import metrics, routes, session, webhooks
 from api.auth import RequestLimiter
+from api.cookies import SessionSigner, session_secret
 from api.service import Generations
 from storyreel import __version__
 from storyreel.db import open_records
@@ -32,7 +33,9 @@ Turn a script into a finished short video: every scene's clip is generated **in 
 durably, on Temporal. Start a generation, follow it (state or WebSocket events), retry a
 failed clip, download the video. Each run is also visible in the Temporal Web UI.
 
-Every `/v1` route needs `Authorization: Bearer <api key>` (`storyreel keys create USER`).
+Every `/v1` route needs `Authorization: Bearer <api key>` (`storyreel keys create USER`). A
+browser page trades its key once at `POST /v1/session` for an HttpOnly session cookie, which
+every `/v1` route (media included, for `<video>` and `<img>`) accepts as well.
 """
 
 
@@ -71,6 +74,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
             webhook_progress=lambda: settings.webhook_base is not None,
         )
         app.state.webhooks = webhooks.webhooks_from_settings(settings)
+        secret = await asyncio.to_thread(session_secret, settings)
+        app.state.sessions = SessionSigner(secret, settings.session_seconds)
         try:
             yield
         finally:
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     app.include_router(routes.router)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
+    app.include_router(session.router)
 
     @app.exception_handler(StoryreelError)
     async def domain_error(_: Request, error: StoryreelError) -> JSONResponse:

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from activities.keys import clip_key, thumbnail_key, video_key
 from api import metrics
-from api.auth import UserDep, authenticate, bearer_key
+from api.auth import UserDep, authenticate, bearer_key, has_session, identify
 from api.deps import GenerationsDep, RecordsDep, SettingsDep, StorageDep, TemporalDep
 from api.events import EventStream
 from api.validation import check_music, check_platform_duration
@@ -45,6 +45,7 @@ router = APIRouter(prefix="/v1/generations", tags=["generations"])
 GenerationId = Annotated[str, Path(description="The generation id from POST.", max_length=200)]
 ClipId = Annotated[int, Path(description="1-based scene index.", ge=1, le=10_000)]
 EVENT_POLL_SECONDS = 0.5
+MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".png": "image/png"}
 WS_AUTH_SECONDS = 10.0
 # The placeholder row written at POST is older than any state the workflow will record.
 PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -141,7 +142,13 @@ async def list_generations(
     return GenerationList(
         items=[
             GenerationSummary.model_validate(
-                {**item.model_dump(), "links": _links(settings, item.id)}
+                {
+                    **item.model_dump(),
+                    "thumbnail_url": f"/v1/generations/{item.id}/thumbnail"
+                    if item.thumbnail_key
+                    else None,
+                    "links": _links(settings, item.id),
+                }
             )
             for item in page.items
         ],
@@ -183,6 +190,24 @@ async def cancel_generation(
     return ActionAccepted(id=generation_id, action="cancel")
 
 
+@router.post(
+    "/{generation_id}/finish",
+    status_code=202,
+    response_model=ActionAccepted,
+    responses={409: {"description": "The run is not awaiting_retry, or every clip failed."}},
+)
+async def finish_generation(
+    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
+) -> ActionAccepted:
+    """Assemble the video from the clips that succeeded, leaving the failed ones out.
+
+    Only a run in ``awaiting_retry`` can be finished (else 409); it sends the workflow the
+    ``finish_without_failed`` signal.
+    """
+    await generations.finish(generation_id, _user_id(user))
+    return ActionAccepted(id=generation_id, action="finish_without_failed")
+
+
 async def _file(
     generations: GenerationsDep,
     storage: StorageDep,
@@ -199,7 +224,7 @@ async def _file(
         raise NotFoundError(f"the {kind} of {generation} is not ready (status {state.status})")
     if path is None:
         return RedirectResponse(await asyncio.to_thread(storage.url, key), status_code=307)
-    media = "image/jpeg" if key.endswith(".jpg") else "video/mp4"
+    media = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
     return FileResponse(path, media_type=media, filename=f"{generation}-{path.name}")
 
 
@@ -235,12 +260,34 @@ async def get_clip(
     return await _file(generations, storage, generation_id, _user_id(user), key, kind)
 
 
+@router.get("/{generation_id}/storyboard/{index}", response_class=FileResponse)
+async def get_storyboard_image(
+    generation_id: GenerationId,
+    index: Annotated[int, Path(description="1-based scene index.", ge=1, le=10_000)],
+    user: UserDep,
+    generations: GenerationsDep,
+    storage: StorageDep,
+) -> Response:
+    """One scene's storyboard image (the clip's first frame / reference)."""
+    state = await generations.record(generation_id, _user_id(user))
+    if index > len(state.storyboard_keys):
+        raise NotFoundError(f"generation {generation_id} has no storyboard image {index} yet")
+    key = state.storyboard_keys[index - 1]
+    kind = f"storyboard image {index}"
+    return await _file(generations, storage, generation_id, _user_id(user), key, kind)
+
+
 async def _websocket_user(websocket: WebSocket, records: RecordsDep) -> int:
-    """The header when the client can send one; else a first message ``{"type": "auth"}``.
+    """The header when the client can send one, else the page's session cookie, else a first
+    message ``{"type": "auth"}``.
 
     Browsers cannot set headers on a WebSocket, and a key in the URL would land in logs.
     """
     key = bearer_key(websocket)
+    if key is None and has_session(websocket):
+        user = await identify(websocket)
+        assert user.id is not None
+        return user.id
     if key is None:
         try:
             message = json.loads(

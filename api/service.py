@@ -23,6 +23,7 @@ from storyreel.contracts import (
     ClipProgress,
     ClipStatus,
     GenerationState,
+    GenerationStatus,
     RetryClipRequest,
 )
 from storyreel.db import Records
@@ -165,3 +166,21 @@ class Generations:
         if description is None or description.status != WorkflowExecutionStatus.RUNNING:
             raise ConflictError(f"generation {generation_id} has already ended")
         await self.handle(generation_id).cancel()
+
+    async def finish(self, generation_id: str, user_id: int) -> None:
+        """Signal ``finish_without_failed`` to a run waiting on failed clips.
+
+        Refused (409) unless the run is in ``awaiting_retry``, and when no clip succeeded: the
+        run would fail with nothing to assemble, which is never what the caller meant.
+        """
+        state = await self.state(generation_id, user_id)
+        if state.status is not GenerationStatus.awaiting_retry:
+            raise ConflictError(
+                f"generation {generation_id} is {state.status.value}, not awaiting_retry: "
+                "only a run waiting on failed clips can be finished without them"
+            )
+        if not any(clip.status in CLIP_DONE for clip in state.clips):
+            raise ConflictError(
+                f"every clip of {generation_id} failed: retry one or cancel the run"
+            )
+        await self.handle(generation_id).signal("finish_without_failed")

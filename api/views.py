@@ -57,6 +57,9 @@ class GenerationView(BaseModel):
     clips: list[ClipView] = Field(default_factory=list)
     video_url: str | None = None
     thumbnail_url: str | None = None
+    storyboard_urls: list[str] = Field(
+        default_factory=list, description="One image per scene, in scene order, once drawn."
+    )
     duration: float | None = None
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
@@ -80,6 +83,7 @@ class GenerationSummary(BaseModel):
     stage: Stage | None = None
     platform: Platform
     provider: str
+    thumbnail_url: str | None = None
     duration: float | None = None
     cost: float = 0.0
     error: str | None = None
@@ -119,7 +123,7 @@ def links_for(generation_id: str, temporal_ui: str, namespace: str) -> Links:
         video=f"{base}/video",
         thumbnail=f"{base}/thumbnail",
         temporal_ui=f"{temporal_ui.rstrip('/')}/namespaces/{namespace}/workflows/{generation_id}",
-        page=f"/?id={generation_id}",
+        page=f"/#run={generation_id}",
     )
 
 
@@ -151,6 +155,9 @@ def to_view(state: GenerationState, links: Links) -> GenerationView:
         ],
         video_url=links.video if state.video_key else None,
         thumbnail_url=links.thumbnail if state.thumbnail_key else None,
+        storyboard_urls=[
+            f"{base}/storyboard/{index}" for index in range(1, len(state.storyboard_keys) + 1)
+        ],
         duration=state.duration,
         error=state.error,
         warnings=state.warnings,

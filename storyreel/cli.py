@@ -115,7 +115,8 @@ def report(api: Api, view: dict[str, Any], video_path: Path | None = None) -> No
     elif view["status"] == "awaiting_retry":
         console.print(
             "[yellow]Some clips failed[/yellow]: retry them with "
-            f"'storyreel retry {view['id']} CLIP' or cancel the run."
+            f"'storyreel retry {view['id']} CLIP', finish without them with "
+            f"'storyreel finish {view['id']}', or cancel the run."
         )
     else:
         console.print(f"[red]Generation {view['status']}[/red]: {view.get('error') or ''}")
@@ -188,6 +189,13 @@ def retry(
     """Generate a failed clip again."""
     Api()("POST", f"/v1/generations/{generation_id}/clips/{clip}/retry", json={"prompt": prompt})
     console.print(f"Clip {clip} of {generation_id} queued again")
+
+
+@app.command()
+def finish(generation_id: Annotated[str, typer.Argument(help="Generation id.")]) -> None:
+    """Finish a run waiting on failed clips without them (it must be awaiting_retry)."""
+    Api()("POST", f"/v1/generations/{generation_id}/finish")
+    console.print(f"Generation {generation_id} is being assembled without its failed clips")
 
 
 @app.command()
@@ -342,7 +350,7 @@ def _demo(stack: Stack, key: str) -> None:
     accepted = api("POST", "/v1/generations", json=body)
     console.print(
         f"Generating the example ({accepted['id']}); "
-        f"watch it on {stack.api_url}/?id={accepted['id']}"
+        f"watch it on {stack.api_url}/#run={accepted['id']}"
     )
     view = follow(api, accepted["id"])
     path = stack.data_dir / "media" / "generations" / view["id"] / "video.mp4"

@@ -55,6 +55,17 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="Server-side secret mixed into API key hashes; changing it voids every key.",
     )
+    session_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signs the page's session cookies; empty = derived from the API key "
+        "pepper, or without one a random secret kept in data_dir/session-secret.",
+    )
+    session_seconds: int = Field(
+        default=8 * 3600,
+        ge=60,
+        le=30 * 24 * 3600,
+        description="Lifetime of a page session cookie; each page load renews it.",
+    )
     api_key: SecretStr | None = Field(
         default=None,
         description="The key the CLI sends; default: the one 'storyreel up' wrote to data_dir.",

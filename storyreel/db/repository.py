@@ -208,6 +208,28 @@ class Records:
         with self._reading() as session:
             return session.exec(query).first()
 
+    def key_id_for(self, key: str) -> int | None:
+        """The id of a valid, unrevoked key (what a browser session refers to); else None."""
+        if not key.startswith(API_KEY_PREFIX) or len(key) > 200:
+            return None
+        query = select(ApiKey.id).where(
+            col(ApiKey.key_hash) == hash_api_key(key, self._pepper),
+            col(ApiKey.revoked_at).is_(None),
+        )
+        with self._reading() as session:
+            return session.exec(query).first()
+
+    def user_for_key_id(self, key_id: int) -> User | None:
+        """The owner of the key with this id while it is unrevoked: revoking a key ends the
+        browser sessions made from it."""
+        query = (
+            select(User)
+            .join(ApiKey, col(ApiKey.user_id) == col(User.id))
+            .where(col(ApiKey.id) == key_id, col(ApiKey.revoked_at).is_(None))
+        )
+        with self._reading() as session:
+            return session.exec(query).first()
+
     def revoke_api_key(self, key: str) -> bool:
         """Revoke a key; False if it was unknown or already revoked."""
         with self._writing() as session:

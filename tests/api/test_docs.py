@@ -14,10 +14,15 @@ async def test_openapi_lists_every_route_and_docs_render(live_api: LiveApi) -> N
         "/v1/generations/{generation_id}/cancel",
         "/v1/generations/{generation_id}/video",
         "/v1/generations/{generation_id}/thumbnail",
+        "/v1/generations/{generation_id}/finish",
+        "/v1/generations/{generation_id}/storyboard/{index}",
+        "/v1/session",
         "/healthz",
     }
     post = schema["paths"]["/v1/generations"]["post"]
     assert "Idempotency-Key" in {p["name"] for p in post["parameters"]}
+    finish = schema["paths"]["/v1/generations/{generation_id}/finish"]["post"]
+    assert "finish_without_failed" in finish["description"] and "409" in finish["responses"]
     docs = await live_api.http.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert (await live_api.http.get("/healthz")).json() == {"status": "ok"}

@@ -1,15 +1,18 @@
-"""The progress page in a real browser (Playwright driving Debian's Chromium)."""
+"""The page in a real browser (Playwright driving Debian's Chromium) over the real stack."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
+from api.cookies import SESSION_COOKIE
 from tests.api.conftest import LiveApi
 from tests.fakes import FlakyProvider
 
@@ -33,48 +36,133 @@ def chromium_or_skip() -> str:
     pytest.skip("no chromium on this machine")
 
 
-async def test_submit_a_script_and_watch_every_bar_fill(live_api: LiveApi) -> None:
+@asynccontextmanager
+async def chromium() -> AsyncIterator[BrowserContext]:
+    """One browser profile: its pages share cookies, as tabs do."""
     executable = chromium_or_skip()
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=executable,
-            args=BROWSER_ARGS,
-        )
+        browser = await playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
         try:
-            page = await browser.new_page()
-            await page.goto(f"{live_api.url}/#key={live_api.key}")
-            await page.fill("#title", "Three gulls")
-            await page.fill(
-                "#script",
-                "A gull lands on the pier. Another gull steals its bread. The third one laughs.",
-            )
-            await page.select_option("#platform", "youtube")
-            await page.click("#submit")
-
-            clips = page.locator(".clip")
-            await expect(clips).to_have_count(3, timeout=60_000)
-            await expect(page.locator("#temporal")).to_have_attribute(
-                "href", re.compile(r"/namespaces/default/workflows/gen-")
-            )
-            for index in range(3):
-                row = clips.nth(index)
-                await expect(row).to_have_attribute("data-status", "complete", timeout=120_000)
-                await expect(row.locator(".pct")).to_have_text("100%")
-            player = page.locator("#player")
-            await expect(player).to_be_visible(timeout=60_000)
-            await expect(page.locator("#status")).to_have_text("completed")
-            source = await player.get_attribute("src")
-            assert source and source.endswith("/video")
-            ARTIFACTS.mkdir(exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "progress-page.png"), full_page=True)
+            yield await browser.new_context(viewport={"width": 1280, "height": 900})
         finally:
             await browser.close()
 
 
-async def test_a_failed_clip_shows_its_error_and_the_retry_button_heals_it(
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+async def all_images_loaded(page: Page, selector: str) -> None:
+    """Every image under ``selector`` has arrived (the cookie works for ``<img>``)."""
+    await page.wait_for_function(
+        """(selector) => {
+            const images = [...document.querySelectorAll(selector)];
+            return images.length > 0 && images.every((i) => i.complete && i.naturalWidth > 0);
+        }""",
+        arg=selector,
+        timeout=30_000,
+    )
+
+
+FETCH = """async (url) => {
+    const answer = await fetch(url, { cache: "no-store" });
+    const bytes = new Uint8Array(await answer.arrayBuffer());
+    return { status: answer.status, type: answer.headers.get("content-type"),
+             magic: String.fromCharCode(...bytes.slice(4, 8)), size: bytes.length };
+}"""
+
+
+async def test_submit_watch_play_download_and_find_it_again(live_api: LiveApi) -> None:
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{live_api.url}/#key={live_api.key}")
+        await expect(page.locator("#who")).to_have_text("alice")
+        # The key was traded for an HttpOnly cookie and is gone from the address.
+        assert live_api.key not in page.url
+        cookies = await page.context.cookies()
+        [session] = [cookie for cookie in cookies if cookie["name"] == SESSION_COOKIE]
+        assert session["httpOnly"] and session["sameSite"] == "Strict"
+        assert live_api.key not in session["value"]
+
+        await page.fill("#title", "Three gulls")
+        await page.fill(
+            "#script",
+            "A gull lands on the pier. Another gull steals its bread. The third one laughs.",
+        )
+        await page.select_option("#platform", "youtube")
+        await page.click("#options summary")
+        await page.select_option("#provider", "sleepy")
+        await page.select_option("#transition", "dissolve")
+        await page.click("#submit")
+
+        clips = page.locator(".clip")
+        await expect(clips).to_have_count(3, timeout=60_000)
+        await expect(page.locator("#temporal")).to_have_attribute(
+            "href", re.compile(r"/namespaces/default/workflows/gen-")
+        )
+        assert re.search(r"#run=gen-", page.url), page.url
+        await expect(page.locator("#storyboard img")).to_have_count(3, timeout=60_000)
+        await all_images_loaded(page, "#storyboard img")
+        # Bars move while clips render.
+        await page.wait_for_function(
+            """() => [...document.querySelectorAll('.clip .pct')]
+                 .some((p) => { const v = parseInt(p.textContent); return v > 0 && v < 100; })""",
+            timeout=60_000,
+        )
+        await screenshot(page, "page-generating.png")
+        for index in range(3):
+            row = clips.nth(index)
+            await expect(row).to_have_attribute("data-status", "complete", timeout=120_000)
+            await expect(row.locator(".pct")).to_have_text("100%")
+        player = page.locator("#player")
+        await expect(player).to_be_visible(timeout=60_000)
+        await expect(page.locator("#status")).to_have_attribute("data-status", "completed")
+
+        # The video plays in the page: its clock advances.
+        await player.evaluate("(video) => { video.muted = true; return video.play(); }")
+        await page.wait_for_function(
+            "() => document.querySelector('#player').currentTime > 0.5", timeout=30_000
+        )
+        href = await page.locator("#download").get_attribute("href")
+        assert href and href.endswith("/video") and live_api.key not in href
+        download = await page.evaluate(FETCH, href)
+        assert download["status"] == 200 and download["type"] == "video/mp4"
+        assert download["magic"] == "ftyp" and download["size"] > 10_000
+        await screenshot(page, "page-completed.png")
+
+        # A fresh load (no key in the address) lists the run by its title, with its thumbnail.
+        # A new tab of the same browser: it has the cookie, not the key.
+        fresh = await page.context.new_page()
+        await fresh.goto(f"{live_api.url}/")
+        entry = fresh.locator("#history li", has_text="Three gulls")
+        await expect(entry).to_be_visible(timeout=30_000)
+        await expect(entry.locator(".chip")).to_have_text("completed")
+        await all_images_loaded(fresh, "#history li img")
+        await entry.click()
+        await expect(fresh.locator("#player")).to_be_visible()
+        assert re.search(r"#run=gen-", fresh.url)
+        await fresh.reload()
+        await expect(fresh.locator("#run-title")).to_have_text("Three gulls")
+        await screenshot(fresh, "page-history.png")
+
+        # A refused request reads as sentences, not [object Object].
+        await fresh.click("#new-video")
+        await fresh.click("#options summary")
+        await fresh.fill("#music", "../bed.mp3")
+        await fresh.fill("#transition-seconds", "9")
+        await fresh.click("#submit")
+        error = fresh.locator("#form-error")
+        await expect(error).to_contain_text("Music: '../bed.mp3' is not a storage key")
+        await expect(error).to_contain_text("Transition length: Input should be less than")
+        text = await error.inner_text()
+        assert "[object Object]" not in text and "Music: Music" not in text
+        await screenshot(fresh, "page-422.png")
+
+
+async def test_a_failed_clip_is_retried_with_a_new_prompt_from_the_page(
     live_api: LiveApi, flaky: FlakyProvider
 ) -> None:
-    executable = chromium_or_skip()
     body = {
         "title": "Flaky harbour",
         "scenes": [{"description": f"Scene {n}", "duration": 2} for n in range(1, 4)],
@@ -82,20 +170,53 @@ async def test_a_failed_clip_shows_its_error_and_the_retry_button_heals_it(
         "provider": "flaky",
     }
     gid = (await live_api.http.post("/v1/generations", json=body)).json()["id"]
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{live_api.url}/?id={gid}#key={live_api.key}")
-            failed = page.locator('.clip[data-id="2"]')
-            await expect(failed).to_have_attribute("data-status", "failed", timeout=120_000)
-            await expect(failed.locator(".error")).to_contain_text("upstream exploded")
-            await expect(page.locator("#status")).to_have_text("awaiting_retry")
-            flaky.heal()
-            await failed.locator("button.retry").click()
-            await expect(failed).to_have_attribute("data-status", "complete", timeout=120_000)
-            await expect(page.locator("#player")).to_be_visible(timeout=60_000)
-            ARTIFACTS.mkdir(exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "progress-page-retry.png"), full_page=True)
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{live_api.url}/#key={live_api.key}&run={gid}")
+        failed = page.locator('.clip[data-id="2"]')
+        await expect(failed).to_have_attribute("data-status", "failed", timeout=120_000)
+        await expect(failed.locator(".error")).to_contain_text("upstream exploded")
+        await expect(page.locator("#status")).to_have_attribute("data-status", "awaiting_retry")
+        await expect(page.locator("#finish")).to_be_visible()
+        await screenshot(page, "page-awaiting-retry.png")
+        flaky.heal()
+        await failed.locator("input.prompt").fill("a calmer harbour at dusk")
+        await failed.locator("button.retry").click()
+        await expect(failed).to_have_attribute("data-status", "complete", timeout=120_000)
+        await expect(page.locator("#player")).to_be_visible(timeout=60_000)
+        await screenshot(page, "page-retried.png")
+    view = (await live_api.http.get(f"/v1/generations/{gid}")).json()
+    assert view["status"] == "completed"
+    assert view["clips"][1]["prompt"].endswith("a calmer harbour at dusk")
+    assert view["skipped_clips"] == []
+
+
+async def test_a_run_waiting_on_a_failed_clip_is_finished_from_the_page(
+    live_api: LiveApi,
+) -> None:
+    body = {
+        "title": "Harbour without its second scene",
+        "scenes": [{"description": f"Scene {n}", "duration": 2} for n in range(1, 4)],
+        "platform": "youtube",
+        "provider": "flaky",
+    }
+    gid = (await live_api.http.post("/v1/generations", json=body)).json()["id"]
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{live_api.url}/#key={live_api.key}&run={gid}")
+        await expect(page.locator("#status")).to_have_attribute(
+            "data-status", "awaiting_retry", timeout=120_000
+        )
+        await page.click("#finish")
+        await expect(page.locator("#status")).to_have_attribute(
+            "data-status", "completed", timeout=120_000
+        )
+        await expect(page.locator("#player")).to_be_visible(timeout=60_000)
+        await expect(page.locator("#facts")).to_contain_text("without clip 2")
+        await expect(page.locator("#finish")).to_have_count(0)
+        left_out = page.locator('.clip[data-id="2"]')
+        await expect(left_out.locator(".act")).to_have_text("left out")
+        await expect(left_out.locator("button.retry")).to_have_count(0)
+        await screenshot(page, "page-finished-without-failed.png")
+    view = (await live_api.http.get(f"/v1/generations/{gid}")).json()
+    assert view["skipped_clips"] == [2]
