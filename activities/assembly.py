@@ -25,7 +25,7 @@ from activities.media import ffmpeg
 from activities.media.audio import TTS, SilentTTS, mix, narration_track
 from activities.media.export import check_duration, export, thumbnail
 from activities.media.overlay import OverlayJob, OverlayReport, overlay_all
-from activities.media.stitch import StitchReport, known_details, stitch
+from activities.media.stitch import TRANSITIONLESS, StitchReport, known_details, stitch
 from storyreel.contracts import (
     PLATFORMS,
     AssemblyClip,
@@ -84,6 +84,11 @@ class _Steps:
             self.seconds[name] = round(time.monotonic() - began, 3)
 
 
+def _crossfades(request: StitchInput, clips: int) -> bool:
+    """Whether the join will crossfade (so re-encode every frame), as :func:`stitch` decides."""
+    return clips > 1 and request.transition_seconds > 0 and request.transition not in TRANSITIONLESS
+
+
 def _poster_moment(joined: StitchReport) -> float:
     """The middle of the scene playing at the video's midpoint: never inside a crossfade, and
     one frame grab instead of scoring several candidates (each a seek and decode)."""
@@ -137,7 +142,12 @@ class AssemblyActivities:
             # one's size before trusting it); a captioned clip is a new file, probed anew.
             fetched = list(paths)
             overlay: OverlayReport | None = None
-            if request.captions and any(clip.caption for clip in clips):
+            captioned = request.captions and any(clip.caption for clip in clips)
+            # A crossfade re-encodes every frame anyway: the captions are drawn in that same
+            # pass (one encode instead of one per clip plus the join's). Hard cuts keep the
+            # captioning encode per clip, in parallel, and then join by stream copy.
+            inline = captioned and _crossfades(request, len(clips))
+            if captioned and not inline:
                 with steps("overlay"):
                     paths, overlay = self._captions(clips, paths, spec, workdir)
             with steps("stitch"):
@@ -154,6 +164,8 @@ class AssemblyActivities:
                         known_details(clip.media) if path == original else None
                         for clip, path, original in zip(clips, paths, fetched, strict=True)
                     ],
+                    captions=[clip.caption for clip in clips] if inline else None,
+                    font=self.options.font,
                 )
             narration: Path | None = None
             if request.narration:
@@ -203,7 +215,7 @@ class AssemblyActivities:
             stream_copy=joined.mode == "copy",
             thumbnail_key=thumb_key,
             mode=joined.mode,
-            overlay_mode=overlay.mode if overlay else None,
+            overlay_mode="inline" if inline else overlay.mode if overlay else None,
             overlay_seconds=round(overlay.seconds, 3) if overlay else 0.0,
             fps=info.fps,
             video_codec=info.video_codec,

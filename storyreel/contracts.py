@@ -455,7 +455,9 @@ class StitchResult(BaseModel):
     thumbnail_key: str | None = None
     mode: str | None = Field(default=None, description="How clips were joined: copy/reencode/xfade")
     overlay_mode: str | None = Field(
-        default=None, description="parallel, sequential or fallback; None without captions."
+        default=None,
+        description="How captions were drawn: inline (in the join's own pass, when it "
+        "crossfades), else parallel, sequential or fallback; None without captions.",
     )
     overlay_seconds: float = 0.0
     fps: float | None = None

@@ -80,6 +80,28 @@ def caption_box(spec: PlatformSpec, lines: int, size: int | None = None) -> Box:
     return margin, bottom - height, spec.width - 2 * margin, height
 
 
+def caption_filters(
+    caption: str, platform: PlatformSpec, text_file: Path, font: Path | None = None
+) -> str:
+    """The filters that burn ``caption`` in (band, then text), for any filter chain already at
+    the platform's frame; its text goes to ``text_file``, which must outlive the FFmpeg run.
+    An empty caption draws nothing (``""``)."""
+    lines, size = wrap_caption(caption, platform)
+    if not lines:
+        return ""
+    x, y, w, h = caption_box(platform, len(lines), size)
+    text_file.write_text("\n".join(lines), encoding="utf-8")
+    # expansion=none: a caption is literal text, '%{...}' must not be evaluated.
+    return (
+        f"drawbox=x={x}:y={y}:w={w}:h={h}:color=black@0.55:t=fill"
+        f",drawtext=fontfile={ffmpeg.filter_path(font or ffmpeg.default_font())}"
+        f":textfile={ffmpeg.filter_path(text_file)}:expansion=none:text_align=C"
+        f":fontsize={size}:fontcolor=white:borderw=2:bordercolor=black@0.6"
+        f":line_spacing={round(size * (LINE_HEIGHT_EM - 1.17))}"
+        f":x=(w-text_w)/2:y={y}+({h}-text_h)/2"
+    )
+
+
 def overlay_caption(
     src: Path,
     dst: Path,
@@ -96,24 +118,12 @@ def overlay_caption(
     An empty caption still re-encodes, so every overlaid clip shares one encoding.
     ``threads`` caps FFmpeg's decoder, filter and encoder threads (``None``: FFmpeg decides).
     """
-    lines, size = wrap_caption(caption, platform)
-    x, y, w, h = caption_box(platform, len(lines), size)
     dst.parent.mkdir(parents=True, exist_ok=True)
     limit = ["-threads", str(threads)] if threads else []
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".caption-") as work:
         chain = fit_frame(platform)
-        if lines:
-            text = Path(work) / "caption.txt"
-            text.write_text("\n".join(lines), encoding="utf-8")
-            # expansion=none: a caption is literal text, '%{...}' must not be evaluated.
-            chain += (
-                f",drawbox=x={x}:y={y}:w={w}:h={h}:color=black@0.55:t=fill"
-                f",drawtext=fontfile={ffmpeg.filter_path(font or ffmpeg.default_font())}"
-                f":textfile={ffmpeg.filter_path(text)}:expansion=none:text_align=C"
-                f":fontsize={size}:fontcolor=white:borderw=2:bordercolor=black@0.6"
-                f":line_spacing={round(size * (LINE_HEIGHT_EM - 1.17))}"
-                f":x=(w-text_w)/2:y={y}+({h}-text_h)/2"
-            )
+        if drawn := caption_filters(caption, platform, Path(work) / "caption.txt", font):
+            chain += f",{drawn}"
         duration = ffmpeg.probe(src, exe).duration if on_progress else None
         ffmpeg.run(
             [

@@ -22,6 +22,7 @@ from typing import Literal
 
 from activities.media import ffmpeg
 from activities.media.export import MediaDetails, clip_encoding, details, fit_frame
+from activities.media.overlay import caption_filters
 from storyreel.contracts import ClipMedia, PlatformSpec
 from storyreel.errors import BadInputError, MediaError
 
@@ -33,6 +34,8 @@ TRANSITIONS = frozenset(
         "smoothright", "circleopen", "circleclose", "radial", "zoomin", "hblur", "pixelize",
     }
 )  # fmt: skip
+# What asks for hard cuts instead of a transition.
+TRANSITIONLESS = frozenset({None, "", "none"})
 AUDIO_FORMAT = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
 # Probes are mostly process start-up and waiting on the file: a few at once pay off even on
 # a small machine, and more than this gains nothing.
@@ -145,15 +148,20 @@ def _listing(clips: Sequence[Path], target: Path) -> Path:
 
 
 def _graph(
-    infos: Sequence[MediaDetails], spec: PlatformSpec, transition: str | None, seconds: float
+    infos: Sequence[MediaDetails],
+    spec: PlatformSpec,
+    transition: str | None,
+    seconds: float,
+    drawn: Sequence[str],
 ) -> tuple[str, bool]:
-    """A filter graph ending in ``[v]`` (and ``[a]`` if any clip has sound)."""
+    """A filter graph ending in ``[v]`` (and ``[a]`` if any clip has sound); ``drawn`` holds
+    each clip's caption filters (``""``: none), applied in the order the overlay step uses."""
     with_audio = any(info.audio_codec for info in infos)
     parts = []
-    for index, info in enumerate(infos):
+    for index, (info, caption) in enumerate(zip(infos, drawn, strict=True)):
         parts.append(
-            f"[{index}:v:0]{fit_frame(spec)},fps={spec.fps},format=yuv420p,"
-            f"setpts=PTS-STARTPTS[v{index}]"
+            f"[{index}:v:0]{fit_frame(spec)},{caption + ',' if caption else ''}fps={spec.fps},"
+            f"format=yuv420p,setpts=PTS-STARTPTS[v{index}]"
         )
         if not with_audio:
             continue
@@ -199,6 +207,8 @@ def stitch(
     exe: str | None = None,
     threads: int | None = None,
     known: Sequence[MediaDetails | None] | None = None,
+    captions: Sequence[str | None] | None = None,
+    font: Path | None = None,
 ) -> StitchReport:
     """Join ``clips`` in the given order into ``dst`` at the platform's size and rate.
 
@@ -209,10 +219,18 @@ def stitch(
 
     ``known`` gives details already probed, per clip (``None``: unknown); they are used when
     the file's size still matches, every other clip is probed.
+
+    ``captions`` (per clip, ``None`` or empty: none) are burnt in within the same pass, exactly
+    as :func:`overlay.overlay_caption` draws them: a join that re-encodes anyway (a transition)
+    then costs one encode instead of a captioning encode per clip plus the join's. Captions
+    rule out a stream copy.
     """
     if not clips:
         raise BadInputError("no clips to stitch")
-    if transition in (None, "", "none") or len(clips) == 1 or transition_seconds <= 0:
+    if captions is not None and len(captions) != len(clips):
+        raise BadInputError(f"{len(captions)} captions given to stitch {len(clips)} clips")
+    texts = [text or "" for text in captions or [None] * len(clips)]
+    if transition in TRANSITIONLESS or len(clips) == 1 or transition_seconds <= 0:
         transition = None
     elif transition not in TRANSITIONS:
         raise BadInputError(
@@ -229,13 +247,17 @@ def stitch(
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".stitch-") as work:
         mode: Literal["copy", "reencode", "xfade"]
-        if transition is None and _uniform(infos, platform):
+        if transition is None and not any(texts) and _uniform(infos, platform):
             mode, with_audio = "copy", infos[0].audio_codec is not None
             listing = _listing(clips, Path(work) / "clips.txt")
             args = ["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy"]
         else:
             mode = "reencode" if transition is None else "xfade"
-            graph, with_audio = _graph(infos, platform, transition, seconds)
+            drawn = [
+                caption_filters(text, platform, Path(work) / f"caption-{index}.txt", font)
+                for index, text in enumerate(texts)
+            ]
+            graph, with_audio = _graph(infos, platform, transition, seconds, drawn)
             inputs = [arg for clip in clips for arg in ("-i", str(clip))]
             audio = ["-map", "[a]", "-c:a", "aac", "-b:a", "192k"] if with_audio else []
             args = [

@@ -126,14 +126,12 @@ async def test_each_platform_gets_a_finished_video(
 
     assembly = state.assembly
     assert assembly is not None
-    assert (assembly.mode, assembly.overlay_mode) == ("xfade", "parallel")
+    assert (assembly.mode, assembly.overlay_mode) == ("xfade", "inline")
     assert (assembly.transition, assembly.transition_seconds) == ("fade", TRANSITION)
     assert (assembly.narration, assembly.music) == (case["narration"], music is not None)
     assert (assembly.video_codec, assembly.audio_codec) == ("h264", "aac")
     assert assembly.size_bytes == video.stat().st_size and (assembly.bit_rate or 0) > 0
-    assert {"fetch", "overlay", "stitch", "export", "thumbnail", "upload"} <= set(
-        assembly.step_seconds
-    )
+    assert {"fetch", "stitch", "export", "thumbnail", "upload"} <= set(assembly.step_seconds)
 
     metrics = state.metrics
     assert metrics is not None

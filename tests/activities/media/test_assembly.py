@@ -76,13 +76,14 @@ def test_every_step_runs_in_order_and_heartbeats(tmp_path: Path, storage: LocalS
     )
     result, beats = run(activities, request)
 
-    assert result.mode == "xfade" and result.overlay_mode == "sequential"
+    # A crossfade re-encodes anyway: the captions are drawn in that pass, no overlay step.
+    assert result.mode == "xfade" and result.overlay_mode == "inline"
     assert result.duration == pytest.approx(1.6, abs=0.1)
     assert (result.video_codec, result.audio_codec, result.fps) == ("h264", "aac", 30.0)
     assert result.narration and not result.music
     assert tts.texts == [("first words", "en-gb"), ("second words", "en-gb")]
     steps = [beat["step"] for beat in beats if isinstance(beat, dict)]
-    order = ["fetch", "overlay", "stitch", "narration", "mix", "export", "thumbnail", "upload"]
+    order = ["fetch", "stitch", "narration", "mix", "export", "thumbnail", "upload"]
     assert list(dict.fromkeys(steps)) == order == list(result.step_seconds)
     assert any(isinstance(b, dict) and b.get("progress", 0) > 0 for b in beats)
     # Scene 2's speech starts where scene 2 starts: 1.0 - 0.4 = 0.6 s.
@@ -90,6 +91,27 @@ def test_every_step_runs_in_order_and_heartbeats(tmp_path: Path, storage: LocalS
     assert tone_level(sound, 0.65, 0.95, 300) > 300
     assert storage.exists("generations/g1/thumbnail.jpg")
     assert list(work.iterdir()) == []
+
+
+def test_hard_cuts_caption_each_clip_then_stream_copy(
+    tmp_path: Path, storage: LocalStorage
+) -> None:
+    activities = AssemblyActivities(
+        storage, tmp_path / "work", options=FinishingOptions(overlay_parallel=False)
+    )
+    request = StitchInput(
+        generation_id="g5",
+        platform=Platform.youtube,
+        clips=[
+            AssemblyClip(key="clips/1.mp4", caption="Dawn"),
+            AssemblyClip(key="clips/2.mp4", caption="Dusk"),
+        ],
+        captions=True,
+        transition="none",
+    )
+    result, beats = run(activities, request)
+    assert (result.mode, result.overlay_mode) == ("copy", "sequential")
+    assert "overlay" in result.step_seconds
 
 
 def test_plain_join_for_older_callers(tmp_path: Path, storage: LocalStorage) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from activities.media import ffmpeg
+from activities.media.overlay import caption_box, overlay_caption, wrap_caption
 from activities.media.stitch import expected_duration, scene_starts, stitch
 from storyreel.errors import BadInputError
 
-from .helpers import SMALL, make_clip, mean_colour, rgb_frame
+from .helpers import SMALL, make_clip, mean_colour, mean_difference, rgb_frame, white_pixels
 
 SPOT = (164, 304, 32, 32)  # the centre: letterboxed clips keep colour there
 
@@ -106,3 +107,27 @@ def test_report_gives_each_scenes_own_span(tmp_path: Path) -> None:
     assert spans[-1][1] == pytest.approx(faded.duration) and faded.duration == pytest.approx(
         2.5, abs=0.1
     )
+
+
+def test_captions_drawn_in_the_join_look_as_the_overlay_step_draws_them(tmp_path: Path) -> None:
+    """One encode (captions in the crossfade's own pass) instead of two, same picture."""
+    # Solid clips: what differs is the drawing, not the second encode's generation loss.
+    clips = [make_clip(tmp_path / f"{n}.mp4", SMALL, 1.0, c) for n, c in enumerate(("red", "blue"))]
+    texts = ["The keeper climbs at dawn", "Fog rolls over the harbour"]
+    captioned = [tmp_path / f"captioned-{n}.mp4" for n in range(2)]
+    for clip, text, target in zip(clips, texts, captioned, strict=True):
+        overlay_caption(clip, target, text, SMALL)
+    twice = stitch(captioned, tmp_path / "twice.mp4", SMALL, transition="fade")
+    once = stitch(clips, tmp_path / "once.mp4", SMALL, transition="fade", captions=texts)
+    assert once.mode == twice.mode == "xfade"
+    assert once.duration == pytest.approx(twice.duration, abs=0.01)
+    for clip, text, at in zip(clips, texts, (0.3, 1.2), strict=True):
+        lines, size = wrap_caption(text, SMALL)
+        box = caption_box(SMALL, len(lines), size)
+        drawn = rgb_frame(once.path, at, box)
+        assert white_pixels(drawn) > 50
+        # Within the ringing a second encode leaves around small text; no caption is > 15.
+        assert mean_difference(drawn, rgb_frame(twice.path, at, box)) < 6
+        assert mean_difference(drawn, rgb_frame(clip, 0.5, box)) > 15
+    with pytest.raises(BadInputError, match="1 captions given to stitch 2 clips"):
+        stitch(clips, tmp_path / "bad.mp4", SMALL, captions=["one"])
