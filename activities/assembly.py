@@ -3,9 +3,11 @@
 ``stitch_video`` runs, in order: fetch the clips -> burn captions (in parallel, falling back to
 one by one) -> stitch in scene order with a transition -> narration through the configured TTS,
 aligned to where each scene starts -> music bed ducked under it -> platform export -> duration
-limit -> thumbnail -> metadata -> upload. It is a sync activity on the worker's executor and
-heartbeats ``{"step", "progress"}`` from its own thread all along, so a cancellation reaches it
-and every FFmpeg it started dies with it; its temp directory goes on every way out.
+limit -> thumbnail (grabbed from the joined picture while the sound and export steps run) ->
+metadata -> upload. With a crossfade the captions are drawn in the stitch's own pass. It is a
+sync activity on the worker's executor and heartbeats ``{"step", "progress"}`` from its own
+thread all along, so a cancellation reaches it and every FFmpeg it started dies with it; its
+temp directory goes on every way out.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -167,38 +170,46 @@ class AssemblyActivities:
                     captions=[clip.caption for clip in clips] if inline else None,
                     font=self.options.font,
                 )
-            narration: Path | None = None
-            if request.narration:
-                with steps("narration"):
-                    narration = self._narration(clips, joined, request.voice, workdir)
-            video = joined.path
-            if narration is not None or music is not None:
-                with steps("mix"):
-                    video = workdir / "mixed.mp4"
-                    mix(
-                        joined.path,
-                        video,
-                        narration,
-                        music,
-                        music_volume=self.options.music_volume,
-                        on_progress=_progress("mix"),
-                        exe=self.ffmpeg_exe,
-                    )
-            with steps("export"):
-                final = workdir / "video.mp4"
-                info = export(
-                    video,
-                    final,
-                    spec,
-                    on_progress=_progress("export"),
+            # Every later step copies the joined picture, so the poster frame is grabbed from it
+            # while narration, mix and export run (a seek and a decode off the critical path).
+            with ThreadPoolExecutor(1, thread_name_prefix="poster") as grabber:
+                poster = grabber.submit(
+                    thumbnail,
+                    joined.path,
+                    workdir / "thumbnail.jpg",
+                    _poster_moment(joined),
                     exe=self.ffmpeg_exe,
-                    threads=self.options.threads,
                 )
-                check_duration(info.duration, request.platform)
-            with steps("thumbnail"):
-                still = thumbnail(
-                    final, workdir / "thumbnail.jpg", _poster_moment(joined), exe=self.ffmpeg_exe
-                )
+                narration: Path | None = None
+                if request.narration:
+                    with steps("narration"):
+                        narration = self._narration(clips, joined, request.voice, workdir)
+                video = joined.path
+                if narration is not None or music is not None:
+                    with steps("mix"):
+                        video = workdir / "mixed.mp4"
+                        mix(
+                            joined.path,
+                            video,
+                            narration,
+                            music,
+                            music_volume=self.options.music_volume,
+                            on_progress=_progress("mix"),
+                            exe=self.ffmpeg_exe,
+                        )
+                with steps("export"):
+                    final = workdir / "video.mp4"
+                    info = export(
+                        video,
+                        final,
+                        spec,
+                        on_progress=_progress("export"),
+                        exe=self.ffmpeg_exe,
+                        threads=self.options.threads,
+                    )
+                    check_duration(info.duration, request.platform)
+                with steps("thumbnail"):
+                    still = poster.result()
             with steps("upload"):
                 key, thumb_key = (
                     video_key(request.generation_id),
