@@ -1,4 +1,4 @@
-"""``make bench``: SPEC §6 targets B1-B7, each measured side by side in one run.
+"""``make bench``: SPEC §6 targets B1-B7 (and B5b), each measured side by side in one run.
 
     python deploy/bench/bench.py [--b1-latency 20] [--b3-generations 100] [--out bench.json]
 
@@ -46,6 +46,7 @@ from workflows.generation import VideoGenerationWorkflow
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fanout import NOOP_ACTIVITIES, BareFanout, noop  # noqa: E402
+from finish import measure as measure_finish  # noqa: E402
 from harness import Stack, stack  # noqa: E402
 from inflight import b7  # noqa: E402
 from overlays import measure as measure_overlays  # noqa: E402
@@ -328,28 +329,32 @@ async def b6(s: Stack, runs: int = 3) -> Results:
     return {"runs": figures, "worst": max(figures), "ratio": max(figures) / 2.0}
 
 
+async def on_the_stack(args: argparse.Namespace, work: Path, results: Results) -> None:
+    """The steps that need the embedded stack (started only for them)."""
+    async with stack(
+        work / "data", SimulatorConfig(latency=args.b1_latency, render=False, seed=1)
+    ) as s:
+        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("B1", lambda: b1(s, args.b1_latency)),
+            ("speedup", lambda: speedups(s, args.speedup_latency)),
+            ("B2", lambda: b2(s.client, args.b2_generations, args.b2_rounds)),
+            ("B3", lambda: b3(s, args.b3_generations, args.b3_latency, args.b3_reads_per_second)),
+            ("B6", lambda: b6(s)),
+        ]
+        for name, step in steps:
+            if args.only and name not in args.only:
+                continue
+            sys.stderr.write(f"running {name}…\n")
+            results[name] = await step()
+
+
 async def run(args: argparse.Namespace) -> Results:
     results: Results = {}
     with tempfile.TemporaryDirectory(prefix="storyreel-bench-") as tmp:
         work = Path(tmp)
-        async with stack(
-            work / "data", SimulatorConfig(latency=args.b1_latency, render=False, seed=1)
-        ) as s:
-            steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-                ("B1", lambda: b1(s, args.b1_latency)),
-                ("speedup", lambda: speedups(s, args.speedup_latency)),
-                ("B2", lambda: b2(s.client, args.b2_generations, args.b2_rounds)),
-                (
-                    "B3",
-                    lambda: b3(s, args.b3_generations, args.b3_latency, args.b3_reads_per_second),
-                ),
-                ("B6", lambda: b6(s)),
-            ]
-            for name, step in steps:
-                if args.only and name not in args.only:
-                    continue
-                sys.stderr.write(f"running {name}…\n")
-                results[name] = await step()
+        on_stack = {"B1", "speedup", "B2", "B3", "B6"}
+        if not args.only or args.only & on_stack:
+            await on_the_stack(args, work, results)
         if not args.only or "B7" in args.only:
             sys.stderr.write("running B7…\n")
             results["B7"] = await b7(work, args.b7_clips, args.b7_latency, args.b7_polling_clips)
@@ -360,6 +365,16 @@ async def run(args: argparse.Namespace) -> Results:
             sys.stderr.write("running B5…\n")
             with ThreadPoolExecutor(1) as pool:
                 results["B5"] = await asyncio.get_running_loop().run_in_executor(pool, b5, work)
+        if not args.only or "B5b" in args.only:
+            sys.stderr.write("running B5b…\n")
+            with ThreadPoolExecutor(1) as pool:
+                results["B5b"] = await asyncio.get_running_loop().run_in_executor(
+                    pool,
+                    lambda: measure_finish(
+                        work / "b5b", args.b5b_clips, args.b5b_seconds, args.b5b_rounds,
+                        args.b5b_frames, not args.b5b_no_moviepy,
+                    ),
+                )  # fmt: skip
         if not args.only or "overlays" in args.only:
             sys.stderr.write("running overlays…\n")
             results["overlays"] = await asyncio.to_thread(
@@ -395,6 +410,24 @@ def report(results: Results) -> list[str]:
         lines.append(line("B5", "stitch 5 x 6 s 1080x1920 vs hand-written FFmpeg",
                           f"ours {r['ours']:.2f} s, hand {r['hand']:.2f} s", "<= 1.2",
                           r["ratio"], r["ratio"] <= 1.2))  # fmt: skip
+    if r := results.get("B5b"):
+        size = f"{r['clips']} x {r['seconds_per_clip']:g} s 1080x1920"
+        lines.append(line("B5b", f"default finish {size}: ours / single-pass FFmpeg",
+                          f"ours {r['ours']:.1f} s, 1 pass {r['single_pass']:.1f} s", "<= 1.0",
+                          r["ratio"], r["ratio"] <= 1.0))  # fmt: skip
+        if "moviepy" in r:
+            lines.append(line("B5b", "default finish: MoviePy 2 / ours",
+                              f"moviepy {r['moviepy']:.1f} s, ours {r['ours']:.1f} s", ">= 10",
+                              r["moviepy_ratio"], r["moviepy_ratio"] >= 10))  # fmt: skip
+        cpu = f"    B5b CPU seconds: ours {r['ours_cpu']:.1f}, 1 pass {r['single_pass_cpu']:.1f}"
+        if "moviepy" in r:
+            cpu += f", moviepy {r['moviepy_cpu']:.1f}"
+        steps = ", ".join(f"{name} {seconds:.2f}" for name, seconds in r["ours_steps"].items())
+        lines.append(f"{cpu}; ours by step (last run, s): {steps}")
+        lines.append("    B5b outputs: " + "; ".join(
+            f"{name} {o['width']}x{o['height']} {o['video_codec']}/{o['audio_codec']} "
+            f"{o['duration']:.2f} s" for name, o in r["outputs"].items()
+        ) + f"; mid-frames: {', '.join(r['frames'].values())}")  # fmt: skip
     if r := results.get("B6"):
         lines.append(
             line(
@@ -452,13 +485,19 @@ def main() -> None:
     parser.add_argument("--b7-clips", type=int, default=1000)
     parser.add_argument("--b7-latency", type=float, default=60.0)
     parser.add_argument("--b7-polling-clips", type=int, default=50)
+    parser.add_argument("--b5b-clips", type=int, default=5)
+    parser.add_argument("--b5b-seconds", type=float, default=6.0, help="length of each clip")
+    parser.add_argument("--b5b-rounds", type=int, default=3, help="ours vs the single pass")
+    parser.add_argument("--b5b-frames", type=Path, default=Path("artifacts/b5b"),
+                        help="where each side's mid-frame PNG goes")  # fmt: skip
+    parser.add_argument("--b5b-no-moviepy", action="store_true", help="skip the MoviePy side")
     parser.add_argument("--overlay-clips", type=int, default=4, help="clips to caption (4+)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
     parser.add_argument(
         "--only",
         type=lambda text: set(text.split(",")),
         default=set(),
-        help="comma-separated subset, e.g. B2,B5 (speedup and overlays are steps too)",
+        help="comma-separated subset, e.g. B2,B5b (speedup and overlays are steps too)",
     )
     args = parser.parse_args()
     results = asyncio.run(run(args))
