@@ -80,6 +80,30 @@ def caption_box(spec: PlatformSpec, lines: int, size: int | None = None) -> Box:
     return margin, bottom - height, spec.width - 2 * margin, height
 
 
+def band_filter(box: Box) -> str:
+    """The caption's semi-transparent band."""
+    x, y, w, h = box
+    return f"drawbox=x={x}:y={y}:w={w}:h={h}:color=black@0.55:t=fill"
+
+
+def _text_filter(
+    text_file: Path,
+    size: int,
+    font: Path | None,
+    top: str,
+    colours: tuple[str, str] = ("white", "black@0.6"),
+) -> str:
+    # expansion=none: a caption is literal text, '%{...}' must not be evaluated. x centres the
+    # text on the frame, which is also the centre of the band (equal margins either side).
+    return (
+        f"drawtext=fontfile={ffmpeg.filter_path(font or ffmpeg.default_font())}"
+        f":textfile={ffmpeg.filter_path(text_file)}:expansion=none:text_align=C"
+        f":fontsize={size}:fontcolor={colours[0]}:borderw=2:bordercolor={colours[1]}"
+        f":line_spacing={round(size * (LINE_HEIGHT_EM - 1.17))}"
+        f":x=(w-text_w)/2:y={top}"
+    )
+
+
 def caption_filters(
     caption: str, platform: PlatformSpec, text_file: Path, font: Path | None = None
 ) -> str:
@@ -89,17 +113,57 @@ def caption_filters(
     lines, size = wrap_caption(caption, platform)
     if not lines:
         return ""
-    x, y, w, h = caption_box(platform, len(lines), size)
+    x, y, w, h = box = caption_box(platform, len(lines), size)
     text_file.write_text("\n".join(lines), encoding="utf-8")
-    # expansion=none: a caption is literal text, '%{...}' must not be evaluated.
-    return (
-        f"drawbox=x={x}:y={y}:w={w}:h={h}:color=black@0.55:t=fill"
-        f",drawtext=fontfile={ffmpeg.filter_path(font or ffmpeg.default_font())}"
-        f":textfile={ffmpeg.filter_path(text_file)}:expansion=none:text_align=C"
-        f":fontsize={size}:fontcolor=white:borderw=2:bordercolor=black@0.6"
-        f":line_spacing={round(size * (LINE_HEIGHT_EM - 1.17))}"
-        f":x=(w-text_w)/2:y={y}+({h}-text_h)/2"
-    )
+    return f"{band_filter(box)},{_text_filter(text_file, size, font, f'{y}+({h}-text_h)/2')}"
+
+
+@dataclass(frozen=True)
+class CaptionImage:
+    """A caption's text drawn once on a transparent image, to lay at ``at`` over its band
+    (``box``); ``at`` is on even pixels, where a 4:2:0 overlay lands exactly."""
+
+    box: Box
+    at: tuple[int, int]
+    path: Path
+
+
+def caption_image(
+    caption: str,
+    platform: PlatformSpec,
+    dst: Path,
+    font: Path | None = None,
+    exe: str | None = None,
+) -> CaptionImage | None:
+    """Draw ``caption``'s text (as :func:`caption_filters` does) once into the PNG ``dst``.
+
+    A long join then lays this image on each frame after :func:`band_filter`, instead of
+    laying out and rasterising the text with its border on every frame: the same pixels in
+    the same places, a fraction of the filter time. ``None`` for an empty caption.
+    """
+    lines, size = wrap_caption(caption, platform)
+    if not lines:
+        return None
+    box = caption_box(platform, len(lines), size)
+    x, y, w, h = box
+    left, top = x - x % 2, y - y % 2
+    text = dst.with_suffix(".txt")
+    text.write_text("\n".join(lines), encoding="utf-8")
+    # drawtext on a transparent canvas keeps the text's alpha but loses its border's, so the
+    # colours (white text, black border) and the coverage (text 1, border 0.6) are drawn
+    # apart on opaque canvases and merged. The canvases span the frame from its top left, so
+    # the text lands by the very expressions (and rounding) of caption_filters.
+    canvas, at = f"color=black:s={platform.width}x{y + h}:d=1", f"{y}+({h}-text_h)/2"
+    colours = _text_filter(text, size, font, at, ("white", "black"))
+    coverage = _text_filter(text, size, font, at, ("white", "white@0.6"))
+    ffmpeg.run(
+        ["-filter_complex",
+         f"{canvas},format=rgb24,{colours}[c];{canvas},format=gray,{coverage}[m];"
+         f"[c][m]alphamerge,crop={x + w - left}:{y + h - top}:{left}:{top},format=rgba[out]",
+         "-map", "[out]", "-frames:v", "1", "-update", "1", str(dst)],
+        exe=exe,
+    )  # fmt: skip
+    return CaptionImage(box, (left, top), dst)
 
 
 def overlay_caption(

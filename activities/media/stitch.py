@@ -22,7 +22,7 @@ from typing import Literal
 
 from activities.media import ffmpeg
 from activities.media.export import MediaDetails, clip_encoding, details, fit_frame
-from activities.media.overlay import caption_filters
+from activities.media.overlay import CaptionImage, band_filter, caption_image
 from storyreel.contracts import ClipMedia, PlatformSpec
 from storyreel.errors import BadInputError, MediaError
 
@@ -152,17 +152,23 @@ def _graph(
     spec: PlatformSpec,
     transition: str | None,
     seconds: float,
-    drawn: Sequence[str],
+    captions: Sequence[CaptionImage | None],
 ) -> tuple[str, bool]:
-    """A filter graph ending in ``[v]`` (and ``[a]`` if any clip has sound); ``drawn`` holds
-    each clip's caption filters (``""``: none), applied in the order the overlay step uses."""
+    """A filter graph ending in ``[v]`` (and ``[a]`` if any clip has sound).
+
+    Each clip's caption (``None``: none) is drawn where the overlay step draws it: its band,
+    then its pre-drawn text image, whose inputs follow the clips' in the order given."""
     with_audio = any(info.audio_codec for info in infos)
     parts = []
-    for index, (info, caption) in enumerate(zip(infos, drawn, strict=True)):
-        parts.append(
-            f"[{index}:v:0]{fit_frame(spec)},{caption + ',' if caption else ''}fps={spec.fps},"
-            f"format=yuv420p,setpts=PTS-STARTPTS[v{index}]"
-        )
+    image = len(infos)
+    for index, (info, caption) in enumerate(zip(infos, captions, strict=True)):
+        chain = f"[{index}:v:0]{fit_frame(spec)}"
+        if caption is not None:
+            x, y = caption.at
+            parts.append(f"{chain},{band_filter(caption.box)}[b{index}]")
+            chain = f"[b{index}][{image}:v]overlay={x}:{y}:format=yuv420"
+            image += 1
+        parts.append(f"{chain},fps={spec.fps},format=yuv420p,setpts=PTS-STARTPTS[v{index}]")
         if not with_audio:
             continue
         # Every clip gets a track of exactly its own length, silent if it has none, so the
@@ -194,6 +200,23 @@ def _graph(
         video, audio = joined_video, joined_audio
         clock += infos[index].duration - seconds
     return ";".join(parts), with_audio
+
+
+def _caption_images(
+    texts: Sequence[str], spec: PlatformSpec, work: Path, font: Path | None, exe: str | None
+) -> list[CaptionImage | None]:
+    """Each caption's text drawn once (side by side: each is an FFmpeg start-up and one frame)."""
+    if not any(texts):
+        return [None] * len(texts)
+    with ThreadPoolExecutor(min(len(texts), PROBE_WORKERS)) as pool:
+        return list(
+            pool.map(
+                lambda index: caption_image(
+                    texts[index], spec, work / f"caption-{index}.png", font, exe
+                ),
+                range(len(texts)),
+            )
+        )
 
 
 def stitch(
@@ -253,12 +276,10 @@ def stitch(
             args = ["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy"]
         else:
             mode = "reencode" if transition is None else "xfade"
-            drawn = [
-                caption_filters(text, platform, Path(work) / f"caption-{index}.txt", font)
-                for index, text in enumerate(texts)
-            ]
-            graph, with_audio = _graph(infos, platform, transition, seconds, drawn)
+            images = _caption_images(texts, platform, Path(work), font, exe)
+            graph, with_audio = _graph(infos, platform, transition, seconds, images)
             inputs = [arg for clip in clips for arg in ("-i", str(clip))]
+            inputs += [arg for image in images if image for arg in ("-i", str(image.path))]
             audio = ["-map", "[a]", "-c:a", "aac", "-b:a", "192k"] if with_audio else []
             args = [
                 *inputs, "-filter_complex", graph, "-map", "[v]",
