@@ -124,12 +124,14 @@ class Finish:
                              media=media)
             )  # fmt: skip
         self.durations = [details(path).duration for path in clips]
-        self.length = expected_duration(self.durations, OVERLAP)
+        # What the assembly asks for; stitch shortens it to half the shortest clip if need be.
+        self.overlap = min(OVERLAP, min(self.durations) / 2)
+        self.length = expected_duration(self.durations, self.overlap)
         self.narration = self._narration()
 
     def _narration(self) -> Path:
         """The narration the assembly makes, made once for the other two sides."""
-        starts = scene_starts(self.durations, OVERLAP)
+        starts = scene_starts(self.durations, self.overlap)
         ends = [*starts[1:], self.length]
         scenes = [
             (start, max(0.1, end - start), text)
@@ -176,10 +178,10 @@ class Finish:
         for index in range(1, len(self.clips)):
             label = "v" if index == len(self.clips) - 1 else f"x{index}"
             parts.append(
-                f"[{joined}][c{index}]xfade=transition={TRANSITION}:duration={OVERLAP}"
-                f":offset={clock - OVERLAP:.3f}[{label}]"
+                f"[{joined}][c{index}]xfade=transition={TRANSITION}:duration={self.overlap:.3f}"
+                f":offset={clock - self.overlap:.3f}[{label}]"
             )
-            joined, clock = label, clock + self.durations[index] - OVERLAP
+            joined, clock = label, clock + self.durations[index] - self.overlap
         subprocess.run(
             [ffmpeg.ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", *inputs,
              "-i", str(self.narration), "-filter_complex", ";".join(parts),
@@ -207,7 +209,7 @@ class Finish:
         layers = []
         sources = []
         for index, (clip, caption, start) in enumerate(
-            zip(self.clips, self.captions, scene_starts(self.durations, OVERLAP), strict=True)
+            zip(self.clips, self.captions, scene_starts(self.durations, self.overlap), strict=True)
         ):
             lines, size = wrap_caption(caption, SPEC)
             x, y, w, h = caption_box(SPEC, len(lines), size)
@@ -224,7 +226,7 @@ class Finish:
             text = text.with_position(("center", y + (h - text.h) // 2))
             scene = CompositeVideoClip([video, band, text], size=(SPEC.width, SPEC.height))
             if index:
-                scene = scene.with_effects([vfx.CrossFadeIn(OVERLAP)])
+                scene = scene.with_effects([vfx.CrossFadeIn(self.overlap)])
             layers.append(scene.with_start(start))
         final = CompositeVideoClip(layers, size=(SPEC.width, SPEC.height))
         final = final.with_duration(self.length)
@@ -293,9 +295,10 @@ def measure(
         sys.stderr.write(f"  B5b moviepy: {wall:.1f} s (cpu {cpu:.1f} s)\n")
         figures |= {"moviepy": wall, "moviepy_cpu": cpu}
     # Mid-frame of the middle scene, clear of any crossfade.
-    starts = scene_starts(finish.durations, OVERLAP)
+    overlap = finish.overlap
+    starts = scene_starts(finish.durations, overlap)
     middle = len(starts) // 2
-    at = starts[middle] + (OVERLAP if middle else 0) + (finish.durations[middle] - OVERLAP) / 2
+    at = starts[middle] + (overlap if middle else 0) + (finish.durations[middle] - overlap) / 2
     frames_dir = frames or work / "frames"
     frames_dir.mkdir(parents=True, exist_ok=True)
     result: Results = {
