@@ -32,7 +32,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +66,6 @@ SCENES = (
     "A trawler turns toward the light through the rising swell",
     "Morning comes and the keeper writes the night in his log",
 )
-_CPU_LOCK = threading.Lock()
 
 
 def captions(count: int) -> list[str]:
@@ -85,10 +83,9 @@ def cpu_seconds() -> float:
 
 def timed(side: Callable[[], Path]) -> tuple[float, float, Path]:
     """Wall and CPU seconds of one run of ``side`` (which writes and returns its output)."""
-    with _CPU_LOCK:
-        cpu, began = cpu_seconds(), time.monotonic()
-        out = side()
-        return time.monotonic() - began, cpu_seconds() - cpu, out
+    cpu, began = cpu_seconds(), time.monotonic()
+    out = side()
+    return time.monotonic() - began, cpu_seconds() - cpu, out
 
 
 def make_clips(work: Path, count: int, seconds: float) -> list[Path]:
