@@ -59,6 +59,12 @@ SUMMARY_WORDS = 8
 # Patch: runs started by this code write their record at every stage (on the workflow's own
 # queue, so the write is immediate) and the API reads running state from the record.
 RECORD_STAGES = "record-every-stage"
+# Patch: record writes are local activities (run by the workflow's own worker, shown as
+# markers): the Web UI timeline of a run is its clips, storyboard and stitch, not a dozen
+# "record" activities. Removal plan: once no run started before it can still be open (the
+# longest is a retry window, 24 h, after the deploy), drop the old branch, then the patch
+# call with ``workflow.deprecate_patch`` for one release.
+LIGHT_RECORDS = "record-as-local-activity"
 # Patch: a clip prompt without consistency context has no leading blank lines.
 PLAIN_PROMPT = "prompt-without-empty-context"
 TICK = timedelta(microseconds=1)
@@ -150,6 +156,7 @@ class VideoGenerationWorkflow:
         self._reserved = 0.0
         self._reservations: dict[int, float] = {}
         self._record_stages = False
+        self._light_records = False
         # Predictions a verified webhook said have ended (ids, so early and repeated
         # deliveries are as harmless as late ones).
         self._ended_predictions: set[str] = set()
@@ -187,6 +194,7 @@ class VideoGenerationWorkflow:
     async def run(self, request: GenerationInput) -> GenerationState:  # noqa: ARG002
         try:
             self._record_stages = request.user_id is not None and workflow.patched(RECORD_STAGES)
+            self._light_records = self._record_stages and workflow.patched(LIGHT_RECORDS)
             await self._record()
             await self._plan()
             await self._storyboard()
@@ -694,12 +702,22 @@ class VideoGenerationWorkflow:
         user_id = self._request.user_id
         if user_id is None:
             return
+        record = RecordInput(
+            state=self._state, user_id=user_id, request=self._public_request, charge=charge
+        )
         try:
+            if self._light_records:
+                await workflow.execute_local_activity_method(
+                    RecordActivities.record_generation,
+                    record,
+                    start_to_close_timeout=policies.RECORD_TIMEOUT,
+                    retry_policy=policies.RECORD_RETRY,
+                    summary=f"record: {self._state.status.value}",
+                )
+                return
             await workflow.execute_activity_method(
                 RecordActivities.record_generation,
-                RecordInput(
-                    state=self._state, user_id=user_id, request=self._public_request, charge=charge
-                ),
+                record,
                 # The workflow's own queue: its worker takes the write at once (eagerly), not
                 # behind the media queue's FFmpeg work. Earlier runs keep the media queue.
                 task_queue=(
