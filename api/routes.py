@@ -26,6 +26,7 @@ from api.views import (
     GenerationView,
     Links,
     RetryBody,
+    SceneEditBody,
     links_for,
     to_view,
 )
@@ -34,6 +35,7 @@ from storyreel.contracts import (
     GenerationRequest,
     GenerationState,
     GenerationStatus,
+    SceneEdit,
 )
 from storyreel.errors import BadInputError, NotFoundError, RateLimitedError, StoryreelError
 from storyreel.generations import generation_id, start_generation
@@ -44,6 +46,7 @@ router = APIRouter(prefix="/v1/generations", tags=["generations"])
 
 GenerationId = Annotated[str, Path(description="The generation id from POST.", max_length=200)]
 ClipId = Annotated[int, Path(description="1-based scene index.", ge=1, le=10_000)]
+SceneIndex = Annotated[int, Path(description="1-based scene index.", ge=1, le=10_000)]
 EVENT_POLL_SECONDS = 0.5
 MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".png": "image/png"}
 WS_AUTH_SECONDS = 10.0
@@ -206,6 +209,44 @@ async def finish_generation(
     """
     await generations.finish(generation_id, _user_id(user))
     return ActionAccepted(id=generation_id, action="finish_without_failed")
+
+
+@router.post(
+    "/{generation_id}/approve",
+    status_code=202,
+    response_model=ActionAccepted,
+    responses={409: {"description": "The run is not awaiting_approval."}},
+)
+async def approve_generation(
+    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
+) -> ActionAccepted:
+    """Approve the storyboard of a run started with ``review: "storyboard"``: its clips start
+    (and only now cost anything). Sends the workflow the ``approve`` signal."""
+    await generations.approve(generation_id, _user_id(user))
+    return ActionAccepted(id=generation_id, action="approve")
+
+
+@router.post(
+    "/{generation_id}/scenes/{scene}",
+    status_code=202,
+    response_model=ActionAccepted,
+    responses={
+        404: {"description": "No such generation or scene."},
+        409: {"description": "The run is not awaiting_approval."},
+    },
+)
+async def edit_scene(
+    generation_id: GenerationId,
+    scene: SceneIndex,
+    body: SceneEditBody,
+    user: UserDep,
+    generations: GenerationsDep,
+) -> ActionAccepted:
+    """Edit one scene of a run awaiting approval; only its storyboard image is redrawn (when
+    its description or caption changed). Sends the workflow the ``edit_scene`` signal."""
+    edit = SceneEdit.model_validate({"index": scene, **body.model_dump(exclude_unset=True)})
+    await generations.edit_scene(generation_id, _user_id(user), edit)
+    return ActionAccepted(id=generation_id, action="edit_scene", clip_id=scene)
 
 
 async def _file(

@@ -199,6 +199,41 @@ def finish(generation_id: Annotated[str, typer.Argument(help="Generation id.")])
 
 
 @app.command()
+def approve(generation_id: Annotated[str, typer.Argument(help="Generation id.")]) -> None:
+    """Approve the storyboard of a run awaiting approval: its clips start now."""
+    Api()("POST", f"/v1/generations/{generation_id}/approve")
+    console.print(f"Generation {generation_id} approved: its clips are starting")
+
+
+@app.command()
+def edit(
+    generation_id: Annotated[str, typer.Argument(help="Generation id.")],
+    scene: Annotated[int, typer.Argument(help="1-based scene index.", min=1)],
+    description: Annotated[
+        str | None, typer.Option(help="What the camera sees (redraws the storyboard image).")
+    ] = None,
+    narration: Annotated[str | None, typer.Option(help="What is said over the scene.")] = None,
+    caption: Annotated[str | None, typer.Option(help="The caption drawn on the scene.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds, 2-10.", min=2, max=10)] = None,
+) -> None:
+    """Edit one scene of a run awaiting approval."""
+    changes = {
+        name: value
+        for name, value in (
+            ("description", description),
+            ("narration", narration),
+            ("caption", caption),
+            ("duration", duration),
+        )
+        if value is not None
+    }
+    if not changes:
+        raise typer.BadParameter("give --description, --narration, --caption or --duration")
+    Api()("POST", f"/v1/generations/{generation_id}/scenes/{scene}", json=changes)
+    console.print(f"Scene {scene} of {generation_id} is being changed")
+
+
+@app.command()
 def cancel(generation_id: Annotated[str, typer.Argument(help="Generation id.")]) -> None:
     """Cancel a generation."""
     Api()("POST", f"/v1/generations/{generation_id}/cancel")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -73,6 +73,7 @@ class GenerationStatus(StrEnum):
     planning = "planning"
     storyboarding = "storyboarding"
     generating = "generating"
+    awaiting_approval = "awaiting_approval"
     awaiting_retry = "awaiting_retry"
     assembling = "assembling"
     completed = "completed"
@@ -141,6 +142,11 @@ class GenerationRequest(BaseModel):
     consistency_context: Annotated[str, Field(max_length=4000)] = ""
     provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "local"
     model: Annotated[str, Field(max_length=200)] = "local/pan-zoom"
+    review: Literal["storyboard"] | None = Field(
+        default=None,
+        description="'storyboard': wait (durably, nothing paid) in awaiting_approval after the "
+        "storyboard until approved; scenes may be edited meanwhile.",
+    )
     fallback: Annotated[
         list[ProviderChoice],
         Field(
@@ -243,6 +249,7 @@ class GenerationInput(GenerationRequest):
     estimated_cost_per_second: float = Field(
         default=0.0, description="Price estimate for the budget check, from the price table."
     )
+    review_window_seconds: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
     webhook_url: str | None = Field(
         default=None,
         description="Base of the API's webhook routes ('<public url>/v1/webhooks'); set, clips "
@@ -263,6 +270,25 @@ class PlannedScene(BaseModel):
     caption: str | None = None
     duration: float
     start: float
+    narration: str | None = Field(default=None, description="What is said; default: description.")
+
+
+class SceneEdit(BaseModel):
+    """Payload of the ``edit_scene`` signal: new values for some fields of one scene."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=1, description="1-based scene index.")
+    description: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
+    narration: Annotated[str | None, Field(max_length=2000)] = None
+    caption: Annotated[str | None, Field(max_length=300)] = None
+    duration: Annotated[float | None, Field(ge=2.0, le=10.0)] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.model_fields_set - {"index"}:
+            raise ValueError("give at least one of description, narration, caption, duration")
+        return self
 
 
 class PlanInput(BaseModel):
@@ -591,6 +617,7 @@ class GenerationState(BaseModel):
     stage: Stage | None = None
     platform: Platform = Platform.tiktok
     provider: str = "local"
+    scenes: list[PlannedScene] = Field(default_factory=list)
     clips: list[ClipState] = Field(default_factory=list)
     storyboard_keys: list[str] = Field(default_factory=list)
     video_key: str | None = None

@@ -40,6 +40,7 @@ def prepare(request: GenerationRequest, settings: Settings) -> GenerationInput:
     """Fill in what the workflow must not read from settings itself."""
     fields = request.model_dump(exclude_unset=True)
     fields.setdefault("retry_window_seconds", settings.retry_window_seconds)
+    fields.setdefault("review_window_seconds", settings.review_window_seconds)
     if fields.get("max_parallel_clips") is None:
         fields["max_parallel_clips"] = settings.max_parallel_clips
     fields.setdefault("clip_timeout_seconds", settings.clip_timeout_seconds)

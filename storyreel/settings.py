@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         description="Clip activities run on '<prefix>-<provider>', one queue per provider.",
     )
     max_parallel_clips: int = Field(default=5, ge=1, le=64)
+    review_window_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=1,
+        description="How long a run with review: storyboard waits in awaiting_approval.",
+    )
     retry_window_seconds: int = Field(
         default=24 * 3600, ge=1, description="How long a run waits in awaiting_retry."
     )

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         PublishInput,
         RecordInput,
         RetryClipRequest,
+        SceneEdit,
         Stage,
         StageTiming,
         StitchInput,
@@ -162,6 +163,8 @@ class VideoGenerationWorkflow:
         self._ended_predictions: set[str] = set()
         self._record_busy = False
         self._record_again = False
+        self._approved = False
+        self._edits: list[SceneEdit] = []
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -186,6 +189,21 @@ class VideoGenerationWorkflow:
             self._ended_predictions.add(update.prediction_id)
 
     @workflow.signal
+    def approve(self) -> None:
+        """Start the clips of a run awaiting approval of its storyboard."""
+        self._approved = True
+
+    @workflow.signal
+    def edit_scene(self, edit: SceneEdit) -> None:
+        """Change one scene of a run awaiting approval; only its storyboard image is redrawn."""
+        if self._state.status is not GenerationStatus.awaiting_approval:
+            workflow.logger.warning(
+                "ignoring an edit of scene %d: the run is %s", edit.index, self._state.status.value
+            )
+            return
+        self._edits.append(edit)
+
+    @workflow.signal
     def finish_without_failed(self) -> None:
         """Stop waiting for retries and assemble the video from the clips that succeeded."""
         self._finish_without_failed = True
@@ -198,6 +216,8 @@ class VideoGenerationWorkflow:
             await self._record()
             await self._plan()
             await self._storyboard()
+            if self._request.review == "storyboard":
+                await self._await_approval()
             await self._clips()
             await self._assemble()
             await self._record()
@@ -241,6 +261,7 @@ class VideoGenerationWorkflow:
             summary="plan: script to scenes",
         )
         self._scenes = plan.scenes
+        self._state.scenes = list(plan.scenes)
         self._state.warnings.extend(plan.warnings)
         count = len(plan.scenes)
         context = request.consistency_context.strip()
@@ -258,34 +279,82 @@ class VideoGenerationWorkflow:
     async def _storyboard(self) -> None:
         self._enter(Stage.storyboard, GenerationStatus.storyboarding)
         await self._record_stage()
-        request, count = self._request, len(self._scenes)
-        results = await asyncio.gather(
-            *(
-                workflow.execute_activity_method(
-                    StoryboardActivities.render_storyboard,
-                    StoryboardInput(
-                        generation_id=self._state.generation_id,
-                        scene=scene,
-                        scene_count=count,
-                        platform=request.platform,
-                        provider=request.image_provider,
-                        model=request.image_model,
-                        seed=request.seed,
-                        use_cache=request.use_cache,
-                    ),
-                    task_queue=request.queues.media,
-                    start_to_close_timeout=policies.STORYBOARD_TIMEOUT,
-                    retry_policy=policies.STORYBOARD_RETRY,
-                    summary=f"storyboard {scene.index}/{count}: {first_words(scene.description)}",
-                )
-                for scene in self._scenes
-            )
-        )
-        self._state.storyboard_keys = [result.key for result in results]
+        count = len(self._scenes)
+        keys = await asyncio.gather(*(self._draw(scene) for scene in self._scenes))
+        self._state.storyboard_keys = list(keys)
         try:
             check_counts(count, len(self._state.storyboard_keys), len(self._state.clips))
         except BadInputError as error:
             raise GenerationFailure(str(error)) from None
+
+    async def _draw(self, scene: PlannedScene) -> str:
+        """One scene's storyboard image; its storage key."""
+        request, count = self._request, len(self._scenes)
+        result = await workflow.execute_activity_method(
+            StoryboardActivities.render_storyboard,
+            StoryboardInput(
+                generation_id=self._state.generation_id,
+                scene=scene,
+                scene_count=count,
+                platform=request.platform,
+                provider=request.image_provider,
+                model=request.image_model,
+                seed=request.seed,
+                use_cache=request.use_cache,
+            ),
+            task_queue=request.queues.media,
+            start_to_close_timeout=policies.STORYBOARD_TIMEOUT,
+            retry_policy=policies.STORYBOARD_RETRY,
+            summary=f"storyboard {scene.index}/{count}: {first_words(scene.description)}",
+        )
+        return result.key
+
+    async def _await_approval(self) -> None:
+        """Wait, durably and without paying for anything, until someone approves the
+        storyboard; redraw the scenes they edit meanwhile."""
+        window = timedelta(seconds=self._request.review_window_seconds)
+        deadline = workflow.now() + window
+        self._set_status(GenerationStatus.awaiting_approval)
+        await self._record()
+        while not self._approved:
+            left = deadline - workflow.now()
+            try:
+                await workflow.wait_condition(
+                    lambda: self._approved or bool(self._edits), timeout=left
+                )
+            except TimeoutError:
+                raise GenerationFailure(
+                    f"the storyboard was not approved within {window}; nothing was paid for"
+                ) from None
+            edits, self._edits = self._edits, []
+            for edit in edits:
+                await self._apply(edit)
+            if edits:
+                await self._record()
+        self._set_status(GenerationStatus.storyboarding)
+
+    async def _apply(self, edit: SceneEdit) -> None:
+        if not 1 <= edit.index <= len(self._scenes):
+            workflow.logger.warning("ignoring an edit of scene %d: no such scene", edit.index)
+            return
+        old = self._scenes[edit.index - 1]
+        changes = edit.model_dump(exclude={"index"}, exclude_unset=True)
+        scene = old.model_copy(update=changes)
+        self._scenes[edit.index - 1] = scene
+        # Later scenes start where the edited one now ends.
+        start = 0.0
+        for index, each in enumerate(self._scenes):
+            self._scenes[index] = each.model_copy(update={"start": round(start, 3)})
+            start += each.duration
+        self._state.scenes = list(self._scenes)
+        clip = self._state.clips[edit.index - 1]
+        count = len(self._scenes)
+        clip.prompt = clip_prompt(self._request.consistency_context.strip(), scene.description)
+        clip.summary = f"clip {scene.index}/{count}: {first_words(scene.description)}"
+        if (scene.description, scene.caption) != (old.description, old.caption):
+            self._touch()
+            self._state.storyboard_keys[edit.index - 1] = await self._draw(scene)
+        self._touch()
 
     async def _clips(self) -> None:
         self._enter(Stage.clips, GenerationStatus.generating)
@@ -359,7 +428,7 @@ class VideoGenerationWorkflow:
                     key=clip.key or "",
                     clip_id=clip.clip_id,
                     caption=scene.caption or scene.description,
-                    narration_text=scene.description,
+                    narration_text=scene.narration or scene.description,
                     media=clip.media,
                 )
             )

@@ -145,6 +145,7 @@ class Generation(GenerationBase, table=True):
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
     request: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     storyboard_keys: list[str] = Field(default_factory=list, sa_type=JSON)
+    scenes: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     warnings: list[str] = Field(default_factory=list, sa_type=JSON)
     timings: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     clip_stage: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

@@ -34,6 +34,7 @@ from storyreel.contracts import (
     ClipStatus,
     GenerationState,
     GenerationStatus,
+    PlannedScene,
     StageTiming,
 )
 from storyreel.db.engine import WRITE_OPTION, create_engine
@@ -595,6 +596,7 @@ def _generation_values(state: GenerationState) -> dict[str, Any]:
         "cost": state.cost,
         "budget": state.budget,
         "storyboard_keys": list(state.storyboard_keys),
+        "scenes": [scene.model_dump(mode="json") for scene in state.scenes],
         "warnings": list(state.warnings),
         "timings": [timing.model_dump(mode="json") for timing in state.timings],
         "clip_stage": state.clip_stage.model_dump(mode="json"),
@@ -626,6 +628,7 @@ def _state_from_rows(row: Generation, clips: Sequence[Clip]) -> GenerationState:
         provider=row.provider,
         clips=[ClipState.model_validate(clip, from_attributes=True) for clip in clips],
         storyboard_keys=row.storyboard_keys,
+        scenes=[PlannedScene.model_validate(scene) for scene in row.scenes or []],
         video_key=row.video_key,
         thumbnail_key=row.thumbnail_key,
         duration=row.duration,
