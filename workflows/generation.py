@@ -338,7 +338,8 @@ class VideoGenerationWorkflow:
             workflow.logger.warning("ignoring an edit of scene %d: no such scene", edit.index)
             return
         old = self._scenes[edit.index - 1]
-        changes = edit.model_dump(exclude={"index"}, exclude_unset=True)
+        # A signal's payload carries every field (unset ones as null): null means "unchanged".
+        changes = edit.model_dump(exclude={"index"}, exclude_none=True)
         scene = old.model_copy(update=changes)
         self._scenes[edit.index - 1] = scene
         # Later scenes start where the edited one now ends.
