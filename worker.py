@@ -25,6 +25,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.assembly import AssemblyActivities, FinishingOptions
 from activities.clips import ClipActivities
+from activities.llm_planner import LLMPlanner
 from activities.media.audio import TTS, close_tts, make_tts
 from activities.planning import plan_generation
 from activities.providers import ClipProvider, ImageProvider, LocalClipProvider, LocalImageProvider
@@ -166,6 +167,7 @@ def build_workers(
     records: Records | None = None,
     tts: TTS | None = None,
     metrics: WorkerMetrics | None = None,
+    llm_planner: LLMPlanner | None = None,
 ) -> list[Worker]:
     """One Temporal worker per queue kind; tests pass their own providers."""
     storage = storage or storage_from_settings(settings)
@@ -204,6 +206,7 @@ def build_workers(
                 on_published=metrics or WorkerMetrics(),
             )
             storyboard = StoryboardActivities(storage, image_providers, work_root)
+            planner = llm_planner or build_llm_planner(settings)
             assert records is not None
             recorder = RecordActivities(records)
             workers.append(
@@ -212,6 +215,7 @@ def build_workers(
                     task_queue=settings.media_task_queue,
                     activities=[
                         plan_generation,
+                        planner.plan_with_llm,
                         storyboard.render_storyboard,
                         assembly.stitch_video,
                         assembly.publish_generation,
@@ -272,6 +276,12 @@ def finishing_options(settings: Settings, tts: TTS | None) -> FinishingOptions:
         overlay_max_workers=settings.overlay_max_workers,
         music_volume=settings.music_volume,
     )
+
+
+def build_llm_planner(settings: Settings) -> LLMPlanner:
+    """Planner 'llm' from settings: the key stays in this worker (never in a workflow input)."""
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return LLMPlanner(settings.llm_base_url, settings.llm_model, key)
 
 
 def build_tts(settings: Settings) -> TTS:

@@ -17,7 +17,7 @@ from api import metrics
 from api.auth import UserDep, authenticate, bearer_key, has_session, identify
 from api.deps import GenerationsDep, RecordsDep, SettingsDep, StorageDep, TemporalDep
 from api.events import EventStream
-from api.validation import check_music, check_platform_duration
+from api.validation import check_language, check_music, check_platform_duration
 from api.views import (
     Accepted,
     ActionAccepted,
@@ -92,6 +92,7 @@ async def create_generation(
     # Refused before anything starts: a too-long video or a music bed that does not exist.
     await asyncio.to_thread(check_platform_duration, body)
     await asyncio.to_thread(check_music, body, storage)
+    await asyncio.to_thread(check_language, body)
     user_id = _user_id(user)
     records = generations.records
     workflow_id = generation_id(idempotency_key, str(user_id))

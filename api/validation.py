@@ -6,6 +6,7 @@ from activities.planning import plan_scenes
 from storyreel.contracts import GenerationRequest, PlanInput
 from storyreel.errors import BadInputError
 from storyreel.storage import Storage
+from storyreel.voices import installed_languages
 
 
 def check_platform_duration(request: GenerationRequest) -> float:
@@ -39,4 +40,23 @@ def check_music(request: GenerationRequest, storage: Storage) -> None:
         raise BadInputError(
             f"music: no track at {request.music!r} in storage; upload it first, "
             "or leave 'music' out"
+        )
+
+
+def check_language(request: GenerationRequest) -> None:
+    """:class:`~storyreel.errors.BadInputError` (a 422 listing what is installed) when the
+    request's ``language`` is not a voice of the installed espeak-ng. Blocking (runs
+    ``espeak-ng --voices`` once): call it through ``asyncio.to_thread``."""
+    if request.language is None:
+        return
+    installed = installed_languages()
+    if installed is None:
+        raise BadInputError(
+            "language: espeak-ng is not installed here, so no narration language can be "
+            "chosen; leave 'language' out (or install espeak-ng)"
+        )
+    if request.language.lower() not in installed:
+        raise BadInputError(
+            f"language: {request.language!r} is not an installed espeak-ng voice; "
+            f"installed: {', '.join(sorted(installed))}"
         )

@@ -51,6 +51,8 @@ TRANSITIONS = frozenset(
 NO_TRANSITION = "none"
 # espeak ("en-us+f3"), OpenAI ("alloy") and Kokoro ("af_bella") voice names; never an option.
 _VOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$"
+# espeak-ng language/voice names ("en", "de", "en-us", "pt-br", "sit/yue"); never an option.
+_LANGUAGE_PATTERN = r"^[a-z][a-z0-9/_-]{0,31}$"
 # Storage prefixes of generated media (activities/keys.py).
 _NOT_MUSIC = frozenset({"generations", "cache"})
 
@@ -168,10 +170,31 @@ class GenerationRequest(BaseModel):
         float | None,
         Field(ge=0, description="Most to spend on clips; clips that would exceed it never start."),
     ] = None
-    captions: bool = Field(default=True, description="Burn each scene's caption into its clip.")
-    narration: bool = Field(
-        default=False, description="Speak each scene's description over it (the worker's TTS)."
+    planner: Literal["rules", "llm"] = Field(
+        default="rules",
+        description="How a script becomes scenes: 'rules' (sentences, offline) or 'llm' (the "
+        "worker's OpenAI-compatible chat model writes what the camera sees, what is said and "
+        "the caption of each scene).",
     )
+    captions: bool | Literal["words"] = Field(
+        default=True,
+        description="Burn each scene's caption into its clip (true), highlight each spoken word "
+        "of the narration karaoke style ('words'), or none (false).",
+    )
+    narration: bool = Field(
+        default=False,
+        description="Speak each scene's narration (its description without one) over it "
+        "(the worker's TTS).",
+    )
+    language: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            pattern=_LANGUAGE_PATTERN,
+            description="Narration language: an installed espeak-ng voice such as 'en', 'de' "
+            "or 'fr' (checked when the run starts); the LLM planner writes in it too.",
+        ),
+    ] = None
     voice: Annotated[
         str | None,
         Field(max_length=64, pattern=_VOICE_PATTERN, description="TTS voice; default: worker's."),
@@ -230,6 +253,10 @@ class GenerationRequest(BaseModel):
             raise ValueError("give either 'script' or 'scenes', not both and not neither")
         if self.script is not None and not self.script.strip():
             raise ValueError("'script' is empty")
+        if self.planner == "llm" and self.script is None:
+            raise ValueError(
+                "planner 'llm' plans a 'script'; explicit 'scenes' use planner 'rules'"
+            )
         return self
 
 
@@ -266,7 +293,7 @@ class GenerationInput(GenerationRequest):
 
 class PlannedScene(BaseModel):
     index: int = Field(description="1-based; also the clip id.")
-    description: str
+    description: str = Field(description="What the camera sees: the clip prompt's scene.")
     caption: str | None = None
     duration: float
     start: float
@@ -297,12 +324,23 @@ class PlanInput(BaseModel):
     scenes: list[SceneIn] | None = None
     duration: float | None = None
     platform: Platform = Platform.tiktok
+    language: str | None = None
+    consistency_context: str = Field(
+        default="", description="The request's own context, for the LLM planner to keep to."
+    )
 
 
 class PlanResult(BaseModel):
     scenes: list[PlannedScene]
     planned_count: int = Field(description="Beats before the cap was applied.")
     warnings: list[str] = Field(default_factory=list)
+    consistency_context: str = Field(
+        default="", description="The LLM planner's visual context (the request's wins)."
+    )
+    planner: str = "rules"
+    prompt_version: str | None = Field(
+        default=None, description="Which prompt of activities/prompts/ the LLM planner used."
+    )
 
 
 class StoryboardInput(BaseModel):
@@ -462,9 +500,10 @@ class StitchInput(BaseModel):
     )
     platform: Platform
     clips: list[AssemblyClip] = Field(default_factory=list)
-    captions: bool = False
+    captions: bool | Literal["words"] = False
     narration: bool = False
     voice: str | None = None
+    language: str | None = None
     music: str | None = None
     transition: str | None = None
     transition_seconds: float = 0.5

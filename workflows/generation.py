@@ -18,6 +18,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 with workflow.unsafe.imports_passed_through():
     from activities.assembly import AssemblyActivities
     from activities.clips import ClipActivities
+    from activities.llm_planner import LLMPlanner
     from activities.planning import check_counts, plan_generation
     from activities.records import RecordActivities
     from activities.storyboard import StoryboardActivities
@@ -164,6 +165,7 @@ class VideoGenerationWorkflow:
         self._record_busy = False
         self._record_again = False
         self._approved = False
+        self._context = ""
         self._edits: list[SceneEdit] = []
 
     # -- interface -----------------------------------------------------------------------------
@@ -246,25 +248,44 @@ class VideoGenerationWorkflow:
         self._enter(Stage.plan, GenerationStatus.planning)
         await self._record_stage()
         request = self._request
-        plan = await workflow.execute_activity(
-            plan_generation,
-            PlanInput(
-                generation_id=self._state.generation_id,
-                script=request.script,
-                scenes=request.scenes,
-                duration=request.duration,
-                platform=request.platform,
-            ),
-            task_queue=request.queues.media,
-            start_to_close_timeout=policies.PLAN_TIMEOUT,
-            retry_policy=policies.PLAN_RETRY,
-            summary="plan: script to scenes",
+        plan_input = PlanInput(
+            generation_id=self._state.generation_id,
+            script=request.script,
+            scenes=request.scenes,
+            duration=request.duration,
+            platform=request.platform,
         )
+        if request.planner == "llm":
+            # Only runs that ask for it (none before this code) take this path: no patch.
+            plan = await workflow.execute_activity_method(
+                LLMPlanner.plan_with_llm,
+                plan_input.model_copy(
+                    update={
+                        "language": request.language,
+                        "consistency_context": request.consistency_context,
+                    }
+                ),
+                task_queue=request.queues.media,
+                start_to_close_timeout=policies.LLM_PLAN_TIMEOUT,
+                retry_policy=policies.LLM_PLAN_RETRY,
+                summary="plan: script to scenes (LLM)",
+            )
+        else:
+            plan = await workflow.execute_activity(
+                plan_generation,
+                plan_input,
+                task_queue=request.queues.media,
+                start_to_close_timeout=policies.PLAN_TIMEOUT,
+                retry_policy=policies.PLAN_RETRY,
+                summary="plan: script to scenes",
+            )
         self._scenes = plan.scenes
         self._state.scenes = list(plan.scenes)
         self._state.warnings.extend(plan.warnings)
         count = len(plan.scenes)
-        context = request.consistency_context.strip()
+        # The request's own context wins over the one the planner wrote.
+        context = request.consistency_context.strip() or plan.consistency_context.strip()
+        self._context = context
         # Runs begun before the patch keep the prompts (and clip cache keys) they started with.
         legacy = "" if context or workflow.patched(PLAIN_PROMPT) else "\n\n"
         self._state.clips = [
@@ -350,7 +371,7 @@ class VideoGenerationWorkflow:
         self._state.scenes = list(self._scenes)
         clip = self._state.clips[edit.index - 1]
         count = len(self._scenes)
-        clip.prompt = clip_prompt(self._request.consistency_context.strip(), scene.description)
+        clip.prompt = clip_prompt(self._context, scene.description)
         clip.summary = f"clip {scene.index}/{count}: {first_words(scene.description)}"
         if (scene.description, scene.caption) != (old.description, old.caption):
             self._touch()
@@ -443,6 +464,7 @@ class VideoGenerationWorkflow:
                 captions=request.captions,
                 narration=request.narration,
                 voice=request.voice,
+                language=request.language,
                 music=request.music,
                 transition=request.transition,
                 transition_seconds=request.transition_seconds,

@@ -17,6 +17,17 @@ PLAN_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
 
+# One chat completion per attempt; a malformed or schema-invalid answer is retried, then the
+# plan fails with what was wrong. A 429 waits as long as the endpoint's Retry-After.
+LLM_PLAN_TIMEOUT = timedelta(minutes=2)
+LLM_PLAN_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
+)
+
 STORYBOARD_TIMEOUT = timedelta(minutes=2)
 STORYBOARD_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
