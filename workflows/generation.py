@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         StoryboardInput,
     )
     from storyreel.errors import FALLBACK_TYPES, BadInputError
+    from storyreel.priority import task_priority
     from storyreel.temporal import STATUS_ATTR
     from workflows import policies
 
@@ -155,6 +156,9 @@ class VideoGenerationWorkflow:
         self._ended_predictions: set[str] = set()
         self._record_busy = False
         self._record_again = False
+        # Every activity carries the run's priority: a person's clips and stitching go before
+        # batch work on a busy queue (runs from before requests had one inherit the default).
+        self._priority = task_priority(request.priority, request.user_id)
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -229,6 +233,7 @@ class VideoGenerationWorkflow:
             ),
             task_queue=request.queues.media,
             start_to_close_timeout=policies.PLAN_TIMEOUT,
+            priority=self._priority,
             retry_policy=policies.PLAN_RETRY,
             summary="plan: script to scenes",
         )
@@ -267,6 +272,7 @@ class VideoGenerationWorkflow:
                     ),
                     task_queue=request.queues.media,
                     start_to_close_timeout=policies.STORYBOARD_TIMEOUT,
+                    priority=self._priority,
                     retry_policy=policies.STORYBOARD_RETRY,
                     summary=f"storyboard {scene.index}/{count}: {first_words(scene.description)}",
                 )
@@ -371,6 +377,7 @@ class VideoGenerationWorkflow:
             ),
             task_queue=self._request.queues.media,
             start_to_close_timeout=policies.STITCH_TIMEOUT,
+            priority=self._priority,
             heartbeat_timeout=policies.STITCH_HEARTBEAT,
             retry_policy=policies.STITCH_RETRY,
             summary=f"stitch {len(kept)} clips",
@@ -392,6 +399,7 @@ class VideoGenerationWorkflow:
             PublishInput(state=record),
             task_queue=self._request.queues.media,
             start_to_close_timeout=policies.PUBLISH_TIMEOUT,
+            priority=self._priority,
             retry_policy=policies.PUBLISH_RETRY,
             summary="publish the record",
         )
@@ -582,6 +590,7 @@ class VideoGenerationWorkflow:
                 clip_input.model_copy(update={"webhook_url": request.webhook_url}),
                 task_queue=queue,
                 start_to_close_timeout=policies.SUBMIT_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.CLIP_RETRY,
                 summary=f"{clip.summary}: submit",
                 activity_id=f"{activity_id}-submit",
@@ -597,6 +606,7 @@ class VideoGenerationWorkflow:
             clip_input,
             task_queue=queue,
             start_to_close_timeout=self._clip_timeout,
+            priority=self._priority,
             heartbeat_timeout=policies.CLIP_HEARTBEAT,
             retry_policy=policies.CLIP_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -636,6 +646,7 @@ class VideoGenerationWorkflow:
                         target,
                         task_queue=self._request.queues.clips(choice.provider),
                         start_to_close_timeout=policies.CHECK_TIMEOUT,
+                        priority=self._priority,
                         retry_policy=policies.CHECK_RETRY,
                         summary=f"{clip.summary}: status read {checks}",
                         activity_id=f"{activity_id}-check-{checks}",
@@ -658,6 +669,7 @@ class VideoGenerationWorkflow:
                 target,
                 task_queue=self._request.queues.clips(choice.provider),
                 start_to_close_timeout=policies.CHECK_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.CHECK_RETRY,
                 summary=f"{clip.summary}: cancel upstream",
             )
@@ -708,6 +720,7 @@ class VideoGenerationWorkflow:
                     else self._request.queues.media
                 ),
                 start_to_close_timeout=policies.RECORD_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.RECORD_RETRY,
                 summary=f"record: {self._state.status.value}",
             )
