@@ -11,8 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from temporalio.client import Client
 
-from api import metrics, routes, session, webhooks
+from api import batch_routes, metrics, routes, session, webhooks
 from api.auth import RequestLimiter
+from api.batches import Batches
 from api.cookies import SessionSigner, session_secret
 from api.service import Generations
 from storyreel import __version__
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
             # Read per request: only runs whose clips are called back have such progress.
             webhook_progress=lambda: settings.webhook_base is not None,
         )
+        app.state.batches = Batches(temporal, settings, storage, records)
         app.state.webhooks = webhooks.webhooks_from_settings(settings)
         secret = await asyncio.to_thread(session_secret, settings)
         app.state.sessions = SessionSigner(secret, settings.session_seconds)
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         lifespan=lifespan,
     )
     app.include_router(routes.router)
+    app.include_router(batch_routes.router)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(session.router)
