@@ -32,7 +32,9 @@ from storyreel.temporal import connect
 DESCRIPTION = """
 Turn a script into a finished short video: every scene's clip is generated **in parallel**,
 durably, on Temporal. Start a generation, follow it (state or WebSocket events), retry a
-failed clip, download the video. Each run is also visible in the Temporal Web UI.
+failed clip, download the video. Each run is also visible in the Temporal Web UI. Many
+videos at once: `POST /v1/batches`, each item its own generation at `batch` priority, so runs
+started one by one are dispatched first when the queues are busy.
 
 Every `/v1` route needs `Authorization: Bearer <api key>` (`storyreel keys create USER`). A
 browser page trades its key once at `POST /v1/session` for an HttpOnly session cookie, which
