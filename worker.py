@@ -24,6 +24,7 @@ from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assembly import AssemblyActivities, FinishingOptions
+from activities.batches import BatchActivities
 from activities.clips import ClipActivities
 from activities.llm_planner import LLMPlanner
 from activities.media.audio import TTS, close_tts, make_tts
@@ -46,6 +47,7 @@ from storyreel.settings import Settings, get_settings
 from storyreel.storage import Storage, storage_from_settings
 from storyreel.temporal import connect, exit_after
 from storyreel.versioning import deployment_config
+from workflows.batch import BatchWorkflow
 from workflows.generation import VideoGenerationWorkflow
 
 log = logging.getLogger("storyreel.worker")
@@ -184,13 +186,19 @@ def build_workers(
             raise ValueError(f"the {kind} queue needs the records database: pass records=")
         if kind == "workflows":
             assert records is not None
+            batches = BatchActivities(records)
             workers.append(
                 Worker(
                     client,
                     task_queue=settings.workflow_task_queue,
-                    workflows=[VideoGenerationWorkflow],
-                    # Runs write their record on this queue: taken eagerly by this worker.
-                    activities=[RecordActivities(records).record_generation],
+                    workflows=[VideoGenerationWorkflow, BatchWorkflow],
+                    # Runs write their record (batches their bookkeeping) on this queue: taken
+                    # eagerly by this worker.
+                    activities=[
+                        RecordActivities(records).record_generation,
+                        batches.claim_batch_item,
+                        batches.close_batch,
+                    ],
                     activity_executor=executor,
                     workflow_runner=workflow_runner(),
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

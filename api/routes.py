@@ -17,7 +17,7 @@ from api import metrics
 from api.auth import UserDep, authenticate, bearer_key, has_session, identify
 from api.deps import GenerationsDep, RecordsDep, SettingsDep, StorageDep, TemporalDep
 from api.events import EventStream
-from api.validation import check_language, check_music, check_platform_duration
+from api.validation import check_language, check_request
 from api.views import (
     Accepted,
     ActionAccepted,
@@ -37,7 +37,8 @@ from storyreel.contracts import (
     GenerationStatus,
     SceneEdit,
 )
-from storyreel.errors import BadInputError, NotFoundError, RateLimitedError, StoryreelError
+from storyreel.db import PLACEHOLDER_TIME
+from storyreel.errors import NotFoundError, RateLimitedError, StoryreelError
 from storyreel.generations import generation_id, start_generation
 from storyreel.settings import Settings
 
@@ -50,8 +51,6 @@ SceneIndex = Annotated[int, Path(description="1-based scene index.", ge=1, le=10
 EVENT_POLL_SECONDS = 0.5
 MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".png": "image/png"}
 WS_AUTH_SECONDS = 10.0
-# The placeholder row written at POST is older than any state the workflow will record.
-PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _links(settings: Settings, generation: str) -> Links:
@@ -81,17 +80,9 @@ async def create_generation(
     ] = None,
 ) -> Accepted:
     """Start a generation. Every clip is generated at once; follow it with the links."""
-    named = [("provider", body.provider), ("image_provider", body.image_provider)]
-    named += [(f"fallback[{index}].provider", f.provider) for index, f in enumerate(body.fallback)]
-    for field, provider in named:
-        if provider not in settings.clip_providers:
-            raise BadInputError(
-                f"{field}: unknown provider {provider!r}; "
-                f"use one of {', '.join(settings.clip_providers)}"
-            )
-    # Refused before anything starts: a too-long video or a music bed that does not exist.
-    await asyncio.to_thread(check_platform_duration, body)
-    await asyncio.to_thread(check_music, body, storage)
+    # Refused before anything starts: an unknown provider, a too-long video or a music bed
+    # that does not exist.
+    await asyncio.to_thread(check_request, body, settings, storage)
     await asyncio.to_thread(check_language, body)
     user_id = _user_id(user)
     records = generations.records

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from storyreel.contracts import (
+    BatchStatus,
     ClipStageMetrics,
     ClipStatus,
     ClipTry,
@@ -221,3 +222,64 @@ def to_view(state: GenerationState, links: Links) -> GenerationView:
         updated_at=state.updated_at,
         links=links,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+
+
+class BatchBody(BaseModel):
+    """Many generations at once; each item is a generation request, validated like one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=500,
+        description="1-500 generation requests (each as the body of POST /v1/generations); "
+        "items run as batch priority unless they set 'priority'.",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/GenerationRequest"}},
+    )
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class BatchLinks(BaseModel):
+    self: str
+    cancel: str
+
+
+class BatchView(BaseModel):
+    """A batch: its status, how many of its generations are in each status, and their ids."""
+
+    id: str
+    title: str
+    status: BatchStatus
+    total: int
+    counts: dict[GenerationStatus, int] = Field(
+        description="Generations per status (from their own records; not started yet = queued)."
+    )
+    generations: list[str] = Field(description="The items' generation ids, in item order.")
+    created_at: datetime
+    updated_at: datetime
+    links: BatchLinks
+
+
+class BatchSummary(BaseModel):
+    id: str
+    title: str
+    status: BatchStatus
+    total: int
+    created_at: datetime
+    updated_at: datetime
+    links: BatchLinks
+
+
+class BatchList(BaseModel):
+    items: list[BatchSummary]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as ?cursor= for the next page; null on the last."
+    )
+
+
+def batch_links(batch_id: str) -> BatchLinks:
+    return BatchLinks(self=f"/v1/batches/{batch_id}", cancel=f"/v1/batches/{batch_id}/cancel")

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 WORKFLOW_NAME = "VideoGenerationWorkflow"
+BATCH_WORKFLOW_NAME = "BatchWorkflow"
 # Clip activities get ids "clip-<clip_id>-<round>" so heartbeats can be matched to clips.
 CLIP_ACTIVITY_PREFIX = "clip-"
 
@@ -86,6 +87,26 @@ class GenerationStatus(StrEnum):
 GENERATION_ENDED = frozenset(
     {GenerationStatus.completed, GenerationStatus.failed, GenerationStatus.cancelled}
 )
+
+
+class RunPriority(StrEnum):
+    """Who waits for a run: a person (``interactive``) or nobody in particular (``batch``)."""
+
+    interactive = "interactive"
+    batch = "batch"
+
+
+# Temporal priority keys (1 is dispatched first, 5 last; unset is 3): when a queue has a
+# backlog, a person's run goes before batch work.
+PRIORITY_KEYS: dict[RunPriority, int] = {RunPriority.interactive: 1, RunPriority.batch: 5}
+
+
+class BatchStatus(StrEnum):
+    running = "running"
+    completed = "completed"
+    partial = "partial"
+    failed = "failed"
+    cancelled = "cancelled"
 
 
 class Stage(StrEnum):
@@ -218,6 +239,11 @@ class GenerationRequest(BaseModel):
     transition_seconds: Annotated[
         float, Field(ge=0, le=2, description="How long scenes overlap in a transition.")
     ] = 0.5
+    priority: RunPriority | None = Field(
+        default=None,
+        description="When queues are busy, interactive work is dispatched before batch work. "
+        "Default: interactive for POST /v1/generations, batch for the items of a batch.",
+    )
 
     @field_validator("transition")
     @classmethod
@@ -679,6 +705,53 @@ class GenerationState(BaseModel):
         if 1 <= clip_id <= len(self.clips):
             return self.clips[clip_id - 1]
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+
+
+class BatchInput(BaseModel):
+    """Input of ``BatchWorkflow``: which batch, whose, how many at once. The items themselves
+    stay in the record database (500 requests would not fit in one payload); each is read
+    when its turn comes."""
+
+    batch_id: str
+    title: str
+    user_id: int
+    user: str = Field(description="The owner's name, for the children's search attributes.")
+    count: int = Field(ge=1)
+    concurrency: int = Field(ge=1, description="Most of this batch's generations at once.")
+    max_running: int = Field(
+        ge=1, description="The owner's limit of running generations, batch runs included."
+    )
+
+
+class ClaimInput(BaseModel):
+    batch_id: str
+    position: int = Field(ge=0)
+    user_id: int
+    max_running: int
+
+
+class ClaimResult(BaseModel):
+    """The item to start now, or ``request`` None when the owner is at their running limit."""
+
+    generation_id: str
+    request: GenerationInput | None = None
+
+
+class CloseBatchInput(BaseModel):
+    batch_id: str
+    status: BatchStatus
+
+
+class BatchResult(BaseModel):
+    batch_id: str
+    status: BatchStatus
+    outcomes: dict[str, GenerationStatus] = Field(
+        default_factory=dict, description="Each started generation's final status, by id."
+    )
 
 
 PublishInput.model_rebuild()

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     max_running_generations: int = Field(
         default=10, ge=1, description="Per user: generations running at once."
     )
+    batch_concurrency: int = Field(
+        default=5,
+        ge=1,
+        le=500,
+        description="Per batch: generations running at once (they also count toward "
+        "max_running_generations).",
+    )
     requests_per_minute: int = Field(
         default=600, ge=1, description="Per user and API process: /v1 requests per minute."
     )

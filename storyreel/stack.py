@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from storyreel import lifeline
-from storyreel.temporal import dev_server_search_attribute_args
+from storyreel.temporal import dev_server_priority_args, dev_server_search_attribute_args
 
 STOP_GRACE_SECONDS = 15.0
 
@@ -193,6 +193,7 @@ class Stack:
                 "--db-filename", str(self.data_dir / "temporal.db"),
                 "--log-level", "warn",
                 *dev_server_search_attribute_args(),
+                *dev_server_priority_args(),
             ],
         )  # fmt: skip
         if self.ports.simulator is not None:

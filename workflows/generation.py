@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         StoryboardInput,
     )
     from storyreel.errors import FALLBACK_TYPES, BadInputError
+    from storyreel.priority import task_priority
     from storyreel.temporal import STATUS_ATTR
     from workflows import policies
 
@@ -167,6 +168,9 @@ class VideoGenerationWorkflow:
         self._approved = False
         self._context = ""
         self._edits: list[SceneEdit] = []
+        # Every activity carries the run's priority: a person's clips and stitching go before
+        # batch work on a busy queue (runs from before requests had one inherit the default).
+        self._priority = task_priority(request.priority, request.user_id)
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -267,6 +271,7 @@ class VideoGenerationWorkflow:
                 ),
                 task_queue=request.queues.media,
                 start_to_close_timeout=policies.LLM_PLAN_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.LLM_PLAN_RETRY,
                 summary="plan: script to scenes (LLM)",
             )
@@ -276,6 +281,7 @@ class VideoGenerationWorkflow:
                 plan_input,
                 task_queue=request.queues.media,
                 start_to_close_timeout=policies.PLAN_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.PLAN_RETRY,
                 summary="plan: script to scenes",
             )
@@ -325,6 +331,7 @@ class VideoGenerationWorkflow:
             ),
             task_queue=request.queues.media,
             start_to_close_timeout=policies.STORYBOARD_TIMEOUT,
+            priority=self._priority,
             retry_policy=policies.STORYBOARD_RETRY,
             summary=f"storyboard {scene.index}/{count}: {first_words(scene.description)}",
         )
@@ -471,6 +478,7 @@ class VideoGenerationWorkflow:
             ),
             task_queue=self._request.queues.media,
             start_to_close_timeout=policies.STITCH_TIMEOUT,
+            priority=self._priority,
             heartbeat_timeout=policies.STITCH_HEARTBEAT,
             retry_policy=policies.STITCH_RETRY,
             summary=f"stitch {len(kept)} clips",
@@ -492,6 +500,7 @@ class VideoGenerationWorkflow:
             PublishInput(state=record),
             task_queue=self._request.queues.media,
             start_to_close_timeout=policies.PUBLISH_TIMEOUT,
+            priority=self._priority,
             retry_policy=policies.PUBLISH_RETRY,
             summary="publish the record",
         )
@@ -682,6 +691,7 @@ class VideoGenerationWorkflow:
                 clip_input.model_copy(update={"webhook_url": request.webhook_url}),
                 task_queue=queue,
                 start_to_close_timeout=policies.SUBMIT_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.CLIP_RETRY,
                 summary=f"{clip.summary}: submit",
                 activity_id=f"{activity_id}-submit",
@@ -697,6 +707,7 @@ class VideoGenerationWorkflow:
             clip_input,
             task_queue=queue,
             start_to_close_timeout=self._clip_timeout,
+            priority=self._priority,
             heartbeat_timeout=policies.CLIP_HEARTBEAT,
             retry_policy=policies.CLIP_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -736,6 +747,7 @@ class VideoGenerationWorkflow:
                         target,
                         task_queue=self._request.queues.clips(choice.provider),
                         start_to_close_timeout=policies.CHECK_TIMEOUT,
+                        priority=self._priority,
                         retry_policy=policies.CHECK_RETRY,
                         summary=f"{clip.summary}: status read {checks}",
                         activity_id=f"{activity_id}-check-{checks}",
@@ -758,6 +770,7 @@ class VideoGenerationWorkflow:
                 target,
                 task_queue=self._request.queues.clips(choice.provider),
                 start_to_close_timeout=policies.CHECK_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.CHECK_RETRY,
                 summary=f"{clip.summary}: cancel upstream",
             )
@@ -818,6 +831,7 @@ class VideoGenerationWorkflow:
                     else self._request.queues.media
                 ),
                 start_to_close_timeout=policies.RECORD_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.RECORD_RETRY,
                 summary=f"record: {self._state.status.value}",
             )

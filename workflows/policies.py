@@ -91,3 +91,10 @@ PUBLISH_RETRY = RetryPolicy(
     maximum_attempts=10,
     non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
+
+# Batches: their bookkeeping is a quick write on the workflow's own queue.
+BATCH_RECORD_TIMEOUT = timedelta(seconds=30)
+BATCH_RECORD_RETRY = RECORD_RETRY
+# A batch whose owner is at their running limit looks again this often (or as soon as one of
+# its own generations ends).
+BATCH_SLOT_RECHECK = timedelta(seconds=10)

@@ -102,7 +102,8 @@ async def stack(
     with environment(values):
         settings = Settings(_env_file=None)
         try:
-            await asyncio.to_thread(embedded.start)
+            # On the main thread: children get a parent-death signal tied to the forking thread.
+            embedded.start()
             records = open_records(settings)
             try:
                 key = records.create_api_key(records.create_user("bench"))
