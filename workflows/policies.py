@@ -51,7 +51,9 @@ CLIP_RETRY = RetryPolicy(
 
 # With webhooks a clip is three short activities around a wait that holds no worker: submit
 # (create the prediction), an occasional status read, and the copy of the finished output.
-SUBMIT_TIMEOUT = timedelta(minutes=2)
+# Generous: an attempt cut short after its create went out (a slow, overloaded worker) would
+# make the next attempt create again; a crashed worker's attempt is retried after this long.
+SUBMIT_TIMEOUT = timedelta(minutes=5)
 CHECK_TIMEOUT = timedelta(seconds=30)
 CHECK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

@@ -81,8 +81,14 @@ async def in_flight(s: Stack, clips: int, latency: float) -> dict[str, Any]:
 
 async def b7(work: Path, clips: int, latency: float, polling_clips: int) -> dict[str, Any]:
     config = SimulatorConfig(latency=latency, render=False, seed=7, webhook_logs_interval=15)
-    async with stack(work / "b7-webhooks", config, poll_interval=2.0, webhooks=True) as s:
+    # Activities are short with webhooks: 100 at once (the HTTP client's pool) serve 1,000
+    # predictions in flight. Polling holds one per prediction.
+    async with stack(
+        work / "b7-webhooks", config, poll_interval=2.0, webhooks=True, clip_concurrency=100
+    ) as s:
         called_back = await in_flight(s, clips, latency)
-    async with stack(work / "b7-polling", config, poll_interval=2.0) as s:
+    async with stack(
+        work / "b7-polling", config, poll_interval=2.0, clip_concurrency=max(100, polling_clips)
+    ) as s:
         polled = await in_flight(s, polling_clips, latency)
     return {"webhooks": called_back, "polling": polled, "latency": latency}
