@@ -39,4 +39,5 @@ bench: $(STAMP)
 # Reliability: processes killed mid-run, provider faults, schema fuzzing; prints each outcome.
 chaos: $(STAMP)
 	$(BIN)/pytest -s -v tests/chaos tests/workflows/test_simulator_runs.py tests/api/test_fuzz.py \
-		tests/activities/test_clip_cancellation.py tests/api/test_state_reads.py tests/deploy/test_topology.py
+		tests/activities/test_clip_cancellation.py tests/api/test_state_reads.py tests/deploy/test_topology.py \
+		tests/workflows/test_webhooks.py tests/workflows/test_fal_runs.py tests/workflows/test_fallback.py

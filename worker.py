@@ -24,7 +24,9 @@ from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assembly import AssemblyActivities, FinishingOptions
+from activities.batches import BatchActivities
 from activities.clips import ClipActivities
+from activities.llm_planner import LLMPlanner
 from activities.media.audio import TTS, close_tts, make_tts
 from activities.planning import plan_generation
 from activities.providers import ClipProvider, ImageProvider, LocalClipProvider, LocalImageProvider
@@ -45,6 +47,7 @@ from storyreel.settings import Settings, get_settings
 from storyreel.storage import Storage, storage_from_settings
 from storyreel.temporal import connect, exit_after
 from storyreel.versioning import deployment_config
+from workflows.batch import BatchWorkflow
 from workflows.generation import VideoGenerationWorkflow
 
 log = logging.getLogger("storyreel.worker")
@@ -166,6 +169,7 @@ def build_workers(
     records: Records | None = None,
     tts: TTS | None = None,
     metrics: WorkerMetrics | None = None,
+    llm_planner: LLMPlanner | None = None,
 ) -> list[Worker]:
     """One Temporal worker per queue kind; tests pass their own providers."""
     storage = storage or storage_from_settings(settings)
@@ -182,13 +186,19 @@ def build_workers(
             raise ValueError(f"the {kind} queue needs the records database: pass records=")
         if kind == "workflows":
             assert records is not None
+            batches = BatchActivities(records)
             workers.append(
                 Worker(
                     client,
                     task_queue=settings.workflow_task_queue,
-                    workflows=[VideoGenerationWorkflow],
-                    # Runs write their record on this queue: taken eagerly by this worker.
-                    activities=[RecordActivities(records).record_generation],
+                    workflows=[VideoGenerationWorkflow, BatchWorkflow],
+                    # Runs write their record (batches their bookkeeping) on this queue: taken
+                    # eagerly by this worker.
+                    activities=[
+                        RecordActivities(records).record_generation,
+                        batches.claim_batch_item,
+                        batches.close_batch,
+                    ],
                     activity_executor=executor,
                     workflow_runner=workflow_runner(),
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -204,6 +214,7 @@ def build_workers(
                 on_published=metrics or WorkerMetrics(),
             )
             storyboard = StoryboardActivities(storage, image_providers, work_root)
+            planner = llm_planner or build_llm_planner(settings)
             assert records is not None
             recorder = RecordActivities(records)
             workers.append(
@@ -212,6 +223,7 @@ def build_workers(
                     task_queue=settings.media_task_queue,
                     activities=[
                         plan_generation,
+                        planner.plan_with_llm,
                         storyboard.render_storyboard,
                         assembly.stitch_video,
                         assembly.publish_generation,
@@ -272,6 +284,12 @@ def finishing_options(settings: Settings, tts: TTS | None) -> FinishingOptions:
         overlay_max_workers=settings.overlay_max_workers,
         music_volume=settings.music_volume,
     )
+
+
+def build_llm_planner(settings: Settings) -> LLMPlanner:
+    """Planner 'llm' from settings: the key stays in this worker (never in a workflow input)."""
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return LLMPlanner(settings.llm_base_url, settings.llm_model, key)
 
 
 def build_tts(settings: Settings) -> TTS:

@@ -25,9 +25,9 @@ from temporalio import activity
 
 from activities.keys import record_key, thumbnail_key, video_key
 from activities.media import ffmpeg
-from activities.media.audio import TTS, SilentTTS, mix, narration_track
+from activities.media.audio import TTS, EspeakTTS, SilentTTS, mix, narration_track, speech_seconds
 from activities.media.export import check_duration, export, thumbnail
-from activities.media.overlay import OverlayJob, OverlayReport, overlay_all
+from activities.media.overlay import OverlayJob, OverlayReport, Word, overlay_all, spread_words
 from activities.media.stitch import TRANSITIONLESS, StitchReport, known_details, stitch
 from storyreel.contracts import (
     PLATFORMS,
@@ -144,15 +144,24 @@ class AssemblyActivities:
             # What the clip stage recorded holds for the files it probed (stitch checks each
             # one's size before trusting it); a captioned clip is a new file, probed anew.
             fetched = list(paths)
+            voice = self._voice(request)
+            spoken: list[Path | None] | None = None
+            words: list[tuple[Word, ...] | None] | None = None
+            if request.captions == "words":
+                if request.narration:
+                    # Speech first: the highlight follows the very audio that will be heard.
+                    with steps("speech"):
+                        spoken = self._speak(clips, voice, workdir)
+                words = self._word_times(clips, paths, spoken)
             overlay: OverlayReport | None = None
-            captioned = request.captions and any(clip.caption for clip in clips)
+            captioned = request.captions and (words or any(clip.caption for clip in clips))
             # A crossfade re-encodes every frame anyway: the captions are drawn in that same
-            # pass (one encode instead of one per clip plus the join's). Hard cuts keep the
-            # captioning encode per clip, in parallel, and then join by stream copy.
-            inline = captioned and _crossfades(request, len(clips))
+            # pass (one encode instead of one per clip plus the join's). Hard cuts, and word
+            # captions (a filter per word), keep the captioning encode per clip, in parallel.
+            inline = captioned and not words and _crossfades(request, len(clips))
             if captioned and not inline:
                 with steps("overlay"):
-                    paths, overlay = self._captions(clips, paths, spec, workdir)
+                    paths, overlay = self._captions(clips, paths, spec, workdir, words)
             with steps("stitch"):
                 joined = stitch(
                     paths,
@@ -183,7 +192,7 @@ class AssemblyActivities:
                 narration: Path | None = None
                 if request.narration:
                     with steps("narration"):
-                        narration = self._narration(clips, joined, request.voice, workdir)
+                        narration = self._narration(clips, joined, voice, workdir, spoken)
                 video = joined.path
                 if narration is not None or music is not None:
                     with steps("mix"):
@@ -272,16 +281,69 @@ class AssemblyActivities:
             _beat("fetch", number / len(clips))
         return paths
 
+    def _voice(self, request: StitchInput) -> str | None:
+        """The request's voice; else its language, which names an espeak-ng voice."""
+        if request.voice or not isinstance(self.tts, EspeakTTS):
+            return request.voice
+        return request.language
+
+    def _speak(
+        self, clips: list[AssemblyClip], voice: str | None, workdir: Path
+    ) -> list[Path | None]:
+        """Each scene's speech, made before the captions so that they can follow it."""
+        spoken: list[Path | None] = []
+        for number, clip in enumerate(clips, start=1):
+            text = clip.narration_text or ""
+            if text.strip():
+                spoken.append(
+                    self.tts.synthesize(text, workdir / f"speech-{number:03d}.wav", voice)
+                )
+            else:
+                spoken.append(None)
+            _beat("speech", number / len(clips))
+        return spoken
+
+    def _word_times(
+        self, clips: list[AssemblyClip], paths: list[Path], spoken: list[Path | None] | None
+    ) -> list[tuple[Word, ...] | None]:
+        """When each word of each scene's narration is said: spread by character count over
+        the length of the scene's speech (or, without narration, over the time it would take
+        at the planner's 2.5 words per second), never past the end of the clip."""
+        out: list[tuple[Word, ...] | None] = []
+        for index, (clip, path) in enumerate(zip(clips, paths, strict=True)):
+            text = clip.narration_text or clip.caption or ""
+            if not text.strip():
+                out.append(None)
+                continue
+            speech = spoken[index] if spoken is not None else None
+            seconds = (
+                ffmpeg.probe(speech, self.ffmpeg_exe).duration if speech else speech_seconds(text)
+            )
+            length = (
+                clip.media.duration if clip.media else ffmpeg.probe(path, self.ffmpeg_exe).duration
+            )
+            out.append(tuple(spread_words(text, min(seconds, max(0.5, length - 0.1)))))
+        return out
+
     def _captions(
-        self, clips: list[AssemblyClip], paths: list[Path], spec: PlatformSpec, workdir: Path
+        self,
+        clips: list[AssemblyClip],
+        paths: list[Path],
+        spec: PlatformSpec,
+        workdir: Path,
+        words: list[tuple[Word, ...] | None] | None = None,
     ) -> tuple[list[Path], OverlayReport]:
-        """Caption the clips that have one; the others join as they are."""
+        """Caption the clips that have one (or words to highlight); the others join as they
+        are."""
         jobs: list[OverlayJob] = []
         out = list(paths)
         for number, (clip, path) in enumerate(zip(clips, paths, strict=True), start=1):
-            if clip.caption:
+            timed = words[number - 1] if words is not None else None
+            if clip.caption or timed:
                 target = workdir / f"captioned-{number:03d}.mp4"
-                jobs.append(OverlayJob(path, target, clip.caption, spec, self.options.font))
+                jobs.append(
+                    OverlayJob(path, target, clip.caption or "", spec, self.options.font, timed)
+                )
                 out[number - 1] = target
         report = overlay_all(
             jobs,
@@ -297,7 +359,12 @@ class AssemblyActivities:
         return out, report
 
     def _narration(
-        self, clips: list[AssemblyClip], joined: StitchReport, voice: str | None, workdir: Path
+        self,
+        clips: list[AssemblyClip],
+        joined: StitchReport,
+        voice: str | None,
+        workdir: Path,
+        spoken: list[Path | None] | None = None,
     ) -> Path:
         """Each scene's text spoken from where the scene starts until the next one does."""
         scenes = [
@@ -312,6 +379,7 @@ class AssemblyActivities:
             total=joined.duration,
             on_progress=_progress("narration"),
             exe=self.ffmpeg_exe,
+            spoken=spoken,
         )
 
     @activity.defn(name="publish_generation")

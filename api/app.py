@@ -11,8 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from temporalio.client import Client
 
-from api import metrics, routes, session, webhooks
+from api import batch_routes, metrics, routes, session, webhooks
 from api.auth import RequestLimiter
+from api.batches import Batches
 from api.cookies import SessionSigner, session_secret
 from api.service import Generations
 from storyreel import __version__
@@ -31,7 +32,9 @@ from storyreel.temporal import connect
 DESCRIPTION = """
 Turn a script into a finished short video: every scene's clip is generated **in parallel**,
 durably, on Temporal. Start a generation, follow it (state or WebSocket events), retry a
-failed clip, download the video. Each run is also visible in the Temporal Web UI.
+failed clip, download the video. Each run is also visible in the Temporal Web UI. Many
+videos at once: `POST /v1/batches`, each item its own generation at `batch` priority, so runs
+started one by one are dispatched first when the queues are busy.
 
 Every `/v1` route needs `Authorization: Bearer <api key>` (`storyreel keys create USER`). A
 browser page trades its key once at `POST /v1/session` for an HttpOnly session cookie, which
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
             # Read per request: only runs whose clips are called back have such progress.
             webhook_progress=lambda: settings.webhook_base is not None,
         )
+        app.state.batches = Batches(temporal, settings, storage, records)
         app.state.webhooks = webhooks.webhooks_from_settings(settings)
         secret = await asyncio.to_thread(session_secret, settings)
         app.state.sessions = SessionSigner(secret, settings.session_seconds)
@@ -89,6 +93,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         lifespan=lifespan,
     )
     app.include_router(routes.router)
+    app.include_router(batch_routes.router)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(session.router)

@@ -8,6 +8,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 from temporalio.client import Client
 
+from api.batches import Batches
 from api.service import Generations
 from storyreel.db import Records
 from storyreel.settings import Settings
@@ -39,6 +40,12 @@ async def get_records(connection: HTTPConnection) -> Records:
     return records
 
 
+async def get_batches(connection: HTTPConnection) -> Batches:
+    batches: Batches = connection.app.state.batches
+    return batches
+
+
+BatchesDep = Annotated[Batches, Depends(get_batches)]
 RecordsDep = Annotated[Records, Depends(get_records)]
 TemporalDep = Annotated[Client, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -17,7 +17,7 @@ from api import metrics
 from api.auth import UserDep, authenticate, bearer_key, has_session, identify
 from api.deps import GenerationsDep, RecordsDep, SettingsDep, StorageDep, TemporalDep
 from api.events import EventStream
-from api.validation import check_music, check_platform_duration
+from api.validation import check_language, check_request
 from api.views import (
     Accepted,
     ActionAccepted,
@@ -26,6 +26,7 @@ from api.views import (
     GenerationView,
     Links,
     RetryBody,
+    SceneEditBody,
     links_for,
     to_view,
 )
@@ -34,8 +35,10 @@ from storyreel.contracts import (
     GenerationRequest,
     GenerationState,
     GenerationStatus,
+    SceneEdit,
 )
-from storyreel.errors import BadInputError, NotFoundError, RateLimitedError, StoryreelError
+from storyreel.db import PLACEHOLDER_TIME
+from storyreel.errors import NotFoundError, RateLimitedError, StoryreelError
 from storyreel.generations import generation_id, start_generation
 from storyreel.settings import Settings
 
@@ -44,11 +47,10 @@ router = APIRouter(prefix="/v1/generations", tags=["generations"])
 
 GenerationId = Annotated[str, Path(description="The generation id from POST.", max_length=200)]
 ClipId = Annotated[int, Path(description="1-based scene index.", ge=1, le=10_000)]
+SceneIndex = Annotated[int, Path(description="1-based scene index.", ge=1, le=10_000)]
 EVENT_POLL_SECONDS = 0.5
 MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".png": "image/png"}
 WS_AUTH_SECONDS = 10.0
-# The placeholder row written at POST is older than any state the workflow will record.
-PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _links(settings: Settings, generation: str) -> Links:
@@ -78,17 +80,10 @@ async def create_generation(
     ] = None,
 ) -> Accepted:
     """Start a generation. Every clip is generated at once; follow it with the links."""
-    named = [("provider", body.provider), ("image_provider", body.image_provider)]
-    named += [(f"fallback[{index}].provider", f.provider) for index, f in enumerate(body.fallback)]
-    for field, provider in named:
-        if provider not in settings.clip_providers:
-            raise BadInputError(
-                f"{field}: unknown provider {provider!r}; "
-                f"use one of {', '.join(settings.clip_providers)}"
-            )
-    # Refused before anything starts: a too-long video or a music bed that does not exist.
-    await asyncio.to_thread(check_platform_duration, body)
-    await asyncio.to_thread(check_music, body, storage)
+    # Refused before anything starts: an unknown provider, a too-long video or a music bed
+    # that does not exist.
+    await asyncio.to_thread(check_request, body, settings, storage)
+    await asyncio.to_thread(check_language, body)
     user_id = _user_id(user)
     records = generations.records
     workflow_id = generation_id(idempotency_key, str(user_id))
@@ -206,6 +201,44 @@ async def finish_generation(
     """
     await generations.finish(generation_id, _user_id(user))
     return ActionAccepted(id=generation_id, action="finish_without_failed")
+
+
+@router.post(
+    "/{generation_id}/approve",
+    status_code=202,
+    response_model=ActionAccepted,
+    responses={409: {"description": "The run is not awaiting_approval."}},
+)
+async def approve_generation(
+    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
+) -> ActionAccepted:
+    """Approve the storyboard of a run started with ``review: "storyboard"``: its clips start
+    (and only now cost anything). Sends the workflow the ``approve`` signal."""
+    await generations.approve(generation_id, _user_id(user))
+    return ActionAccepted(id=generation_id, action="approve")
+
+
+@router.post(
+    "/{generation_id}/scenes/{scene}",
+    status_code=202,
+    response_model=ActionAccepted,
+    responses={
+        404: {"description": "No such generation or scene."},
+        409: {"description": "The run is not awaiting_approval."},
+    },
+)
+async def edit_scene(
+    generation_id: GenerationId,
+    scene: SceneIndex,
+    body: SceneEditBody,
+    user: UserDep,
+    generations: GenerationsDep,
+) -> ActionAccepted:
+    """Edit one scene of a run awaiting approval; only its storyboard image is redrawn (when
+    its description or caption changed). Sends the workflow the ``edit_scene`` signal."""
+    edit = SceneEdit.model_validate({"index": scene, **body.model_dump(exclude_unset=True)})
+    await generations.edit_scene(generation_id, _user_id(user), edit)
+    return ActionAccepted(id=generation_id, action="edit_scene", clip_id=scene)
 
 
 async def _file(

@@ -25,6 +25,7 @@ from storyreel.contracts import (
     GenerationState,
     GenerationStatus,
     RetryClipRequest,
+    SceneEdit,
 )
 from storyreel.db import Records
 from storyreel.errors import ConflictError, NotFoundError
@@ -166,6 +167,26 @@ class Generations:
         if description is None or description.status != WorkflowExecutionStatus.RUNNING:
             raise ConflictError(f"generation {generation_id} has already ended")
         await self.handle(generation_id).cancel()
+
+    async def approve(self, generation_id: str, user_id: int) -> None:
+        """Start the clips of a run awaiting approval of its storyboard (409 otherwise)."""
+        await self._awaiting_approval(generation_id, user_id)
+        await self.handle(generation_id).signal("approve")
+
+    async def edit_scene(self, generation_id: str, user_id: int, edit: SceneEdit) -> None:
+        """Change one scene of a run awaiting approval (409 otherwise; 404 for no such scene)."""
+        state = await self._awaiting_approval(generation_id, user_id)
+        if edit.index > len(state.scenes):
+            raise NotFoundError(f"generation {generation_id} has no scene {edit.index}")
+        await self.handle(generation_id).signal("edit_scene", edit)
+
+    async def _awaiting_approval(self, generation_id: str, user_id: int) -> GenerationState:
+        state = await self.record(generation_id, user_id)
+        if state.status is not GenerationStatus.awaiting_approval:
+            raise ConflictError(
+                f"generation {generation_id} is {state.status.value}, not awaiting_approval"
+            )
+        return state
 
     async def finish(self, generation_id: str, user_id: int) -> None:
         """Signal ``finish_without_failed`` to a run waiting on failed clips.

@@ -2,10 +2,53 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from activities.planning import plan_scenes
 from storyreel.contracts import GenerationRequest, PlanInput
 from storyreel.errors import BadInputError
+from storyreel.settings import Settings
 from storyreel.storage import Storage
+from storyreel.voices import installed_languages
+
+
+def check_request(
+    request: GenerationRequest, settings: Settings, storage: Storage, where: str = ""
+) -> None:
+    """Everything a request must pass before its workflow starts, beyond its schema: known
+    providers, a length the platform allows, a music bed that exists. ``where`` prefixes the
+    message (``items[3].``). Blocking (planning, an S3 HEAD): call it through a thread."""
+    named = [("provider", request.provider), ("image_provider", request.image_provider)]
+    named += [
+        (f"fallback[{index}].provider", choice.provider)
+        for index, choice in enumerate(request.fallback)
+    ]
+    for field, provider in named:
+        if provider not in settings.clip_providers:
+            raise BadInputError(
+                f"{where}{field}: unknown provider {provider!r}; "
+                f"use one of {', '.join(settings.clip_providers)}"
+            )
+    try:
+        check_platform_duration(request)
+        check_music(request, storage)
+    except BadInputError as error:
+        raise BadInputError(f"{where}{error}") from None
+
+
+def parse_item(raw: object, where: str) -> GenerationRequest:
+    """One item of a batch as a request, or a :class:`BadInputError` naming the item and its
+    field (``items[3].scenes: Field required``)."""
+    try:
+        return GenerationRequest.model_validate(raw)
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors()[:3]:
+            path = where
+            for part in problem["loc"]:
+                path += f"[{part}]" if isinstance(part, int) else f".{part}"
+            problems.append(f"{path}: {problem['msg']}")
+        raise BadInputError("; ".join(problems)) from None
 
 
 def check_platform_duration(request: GenerationRequest) -> float:
@@ -39,4 +82,23 @@ def check_music(request: GenerationRequest, storage: Storage) -> None:
         raise BadInputError(
             f"music: no track at {request.music!r} in storage; upload it first, "
             "or leave 'music' out"
+        )
+
+
+def check_language(request: GenerationRequest) -> None:
+    """:class:`~storyreel.errors.BadInputError` (a 422 listing what is installed) when the
+    request's ``language`` is not a voice of the installed espeak-ng. Blocking (runs
+    ``espeak-ng --voices`` once): call it through ``asyncio.to_thread``."""
+    if request.language is None:
+        return
+    installed = installed_languages()
+    if installed is None:
+        raise BadInputError(
+            "language: espeak-ng is not installed here, so no narration language can be "
+            "chosen; leave 'language' out (or install espeak-ng)"
+        )
+    if request.language.lower() not in installed:
+        raise BadInputError(
+            f"language: {request.language!r} is not an installed espeak-ng voice; "
+            f"installed: {', '.join(sorted(installed))}"
         )

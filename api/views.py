@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from typing import Any, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from storyreel.contracts import (
+    BatchStatus,
     ClipStageMetrics,
     ClipStatus,
     ClipTry,
     GenerationState,
     GenerationStatus,
+    PlannedScene,
     Platform,
     Stage,
     StageTiming,
@@ -60,6 +64,10 @@ class GenerationView(BaseModel):
     storyboard_urls: list[str] = Field(
         default_factory=list, description="One image per scene, in scene order, once drawn."
     )
+    scenes: list[SceneView] = Field(
+        default_factory=list,
+        description="The planned scenes (editable while awaiting_approval), with their image.",
+    )
     duration: float | None = None
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
@@ -105,6 +113,32 @@ class Accepted(BaseModel):
     links: Links
 
 
+class SceneEditBody(BaseModel):
+    """New values for some of a scene's fields (at least one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(default=None, min_length=1, max_length=2000)
+    narration: str | None = Field(default=None, max_length=2000)
+    caption: str | None = Field(default=None, max_length=300)
+    duration: float | None = Field(default=None, ge=2.0, le=10.0, description="Seconds, 2-10.")
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of description, narration, caption, duration")
+        return self
+
+
+class SceneView(BaseModel):
+    index: int
+    description: str
+    narration: str
+    caption: str
+    duration: float
+    storyboard_url: str | None = None
+
+
 class RetryBody(BaseModel):
     prompt: str | None = Field(default=None, max_length=4000, description="A new prompt.")
 
@@ -124,6 +158,22 @@ def links_for(generation_id: str, temporal_ui: str, namespace: str) -> Links:
         thumbnail=f"{base}/thumbnail",
         temporal_ui=f"{temporal_ui.rstrip('/')}/namespaces/{namespace}/workflows/{generation_id}",
         page=f"/#run={generation_id}",
+    )
+
+
+def scene_view(scene: PlannedScene, state: GenerationState, base: str) -> SceneView:
+    url = None
+    if scene.index <= len(state.storyboard_keys):
+        # Redrawn images keep their key: the version makes browsers fetch an edited one again.
+        drawn = f"{scene.description}\x00{scene.caption}".encode()
+        url = f"{base}/storyboard/{scene.index}?v={hashlib.sha256(drawn).hexdigest()[:10]}"
+    return SceneView(
+        index=scene.index,
+        description=scene.description,
+        narration=scene.narration or scene.description,
+        caption=scene.caption or scene.description,
+        duration=scene.duration,
+        storyboard_url=url,
     )
 
 
@@ -158,6 +208,7 @@ def to_view(state: GenerationState, links: Links) -> GenerationView:
         storyboard_urls=[
             f"{base}/storyboard/{index}" for index in range(1, len(state.storyboard_keys) + 1)
         ],
+        scenes=[scene_view(scene, state, base) for scene in state.scenes],
         duration=state.duration,
         error=state.error,
         warnings=state.warnings,
@@ -171,3 +222,64 @@ def to_view(state: GenerationState, links: Links) -> GenerationView:
         updated_at=state.updated_at,
         links=links,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+
+
+class BatchBody(BaseModel):
+    """Many generations at once; each item is a generation request, validated like one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=500,
+        description="1-500 generation requests (each as the body of POST /v1/generations); "
+        "items run as batch priority unless they set 'priority'.",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/GenerationRequest"}},
+    )
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class BatchLinks(BaseModel):
+    self: str
+    cancel: str
+
+
+class BatchView(BaseModel):
+    """A batch: its status, how many of its generations are in each status, and their ids."""
+
+    id: str
+    title: str
+    status: BatchStatus
+    total: int
+    counts: dict[GenerationStatus, int] = Field(
+        description="Generations per status (from their own records; not started yet = queued)."
+    )
+    generations: list[str] = Field(description="The items' generation ids, in item order.")
+    created_at: datetime
+    updated_at: datetime
+    links: BatchLinks
+
+
+class BatchSummary(BaseModel):
+    id: str
+    title: str
+    status: BatchStatus
+    total: int
+    created_at: datetime
+    updated_at: datetime
+    links: BatchLinks
+
+
+class BatchList(BaseModel):
+    items: list[BatchSummary]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as ?cursor= for the next page; null on the last."
+    )
+
+
+def batch_links(batch_id: str) -> BatchLinks:
+    return BatchLinks(self=f"/v1/batches/{batch_id}", cancel=f"/v1/batches/{batch_id}/cancel")

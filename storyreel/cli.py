@@ -160,6 +160,98 @@ def generate(
             raise typer.Exit(code=1)
 
 
+def read_batch(source: Path, platform: str | None) -> list[dict[str, Any]]:
+    """Requests from a JSON Lines file (one request body a line) or a folder of scripts."""
+    if source.is_dir():
+        scripts = sorted(source.glob("*.txt"))
+        if not scripts:
+            raise fail(f"{source} has no .txt scripts")
+        return [read_request(script, None, platform) for script in scripts]
+    if not source.is_file():
+        raise fail(f"no such file or folder: {source}")
+    items: list[dict[str, Any]] = []
+    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise fail(f"{source}:{number} is not valid JSON: {error}") from None
+        if not isinstance(item, dict):
+            raise fail(f"{source}:{number} is not a request object")
+        if platform:
+            item["platform"] = platform
+        items.append(item)
+    if not items:
+        raise fail(f"{source} has no requests")
+    return items
+
+
+def follow_batch(api: Api, batch_id: str) -> dict[str, Any]:
+    """One bar for the whole batch, until every generation has ended."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[counts]}"),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("batch", total=1, counts="")
+        while True:
+            view = api("GET", f"/v1/batches/{batch_id}")
+            counts = view["counts"]
+            ended = sum(count for status, count in counts.items() if status in ENDED)
+            progress.update(
+                bar,
+                total=view["total"],
+                completed=ended,
+                counts=", ".join(f"{count} {status}" for status, count in sorted(counts.items())),
+            )
+            if view["status"] != "running":
+                return dict(view)
+            time.sleep(1.0)
+
+
+def batch_summary(api: Api, view: dict[str, Any]) -> None:
+    table = Table("generation", "title", "status", "duration", "cost", "error")
+    for generation_id in view["generations"]:
+        run = api("GET", f"/v1/generations/{generation_id}")
+        duration = f"{run['duration']:.1f} s" if run.get("duration") else ""
+        table.add_row(
+            generation_id,
+            run["title"],
+            run["status"],
+            duration,
+            f"{run['cost']:.2f}",
+            run.get("error") or "",
+        )
+    console.print(table)
+    console.print(f"Batch {view['id']}: {view['status']}")
+
+
+@app.command()
+def batch(
+    source: Annotated[
+        Path, typer.Argument(help="JSON Lines of request bodies, or a folder of .txt scripts.")
+    ],
+    wait: Annotated[bool, typer.Option("--wait", help="Follow it to the end.")] = False,
+    title: Annotated[str | None, typer.Option(help="The batch's title.")] = None,
+    platform: Annotated[str | None, typer.Option(help="Platform for every item.")] = None,
+) -> None:
+    """Start many generations at once (batch priority: runs started one by one go first)."""
+    api = Api()
+    body: dict[str, Any] = {"items": read_batch(source, platform)}
+    if title:
+        body["title"] = title
+    accepted = api("POST", "/v1/batches", json=body)
+    console.print(f"Batch {accepted['id']} started: {accepted['total']} generations")
+    if wait:
+        view = follow_batch(api, accepted["id"])
+        batch_summary(api, view)
+        if view["status"] != "completed":
+            raise typer.Exit(code=1)
+
+
 @app.command()
 def status(generation_id: Annotated[str, typer.Argument(help="Generation id.")]) -> None:
     """Show where a generation stands."""
@@ -196,6 +288,41 @@ def finish(generation_id: Annotated[str, typer.Argument(help="Generation id.")])
     """Finish a run waiting on failed clips without them (it must be awaiting_retry)."""
     Api()("POST", f"/v1/generations/{generation_id}/finish")
     console.print(f"Generation {generation_id} is being assembled without its failed clips")
+
+
+@app.command()
+def approve(generation_id: Annotated[str, typer.Argument(help="Generation id.")]) -> None:
+    """Approve the storyboard of a run awaiting approval: its clips start now."""
+    Api()("POST", f"/v1/generations/{generation_id}/approve")
+    console.print(f"Generation {generation_id} approved: its clips are starting")
+
+
+@app.command()
+def edit(
+    generation_id: Annotated[str, typer.Argument(help="Generation id.")],
+    scene: Annotated[int, typer.Argument(help="1-based scene index.", min=1)],
+    description: Annotated[
+        str | None, typer.Option(help="What the camera sees (redraws the storyboard image).")
+    ] = None,
+    narration: Annotated[str | None, typer.Option(help="What is said over the scene.")] = None,
+    caption: Annotated[str | None, typer.Option(help="The caption drawn on the scene.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds, 2-10.", min=2, max=10)] = None,
+) -> None:
+    """Edit one scene of a run awaiting approval."""
+    changes = {
+        name: value
+        for name, value in (
+            ("description", description),
+            ("narration", narration),
+            ("caption", caption),
+            ("duration", duration),
+        )
+        if value is not None
+    }
+    if not changes:
+        raise typer.BadParameter("give --description, --narration, --caption or --duration")
+    Api()("POST", f"/v1/generations/{generation_id}/scenes/{scene}", json=changes)
+    console.print(f"Scene {scene} of {generation_id} is being changed")
 
 
 @app.command()

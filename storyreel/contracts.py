@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 WORKFLOW_NAME = "VideoGenerationWorkflow"
+BATCH_WORKFLOW_NAME = "BatchWorkflow"
 # Clip activities get ids "clip-<clip_id>-<round>" so heartbeats can be matched to clips.
 CLIP_ACTIVITY_PREFIX = "clip-"
 
@@ -51,6 +52,8 @@ TRANSITIONS = frozenset(
 NO_TRANSITION = "none"
 # espeak ("en-us+f3"), OpenAI ("alloy") and Kokoro ("af_bella") voice names; never an option.
 _VOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$"
+# espeak-ng language/voice names ("en", "de", "en-us", "pt-br", "sit/yue"); never an option.
+_LANGUAGE_PATTERN = r"^[a-z][a-z0-9/_-]{0,31}$"
 # Storage prefixes of generated media (activities/keys.py).
 _NOT_MUSIC = frozenset({"generations", "cache"})
 
@@ -73,6 +76,7 @@ class GenerationStatus(StrEnum):
     planning = "planning"
     storyboarding = "storyboarding"
     generating = "generating"
+    awaiting_approval = "awaiting_approval"
     awaiting_retry = "awaiting_retry"
     assembling = "assembling"
     completed = "completed"
@@ -83,6 +87,26 @@ class GenerationStatus(StrEnum):
 GENERATION_ENDED = frozenset(
     {GenerationStatus.completed, GenerationStatus.failed, GenerationStatus.cancelled}
 )
+
+
+class RunPriority(StrEnum):
+    """Who waits for a run: a person (``interactive``) or nobody in particular (``batch``)."""
+
+    interactive = "interactive"
+    batch = "batch"
+
+
+# Temporal priority keys (1 is dispatched first, 5 last; unset is 3): when a queue has a
+# backlog, a person's run goes before batch work.
+PRIORITY_KEYS: dict[RunPriority, int] = {RunPriority.interactive: 1, RunPriority.batch: 5}
+
+
+class BatchStatus(StrEnum):
+    running = "running"
+    completed = "completed"
+    partial = "partial"
+    failed = "failed"
+    cancelled = "cancelled"
 
 
 class Stage(StrEnum):
@@ -141,6 +165,11 @@ class GenerationRequest(BaseModel):
     consistency_context: Annotated[str, Field(max_length=4000)] = ""
     provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "local"
     model: Annotated[str, Field(max_length=200)] = "local/pan-zoom"
+    review: Literal["storyboard"] | None = Field(
+        default=None,
+        description="'storyboard': wait (durably, nothing paid) in awaiting_approval after the "
+        "storyboard until approved; scenes may be edited meanwhile.",
+    )
     fallback: Annotated[
         list[ProviderChoice],
         Field(
@@ -162,10 +191,31 @@ class GenerationRequest(BaseModel):
         float | None,
         Field(ge=0, description="Most to spend on clips; clips that would exceed it never start."),
     ] = None
-    captions: bool = Field(default=True, description="Burn each scene's caption into its clip.")
-    narration: bool = Field(
-        default=False, description="Speak each scene's description over it (the worker's TTS)."
+    planner: Literal["rules", "llm"] = Field(
+        default="rules",
+        description="How a script becomes scenes: 'rules' (sentences, offline) or 'llm' (the "
+        "worker's OpenAI-compatible chat model writes what the camera sees, what is said and "
+        "the caption of each scene).",
     )
+    captions: bool | Literal["words"] = Field(
+        default=True,
+        description="Burn each scene's caption into its clip (true), highlight each spoken word "
+        "of the narration karaoke style ('words'), or none (false).",
+    )
+    narration: bool = Field(
+        default=False,
+        description="Speak each scene's narration (its description without one) over it "
+        "(the worker's TTS).",
+    )
+    language: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            pattern=_LANGUAGE_PATTERN,
+            description="Narration language: an installed espeak-ng voice such as 'en', 'de' "
+            "or 'fr' (checked when the run starts); the LLM planner writes in it too.",
+        ),
+    ] = None
     voice: Annotated[
         str | None,
         Field(max_length=64, pattern=_VOICE_PATTERN, description="TTS voice; default: worker's."),
@@ -189,6 +239,11 @@ class GenerationRequest(BaseModel):
     transition_seconds: Annotated[
         float, Field(ge=0, le=2, description="How long scenes overlap in a transition.")
     ] = 0.5
+    priority: RunPriority | None = Field(
+        default=None,
+        description="When queues are busy, interactive work is dispatched before batch work. "
+        "Default: interactive for POST /v1/generations, batch for the items of a batch.",
+    )
 
     @field_validator("transition")
     @classmethod
@@ -224,6 +279,10 @@ class GenerationRequest(BaseModel):
             raise ValueError("give either 'script' or 'scenes', not both and not neither")
         if self.script is not None and not self.script.strip():
             raise ValueError("'script' is empty")
+        if self.planner == "llm" and self.script is None:
+            raise ValueError(
+                "planner 'llm' plans a 'script'; explicit 'scenes' use planner 'rules'"
+            )
         return self
 
 
@@ -243,6 +302,7 @@ class GenerationInput(GenerationRequest):
     estimated_cost_per_second: float = Field(
         default=0.0, description="Price estimate for the budget check, from the price table."
     )
+    review_window_seconds: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
     webhook_url: str | None = Field(
         default=None,
         description="Base of the API's webhook routes ('<public url>/v1/webhooks'); set, clips "
@@ -259,10 +319,29 @@ class GenerationInput(GenerationRequest):
 
 class PlannedScene(BaseModel):
     index: int = Field(description="1-based; also the clip id.")
-    description: str
+    description: str = Field(description="What the camera sees: the clip prompt's scene.")
     caption: str | None = None
     duration: float
     start: float
+    narration: str | None = Field(default=None, description="What is said; default: description.")
+
+
+class SceneEdit(BaseModel):
+    """Payload of the ``edit_scene`` signal: new values for some fields of one scene."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=1, description="1-based scene index.")
+    description: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
+    narration: Annotated[str | None, Field(max_length=2000)] = None
+    caption: Annotated[str | None, Field(max_length=300)] = None
+    duration: Annotated[float | None, Field(ge=2.0, le=10.0)] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.model_fields_set - {"index"}:
+            raise ValueError("give at least one of description, narration, caption, duration")
+        return self
 
 
 class PlanInput(BaseModel):
@@ -271,12 +350,23 @@ class PlanInput(BaseModel):
     scenes: list[SceneIn] | None = None
     duration: float | None = None
     platform: Platform = Platform.tiktok
+    language: str | None = None
+    consistency_context: str = Field(
+        default="", description="The request's own context, for the LLM planner to keep to."
+    )
 
 
 class PlanResult(BaseModel):
     scenes: list[PlannedScene]
     planned_count: int = Field(description="Beats before the cap was applied.")
     warnings: list[str] = Field(default_factory=list)
+    consistency_context: str = Field(
+        default="", description="The LLM planner's visual context (the request's wins)."
+    )
+    planner: str = "rules"
+    prompt_version: str | None = Field(
+        default=None, description="Which prompt of activities/prompts/ the LLM planner used."
+    )
 
 
 class StoryboardInput(BaseModel):
@@ -436,9 +526,10 @@ class StitchInput(BaseModel):
     )
     platform: Platform
     clips: list[AssemblyClip] = Field(default_factory=list)
-    captions: bool = False
+    captions: bool | Literal["words"] = False
     narration: bool = False
     voice: str | None = None
+    language: str | None = None
     music: str | None = None
     transition: str | None = None
     transition_seconds: float = 0.5
@@ -593,6 +684,7 @@ class GenerationState(BaseModel):
     stage: Stage | None = None
     platform: Platform = Platform.tiktok
     provider: str = "local"
+    scenes: list[PlannedScene] = Field(default_factory=list)
     clips: list[ClipState] = Field(default_factory=list)
     storyboard_keys: list[str] = Field(default_factory=list)
     video_key: str | None = None
@@ -615,6 +707,53 @@ class GenerationState(BaseModel):
         if 1 <= clip_id <= len(self.clips):
             return self.clips[clip_id - 1]
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+
+
+class BatchInput(BaseModel):
+    """Input of ``BatchWorkflow``: which batch, whose, how many at once. The items themselves
+    stay in the record database (500 requests would not fit in one payload); each is read
+    when its turn comes."""
+
+    batch_id: str
+    title: str
+    user_id: int
+    user: str = Field(description="The owner's name, for the children's search attributes.")
+    count: int = Field(ge=1)
+    concurrency: int = Field(ge=1, description="Most of this batch's generations at once.")
+    max_running: int = Field(
+        ge=1, description="The owner's limit of running generations, batch runs included."
+    )
+
+
+class ClaimInput(BaseModel):
+    batch_id: str
+    position: int = Field(ge=0)
+    user_id: int
+    max_running: int
+
+
+class ClaimResult(BaseModel):
+    """The item to start now, or ``request`` None when the owner is at their running limit."""
+
+    generation_id: str
+    request: GenerationInput | None = None
+
+
+class CloseBatchInput(BaseModel):
+    batch_id: str
+    status: BatchStatus
+
+
+class BatchResult(BaseModel):
+    batch_id: str
+    status: BatchStatus
+    outcomes: dict[str, GenerationStatus] = Field(
+        default_factory=dict, description="Each started generation's final status, by id."
+    )
 
 
 PublishInput.model_rebuild()

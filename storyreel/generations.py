@@ -20,8 +20,10 @@ from storyreel.contracts import (
     GenerationInput,
     GenerationRequest,
     GenerationState,
+    RunPriority,
     TaskQueues,
 )
+from storyreel.priority import task_priority
 from storyreel.settings import Settings
 from storyreel.temporal import STATUS_ATTR, TITLE_ATTR, USER_ATTR
 
@@ -36,10 +38,20 @@ def generation_id(idempotency_key: str | None = None, user: str | None = None) -
     return f"{ID_PREFIX}{uuid.uuid4().hex[:24]}"
 
 
-def prepare(request: GenerationRequest, settings: Settings) -> GenerationInput:
-    """Fill in what the workflow must not read from settings itself."""
+def prepare(
+    request: GenerationRequest,
+    settings: Settings,
+    *,
+    priority: RunPriority = RunPriority.interactive,
+    user_id: int | None = None,
+) -> GenerationInput:
+    """Fill in what the workflow must not read from settings itself; ``priority`` is the
+    starter's default class, which the request's own ``priority`` overrides."""
     fields = request.model_dump(exclude_unset=True)
+    fields["priority"] = request.priority or priority
+    fields["user_id"] = user_id
     fields.setdefault("retry_window_seconds", settings.retry_window_seconds)
+    fields.setdefault("review_window_seconds", settings.review_window_seconds)
     if fields.get("max_parallel_clips") is None:
         fields["max_parallel_clips"] = settings.max_parallel_clips
     fields.setdefault("clip_timeout_seconds", settings.clip_timeout_seconds)
@@ -69,7 +81,7 @@ async def start_generation(
     With ``user_id`` the run writes its record to the database at every milestone.
     """
     workflow_id = workflow_id or generation_id()
-    started = prepare(request, settings).model_copy(update={"user_id": user_id})
+    started = prepare(request, settings, user_id=user_id)
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
@@ -80,16 +92,33 @@ async def start_generation(
             # Same id while running -> that run; same id after it closed -> still that run.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(TITLE_ATTR, request.title),
-                    SearchAttributePair(STATUS_ATTR, "queued"),
-                    SearchAttributePair(USER_ATTR, user),
-                ]
-            ),
-            memo={"title": request.title, "platform": request.platform.value, "user": user},
-            static_summary=f"{request.title} ({request.platform.value}, {request.provider})",
-            task_timeout=timedelta(seconds=10),
+            search_attributes=search_attributes(request, user),
+            memo=memo(request, user),
+            static_summary=summary(request),
+            task_timeout=RUN_TASK_TIMEOUT,
+            priority=task_priority(started.priority, user_id),
         )
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle(workflow_id, result_type=GenerationState)
+
+
+# What the Web UI shows and filters by; the same for a run started alone or by a batch.
+RUN_TASK_TIMEOUT = timedelta(seconds=10)
+
+
+def search_attributes(request: GenerationRequest, user: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TITLE_ATTR, request.title),
+            SearchAttributePair(STATUS_ATTR, "queued"),
+            SearchAttributePair(USER_ATTR, user),
+        ]
+    )
+
+
+def memo(request: GenerationRequest, user: str) -> dict[str, str]:
+    return {"title": request.title, "platform": request.platform.value, "user": user}
+
+
+def summary(request: GenerationRequest) -> str:
+    return f"{request.title} ({request.platform.value}, {request.provider})"

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     max_running_generations: int = Field(
         default=10, ge=1, description="Per user: generations running at once."
     )
+    batch_concurrency: int = Field(
+        default=5,
+        ge=1,
+        le=500,
+        description="Per batch: generations running at once (they also count toward "
+        "max_running_generations).",
+    )
     requests_per_minute: int = Field(
         default=600, ge=1, description="Per user and API process: /v1 requests per minute."
     )
@@ -101,6 +108,11 @@ class Settings(BaseSettings):
         description="Clip activities run on '<prefix>-<provider>', one queue per provider.",
     )
     max_parallel_clips: int = Field(default=5, ge=1, le=64)
+    review_window_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=1,
+        description="How long a run with review: storyboard waits in awaiting_approval.",
+    )
     retry_window_seconds: int = Field(
         default=24 * 3600, ge=1, description="How long a run waits in awaiting_retry."
     )
@@ -216,6 +228,15 @@ class Settings(BaseSettings):
     tts_timeout_seconds: float = Field(
         default=30, gt=0, le=45, description="Most seconds one scene's speech may take."
     )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible chat-completions endpoint of planner 'llm', ending in /v1 "
+        "(https://api.openai.com/v1, https://openrouter.ai/api/v1, http://localhost:11434/v1).",
+    )
+    llm_model: str | None = Field(default=None, description="Chat model of planner 'llm'.")
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key of the chat endpoint (worker only; never logged)."
+    )
     music_volume: float = Field(
         default=0.35, ge=0, le=2, description="Gain of the music bed before ducking (1 = as is)."
     )
@@ -240,7 +261,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "tts_url", "tts_api_key", "tts_voice", "metrics_port", "temporal_metrics_port",
-        "worker_build_id", mode="before",
+        "worker_build_id", "llm_base_url", "llm_model", "llm_api_key", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

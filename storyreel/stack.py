@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from storyreel import lifeline
-from storyreel.temporal import dev_server_search_attribute_args
+from storyreel.temporal import dev_server_priority_args, dev_server_search_attribute_args
 
 STOP_GRACE_SECONDS = 15.0
 
@@ -122,6 +122,16 @@ class Stack:
             "STORYREEL_TEMPORAL_UI_URL": self.ui_url,
             "STORYREEL_API_URL": self.api_url,
             "STORYREEL_SIMULATOR_URL": self.simulator,
+            **self._fal_overrides(),
+        }
+
+    def _fal_overrides(self) -> dict[str, str]:
+        """'provider: fal' on the simulator's fal protocol, unless a real fal is configured."""
+        if os.environ.get("FAL_KEY") or os.environ.get("STORYREEL_FAL_QUEUE_URL"):
+            return {}
+        return {
+            "STORYREEL_FAL_QUEUE_URL": f"{self.simulator}/fal",
+            "STORYREEL_FAL_JWKS_URL": f"{self.simulator}/fal/.well-known/jwks.json",
         }
 
     def env(self) -> dict[str, str]:
@@ -183,6 +193,7 @@ class Stack:
                 "--db-filename", str(self.data_dir / "temporal.db"),
                 "--log-level", "warn",
                 *dev_server_search_attribute_args(),
+                *dev_server_priority_args(),
             ],
         )  # fmt: skip
         if self.ports.simulator is not None:

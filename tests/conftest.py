@@ -17,7 +17,7 @@ from activities.providers import LocalClipProvider
 from activities.providers.base import ClipJob
 from storyreel.contracts import PLATFORMS, Platform
 from storyreel.settings import Settings
-from storyreel.temporal import SEARCH_ATTRIBUTES
+from storyreel.temporal import SEARCH_ATTRIBUTES, dev_server_priority_args
 
 CLIP_SECONDS = 2.0
 # Fixture modules shared across packages: S3 servers (moto) and record databases.
@@ -39,6 +39,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
+        dev_server_extra_args=dev_server_priority_args(),
     )
     try:
         yield env

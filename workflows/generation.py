@@ -18,6 +18,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 with workflow.unsafe.imports_passed_through():
     from activities.assembly import AssemblyActivities
     from activities.clips import ClipActivities
+    from activities.llm_planner import LLMPlanner
     from activities.planning import check_counts, plan_generation
     from activities.records import RecordActivities
     from activities.storyboard import StoryboardActivities
@@ -46,12 +47,14 @@ with workflow.unsafe.imports_passed_through():
         PublishInput,
         RecordInput,
         RetryClipRequest,
+        SceneEdit,
         Stage,
         StageTiming,
         StitchInput,
         StoryboardInput,
     )
     from storyreel.errors import FALLBACK_TYPES, BadInputError
+    from storyreel.priority import task_priority
     from storyreel.temporal import STATUS_ATTR
     from workflows import policies
 
@@ -59,6 +62,12 @@ SUMMARY_WORDS = 8
 # Patch: runs started by this code write their record at every stage (on the workflow's own
 # queue, so the write is immediate) and the API reads running state from the record.
 RECORD_STAGES = "record-every-stage"
+# Patch: record writes are local activities (run by the workflow's own worker, shown as
+# markers): the Web UI timeline of a run is its clips, storyboard and stitch, not a dozen
+# "record" activities. Removal plan: once no run started before it can still be open (the
+# longest is a retry window, 24 h, after the deploy), drop the old branch, then the patch
+# call with ``workflow.deprecate_patch`` for one release.
+LIGHT_RECORDS = "record-as-local-activity"
 # Patch: a clip prompt without consistency context has no leading blank lines.
 PLAIN_PROMPT = "prompt-without-empty-context"
 TICK = timedelta(microseconds=1)
@@ -150,11 +159,18 @@ class VideoGenerationWorkflow:
         self._reserved = 0.0
         self._reservations: dict[int, float] = {}
         self._record_stages = False
+        self._light_records = False
         # Predictions a verified webhook said have ended (ids, so early and repeated
         # deliveries are as harmless as late ones).
         self._ended_predictions: set[str] = set()
         self._record_busy = False
         self._record_again = False
+        self._approved = False
+        self._context = ""
+        self._edits: list[SceneEdit] = []
+        # Every activity carries the run's priority: a person's clips and stitching go before
+        # batch work on a busy queue (runs from before requests had one inherit the default).
+        self._priority = task_priority(request.priority, request.user_id)
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -179,6 +195,21 @@ class VideoGenerationWorkflow:
             self._ended_predictions.add(update.prediction_id)
 
     @workflow.signal
+    def approve(self) -> None:
+        """Start the clips of a run awaiting approval of its storyboard."""
+        self._approved = True
+
+    @workflow.signal
+    def edit_scene(self, edit: SceneEdit) -> None:
+        """Change one scene of a run awaiting approval; only its storyboard image is redrawn."""
+        if self._state.status is not GenerationStatus.awaiting_approval:
+            workflow.logger.warning(
+                "ignoring an edit of scene %d: the run is %s", edit.index, self._state.status.value
+            )
+            return
+        self._edits.append(edit)
+
+    @workflow.signal
     def finish_without_failed(self) -> None:
         """Stop waiting for retries and assemble the video from the clips that succeeded."""
         self._finish_without_failed = True
@@ -187,9 +218,12 @@ class VideoGenerationWorkflow:
     async def run(self, request: GenerationInput) -> GenerationState:  # noqa: ARG002
         try:
             self._record_stages = request.user_id is not None and workflow.patched(RECORD_STAGES)
+            self._light_records = self._record_stages and workflow.patched(LIGHT_RECORDS)
             await self._record()
             await self._plan()
             await self._storyboard()
+            if self._request.review == "storyboard":
+                await self._await_approval()
             await self._clips()
             await self._assemble()
             await self._record()
@@ -218,24 +252,46 @@ class VideoGenerationWorkflow:
         self._enter(Stage.plan, GenerationStatus.planning)
         await self._record_stage()
         request = self._request
-        plan = await workflow.execute_activity(
-            plan_generation,
-            PlanInput(
-                generation_id=self._state.generation_id,
-                script=request.script,
-                scenes=request.scenes,
-                duration=request.duration,
-                platform=request.platform,
-            ),
-            task_queue=request.queues.media,
-            start_to_close_timeout=policies.PLAN_TIMEOUT,
-            retry_policy=policies.PLAN_RETRY,
-            summary="plan: script to scenes",
+        plan_input = PlanInput(
+            generation_id=self._state.generation_id,
+            script=request.script,
+            scenes=request.scenes,
+            duration=request.duration,
+            platform=request.platform,
         )
+        if request.planner == "llm":
+            # Only runs that ask for it (none before this code) take this path: no patch.
+            plan = await workflow.execute_activity_method(
+                LLMPlanner.plan_with_llm,
+                plan_input.model_copy(
+                    update={
+                        "language": request.language,
+                        "consistency_context": request.consistency_context,
+                    }
+                ),
+                task_queue=request.queues.media,
+                start_to_close_timeout=policies.LLM_PLAN_TIMEOUT,
+                priority=self._priority,
+                retry_policy=policies.LLM_PLAN_RETRY,
+                summary="plan: script to scenes (LLM)",
+            )
+        else:
+            plan = await workflow.execute_activity(
+                plan_generation,
+                plan_input,
+                task_queue=request.queues.media,
+                start_to_close_timeout=policies.PLAN_TIMEOUT,
+                priority=self._priority,
+                retry_policy=policies.PLAN_RETRY,
+                summary="plan: script to scenes",
+            )
         self._scenes = plan.scenes
+        self._state.scenes = list(plan.scenes)
         self._state.warnings.extend(plan.warnings)
         count = len(plan.scenes)
-        context = request.consistency_context.strip()
+        # The request's own context wins over the one the planner wrote.
+        context = request.consistency_context.strip() or plan.consistency_context.strip()
+        self._context = context
         # Runs begun before the patch keep the prompts (and clip cache keys) they started with.
         legacy = "" if context or workflow.patched(PLAIN_PROMPT) else "\n\n"
         self._state.clips = [
@@ -250,34 +306,84 @@ class VideoGenerationWorkflow:
     async def _storyboard(self) -> None:
         self._enter(Stage.storyboard, GenerationStatus.storyboarding)
         await self._record_stage()
-        request, count = self._request, len(self._scenes)
-        results = await asyncio.gather(
-            *(
-                workflow.execute_activity_method(
-                    StoryboardActivities.render_storyboard,
-                    StoryboardInput(
-                        generation_id=self._state.generation_id,
-                        scene=scene,
-                        scene_count=count,
-                        platform=request.platform,
-                        provider=request.image_provider,
-                        model=request.image_model,
-                        seed=request.seed,
-                        use_cache=request.use_cache,
-                    ),
-                    task_queue=request.queues.media,
-                    start_to_close_timeout=policies.STORYBOARD_TIMEOUT,
-                    retry_policy=policies.STORYBOARD_RETRY,
-                    summary=f"storyboard {scene.index}/{count}: {first_words(scene.description)}",
-                )
-                for scene in self._scenes
-            )
-        )
-        self._state.storyboard_keys = [result.key for result in results]
+        count = len(self._scenes)
+        keys = await asyncio.gather(*(self._draw(scene) for scene in self._scenes))
+        self._state.storyboard_keys = list(keys)
         try:
             check_counts(count, len(self._state.storyboard_keys), len(self._state.clips))
         except BadInputError as error:
             raise GenerationFailure(str(error)) from None
+
+    async def _draw(self, scene: PlannedScene) -> str:
+        """One scene's storyboard image; its storage key."""
+        request, count = self._request, len(self._scenes)
+        result = await workflow.execute_activity_method(
+            StoryboardActivities.render_storyboard,
+            StoryboardInput(
+                generation_id=self._state.generation_id,
+                scene=scene,
+                scene_count=count,
+                platform=request.platform,
+                provider=request.image_provider,
+                model=request.image_model,
+                seed=request.seed,
+                use_cache=request.use_cache,
+            ),
+            task_queue=request.queues.media,
+            start_to_close_timeout=policies.STORYBOARD_TIMEOUT,
+            priority=self._priority,
+            retry_policy=policies.STORYBOARD_RETRY,
+            summary=f"storyboard {scene.index}/{count}: {first_words(scene.description)}",
+        )
+        return result.key
+
+    async def _await_approval(self) -> None:
+        """Wait, durably and without paying for anything, until someone approves the
+        storyboard; redraw the scenes they edit meanwhile."""
+        window = timedelta(seconds=self._request.review_window_seconds)
+        deadline = workflow.now() + window
+        self._set_status(GenerationStatus.awaiting_approval)
+        await self._record()
+        while not self._approved:
+            left = deadline - workflow.now()
+            try:
+                await workflow.wait_condition(
+                    lambda: self._approved or bool(self._edits), timeout=left
+                )
+            except TimeoutError:
+                raise GenerationFailure(
+                    f"the storyboard was not approved within {window}; nothing was paid for"
+                ) from None
+            edits, self._edits = self._edits, []
+            for edit in edits:
+                await self._apply(edit)
+            if edits:
+                await self._record()
+        self._set_status(GenerationStatus.storyboarding)
+
+    async def _apply(self, edit: SceneEdit) -> None:
+        if not 1 <= edit.index <= len(self._scenes):
+            workflow.logger.warning("ignoring an edit of scene %d: no such scene", edit.index)
+            return
+        old = self._scenes[edit.index - 1]
+        # A signal's payload carries every field (unset ones as null): null means "unchanged".
+        changes = edit.model_dump(exclude={"index"}, exclude_none=True)
+        scene = old.model_copy(update=changes)
+        self._scenes[edit.index - 1] = scene
+        # Later scenes start where the edited one now ends.
+        start = 0.0
+        for index, each in enumerate(self._scenes):
+            self._scenes[index] = each.model_copy(update={"start": round(start, 3)})
+            start += each.duration
+        self._state.scenes = list(self._scenes)
+        clip = self._state.clips[edit.index - 1]
+        count = len(self._scenes)
+        clip.prompt = clip_prompt(self._context, scene.description)
+        clip.summary = f"clip {scene.index}/{count}: {first_words(scene.description)}"
+        if (scene.description, scene.caption) != (old.description, old.caption):
+            self._touch()
+            self._state.storyboard_keys[edit.index - 1] = await self._draw(scene)
+        self._touch()
 
     async def _clips(self) -> None:
         self._enter(Stage.clips, GenerationStatus.generating)
@@ -351,7 +457,7 @@ class VideoGenerationWorkflow:
                     key=clip.key or "",
                     clip_id=clip.clip_id,
                     caption=scene.caption or scene.description,
-                    narration_text=scene.description,
+                    narration_text=scene.narration or scene.description,
                     media=clip.media,
                 )
             )
@@ -365,12 +471,14 @@ class VideoGenerationWorkflow:
                 captions=request.captions,
                 narration=request.narration,
                 voice=request.voice,
+                language=request.language,
                 music=request.music,
                 transition=request.transition,
                 transition_seconds=request.transition_seconds,
             ),
             task_queue=self._request.queues.media,
             start_to_close_timeout=policies.STITCH_TIMEOUT,
+            priority=self._priority,
             heartbeat_timeout=policies.STITCH_HEARTBEAT,
             retry_policy=policies.STITCH_RETRY,
             summary=f"stitch {len(kept)} clips",
@@ -392,6 +500,7 @@ class VideoGenerationWorkflow:
             PublishInput(state=record),
             task_queue=self._request.queues.media,
             start_to_close_timeout=policies.PUBLISH_TIMEOUT,
+            priority=self._priority,
             retry_policy=policies.PUBLISH_RETRY,
             summary="publish the record",
         )
@@ -582,6 +691,7 @@ class VideoGenerationWorkflow:
                 clip_input.model_copy(update={"webhook_url": request.webhook_url}),
                 task_queue=queue,
                 start_to_close_timeout=policies.SUBMIT_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.CLIP_RETRY,
                 summary=f"{clip.summary}: submit",
                 activity_id=f"{activity_id}-submit",
@@ -597,6 +707,7 @@ class VideoGenerationWorkflow:
             clip_input,
             task_queue=queue,
             start_to_close_timeout=self._clip_timeout,
+            priority=self._priority,
             heartbeat_timeout=policies.CLIP_HEARTBEAT,
             retry_policy=policies.CLIP_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -636,6 +747,7 @@ class VideoGenerationWorkflow:
                         target,
                         task_queue=self._request.queues.clips(choice.provider),
                         start_to_close_timeout=policies.CHECK_TIMEOUT,
+                        priority=self._priority,
                         retry_policy=policies.CHECK_RETRY,
                         summary=f"{clip.summary}: status read {checks}",
                         activity_id=f"{activity_id}-check-{checks}",
@@ -658,6 +770,7 @@ class VideoGenerationWorkflow:
                 target,
                 task_queue=self._request.queues.clips(choice.provider),
                 start_to_close_timeout=policies.CHECK_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.CHECK_RETRY,
                 summary=f"{clip.summary}: cancel upstream",
             )
@@ -694,12 +807,22 @@ class VideoGenerationWorkflow:
         user_id = self._request.user_id
         if user_id is None:
             return
+        record = RecordInput(
+            state=self._state, user_id=user_id, request=self._public_request, charge=charge
+        )
         try:
+            if self._light_records:
+                await workflow.execute_local_activity_method(
+                    RecordActivities.record_generation,
+                    record,
+                    start_to_close_timeout=policies.RECORD_TIMEOUT,
+                    retry_policy=policies.RECORD_RETRY,
+                    summary=f"record: {self._state.status.value}",
+                )
+                return
             await workflow.execute_activity_method(
                 RecordActivities.record_generation,
-                RecordInput(
-                    state=self._state, user_id=user_id, request=self._public_request, charge=charge
-                ),
+                record,
                 # The workflow's own queue: its worker takes the write at once (eagerly), not
                 # behind the media queue's FFmpeg work. Earlier runs keep the media queue.
                 task_queue=(
@@ -708,6 +831,7 @@ class VideoGenerationWorkflow:
                     else self._request.queues.media
                 ),
                 start_to_close_timeout=policies.RECORD_TIMEOUT,
+                priority=self._priority,
                 retry_policy=policies.RECORD_RETRY,
                 summary=f"record: {self._state.status.value}",
             )

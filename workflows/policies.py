@@ -17,6 +17,17 @@ PLAN_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
 
+# One chat completion per attempt; a malformed or schema-invalid answer is retried, then the
+# plan fails with what was wrong. A 429 waits as long as the endpoint's Retry-After.
+LLM_PLAN_TIMEOUT = timedelta(minutes=2)
+LLM_PLAN_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
+)
+
 STORYBOARD_TIMEOUT = timedelta(minutes=2)
 STORYBOARD_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -40,7 +51,9 @@ CLIP_RETRY = RetryPolicy(
 
 # With webhooks a clip is three short activities around a wait that holds no worker: submit
 # (create the prediction), an occasional status read, and the copy of the finished output.
-SUBMIT_TIMEOUT = timedelta(minutes=2)
+# Generous: an attempt cut short after its create went out (a slow, overloaded worker) would
+# make the next attempt create again; a crashed worker's attempt is retried after this long.
+SUBMIT_TIMEOUT = timedelta(minutes=5)
 CHECK_TIMEOUT = timedelta(seconds=30)
 CHECK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -80,3 +93,10 @@ PUBLISH_RETRY = RetryPolicy(
     maximum_attempts=10,
     non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
+
+# Batches: their bookkeeping is a quick write on the workflow's own queue.
+BATCH_RECORD_TIMEOUT = timedelta(seconds=30)
+BATCH_RECORD_RETRY = RECORD_RETRY
+# A batch whose owner is at their running limit looks again this often (or as soon as one of
+# its own generations ends).
+BATCH_SLOT_RECHECK = timedelta(seconds=10)

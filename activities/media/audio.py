@@ -213,13 +213,15 @@ def narration_track(
     total: float | None = None,
     on_progress: ffmpeg.ProgressCallback | None = None,
     exe: str | None = None,
+    spoken: Sequence[Path | None] | None = None,
 ) -> Path:
     """One audio file as long as the video with each scene's speech at its start.
 
     ``scenes`` are ``(start, duration, text)``; speech longer than its scene is cut (with a
     short fade) so it never talks over the next one. ``total`` defaults to the last scene's end.
     ``on_progress`` hears the fraction of scenes spoken after each one (TTS calls can be slow,
-    so a caller can heartbeat between them).
+    so a caller can heartbeat between them). ``spoken`` holds speech already made for each
+    scene (word captions time themselves on it first); those scenes are not spoken again.
     """
     length = total if total is not None else max((s + d for s, d, _ in scenes), default=0.0)
     if length <= 0:
@@ -231,7 +233,8 @@ def narration_track(
         for index, (start, duration, text) in enumerate(scenes):
             if not text.strip():
                 continue
-            speech = tts.synthesize(text, Path(work) / f"scene-{index + 1}.wav", voice)
+            made = spoken[index] if spoken is not None else None
+            speech = made or tts.synthesize(text, Path(work) / f"scene-{index + 1}.wav", voice)
             if on_progress is not None:
                 on_progress((index + 1) / len(scenes))
             label = len(parts)

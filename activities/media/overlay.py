@@ -22,6 +22,7 @@ from typing import Literal
 
 from activities.media import ffmpeg
 from activities.media.export import clip_encoding, fit_frame
+from activities.media.fontmetrics import font_metrics
 from storyreel.contracts import PlatformSpec
 from storyreel.errors import MediaError
 
@@ -31,6 +32,13 @@ Box = tuple[int, int, int, int]
 ExecutorFactory = Callable[[int], Executor]
 
 MAX_LINES = 4
+# Word captions show the narration a page at a time, so the line stays short and readable.
+WORD_PAGE_LINES = 2
+# Roboto's ascender plus descender, in ems: the height drawtext gives a line with y_align=font.
+FONT_HEIGHT_EM = 1.17
+HIGHLIGHT = "0x7C3AED@0.92"
+# Extra weight of a pause after punctuation, in characters (timing by character count).
+PAUSE_CHARS = 4
 # Roboto Bold averages a little over half an em per character; 0.55 leaves room for capitals.
 CHAR_WIDTH_EM = 0.55
 LINE_HEIGHT_EM = 1.3
@@ -79,6 +87,114 @@ def caption_box(spec: PlatformSpec, lines: int, size: int | None = None) -> Box:
     height = max(1, lines) * round(size * LINE_HEIGHT_EM) + size  # half an em above and below
     return margin, bottom - height, spec.width - 2 * margin, height
 
+
+@dataclass(frozen=True)
+class Word:
+    """One spoken word and when it is said, in seconds from the clip's start."""
+
+    text: str
+    start: float
+    end: float
+
+
+def spread_words(text: str, seconds: float, start: float = 0.0) -> list[Word]:
+    """An honest approximation of speech timing: ``seconds`` shared out by character count
+    (a word's letters plus the space after it, and a pause after punctuation)."""
+    words = text.split()
+    weights = [len(word) + 1 + (PAUSE_CHARS if word[-1] in ",.;:!?…" else 0) for word in words]
+    total = sum(weights) or 1
+    out, clock = [], start
+    for word, weight in zip(words, weights, strict=True):
+        length = seconds * weight / total
+        out.append(Word(word, round(clock, 3), round(clock + length, 3)))
+        clock += length
+    return out
+
+
+@dataclass(frozen=True)
+class PlacedWord:
+    word: Word
+    page: int
+    line: int
+    x: float
+    width: float
+
+
+def place_words(
+    words: Sequence[Word], spec: PlatformSpec, font: Path | None = None
+) -> tuple[list[PlacedWord], int, int]:
+    """Lay the words out in centred lines of measured width, ``WORD_PAGE_LINES`` lines to a
+    page; returns the placed words, the lines of the fullest page and the font size."""
+    size = font_size(spec)
+    metrics = font_metrics(font or ffmpeg.default_font())
+    margin, _ = _band(spec)
+    usable = spec.width - 2 * margin - size
+    space = metrics.width(" ", size)
+    lines: list[list[tuple[Word, float]]] = [[]]
+    used = 0.0
+    for word in words:
+        width = metrics.width(word.text, size)
+        if lines[-1] and used + space + width > usable:
+            lines.append([])
+            used = 0.0
+        used += (space if lines[-1] else 0.0) + width
+        lines[-1].append((word, width))
+    placed: list[PlacedWord] = []
+    for number, line in enumerate(lines):
+        total = sum(width for _, width in line) + space * (len(line) - 1)
+        x = (spec.width - total) / 2
+        for word, width in line:
+            placed.append(
+                PlacedWord(word, number // WORD_PAGE_LINES, number % WORD_PAGE_LINES, x, width)
+            )
+            x += width + space
+    return placed, min(WORD_PAGE_LINES, len(lines)), size
+
+
+def _between(start: float, end: float) -> str:
+    return f"enable='between(t,{start:.3f},{end:.3f})'"
+
+
+def words_chain(
+    words: Sequence[Word], spec: PlatformSpec, font: Path | None, work: Path, length: float
+) -> str:
+    """Filters drawing ``words`` karaoke style: the band, the box of the word being said
+    (under the text), and each word at its measured place while its page is on screen."""
+    placed, lines, size = place_words(words, spec, font)
+    x, y, w, h = caption_box(spec, lines, size)
+    pitch = round(size * LINE_HEIGHT_EM)
+    inset = (pitch - size * FONT_HEIGHT_EM) / 2
+    pages = sorted({item.page for item in placed})
+    starts = {page: min(i.word.start for i in placed if i.page == page) for page in pages}
+    shown = {
+        page: (
+            0.0 if n == 0 else starts[page],
+            starts[pages[n + 1]] if n + 1 < len(pages) else length + 1,
+        )
+        for n, page in enumerate(pages)
+    }
+    fontfile = ffmpeg.filter_path(font or ffmpeg.default_font())
+    boxes, texts = [], []
+    page_lines = {page: 1 + max(i.line for i in placed if i.page == page) for page in pages}
+    for index, item in enumerate(placed):
+        # A page with fewer lines than the band sits in its middle.
+        centre = (lines - page_lines[item.page]) * pitch / 2
+        top = y + size / 2 + item.line * pitch + inset + centre
+        pad = size * 0.14
+        boxes.append(
+            f"drawbox=x={item.x - pad:.0f}:y={top - pad * 0.6:.0f}:w={item.width + 2 * pad:.0f}"
+            f":h={size * FONT_HEIGHT_EM + pad * 1.2:.0f}:color={HIGHLIGHT}:t=fill"
+            f":{_between(item.word.start, item.word.end)}"
+        )
+        text = work / f"word-{index:03d}.txt"
+        text.write_text(item.word.text, encoding="utf-8")
+        texts.append(
+            f"drawtext=fontfile={fontfile}:textfile={ffmpeg.filter_path(text)}:expansion=none"
+            f":fontsize={size}:fontcolor=white:borderw=2:bordercolor=black@0.6:y_align=font"
+            f":x={item.x:.0f}:y={top:.0f}:{_between(*shown[item.page])}"
+        )
+    band = f"drawbox=x={x}:y={y}:w={w}:h={h}:color=black@0.55:t=fill"
+    return ",".join([band, *boxes, *texts])
 
 def band_filter(box: Box) -> str:
     """The caption's semi-transparent band."""
@@ -176,8 +292,10 @@ def overlay_caption(
     on_progress: ffmpeg.ProgressCallback | None = None,
     exe: str | None = None,
     threads: int | None = None,
+    words: Sequence[Word] | None = None,
 ) -> None:
-    """Draw ``caption`` on every frame of ``src`` into ``dst`` (H.264, audio copied).
+    """Draw ``caption`` on every frame of ``src`` into ``dst`` (H.264, audio copied); with
+    ``words``, draw those instead, the one being said highlighted (karaoke).
 
     An empty caption still re-encodes, so every overlaid clip shares one encoding.
     ``threads`` caps FFmpeg's decoder, filter and encoder threads (``None``: FFmpeg decides).
@@ -186,9 +304,11 @@ def overlay_caption(
     limit = ["-threads", str(threads)] if threads else []
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".caption-") as work:
         chain = fit_frame(platform)
-        if drawn := caption_filters(caption, platform, Path(work) / "caption.txt", font):
+        duration = ffmpeg.probe(src, exe).duration if on_progress or words else None
+        if words:
+            chain += "," + words_chain(words, platform, font, Path(work), duration or 0.0)
+        elif drawn := caption_filters(caption, platform, Path(work) / "caption.txt", font):
             chain += f",{drawn}"
-        duration = ffmpeg.probe(src, exe).duration if on_progress else None
         ffmpeg.run(
             [
                 *(["-filter_threads", str(threads)] if threads else []), *limit, "-i", str(src),
@@ -211,6 +331,7 @@ class OverlayJob:
     caption: str
     platform: PlatformSpec
     font: Path | None = None
+    words: tuple[Word, ...] | None = None
 
 
 @dataclass
@@ -272,7 +393,7 @@ def _run(
     began = time.monotonic()
     overlay_caption(
         job.src, job.dst, job.caption, job.platform,
-        font=job.font, on_progress=on_progress, exe=exe, threads=threads,
+        font=job.font, on_progress=on_progress, exe=exe, threads=threads, words=job.words,
     )  # fmt: skip
     return time.monotonic() - began
 

@@ -4,7 +4,8 @@ Only what storyreel needs: submit, status, result, cancel, and streaming an outp
 disk. A model id may name an endpoint below its app (``fal-ai/kling-video/v2/master/
 text-to-video``): fal wants the whole id on submit but only the app (``fal-ai/kling-video``) in
 the status, result and cancel URLs. Transient trouble (429, 5xx, transport errors, malformed
-bodies) is retried here with backoff; what retrying cannot fix is raised as a typed error.
+bodies) is retried with backoff by ``RetryingHTTP`` (``http_base``), which also downloads; what
+retrying cannot fix is raised as a typed error.
 A failed request answers its result URL with an error status: a model error (``detail`` list,
 e.g. ``content_policy_violation``) or a request error (``error_type``); those are the request's
 outcome, never retried, while a bare 5xx is the service's own trouble and is.
@@ -12,25 +13,17 @@ outcome, never retried, while a bare 5xx is the service's own trouble and is.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import email.utils
-import logging
 import os
-import random
 import re
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote, unquote_to_bytes
+from typing import Any, Unpack
+from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from activities.providers.http_base import HTTPOptions, Retry, RetryingHTTP, parsed, redact
 from activities.providers.replicate_api import tqdm_percent
 from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
 from storyreel.errors import (
@@ -39,20 +32,12 @@ from storyreel.errors import (
     ProviderError,
     ProviderRefusedError,
     ProviderRejectedError,
-    ProviderThrottledError,
 )
 from storyreel.webhooks.fal import error_text, is_refusal
 
 __all__ = ["FalClient", "QueueState", "QueueStatus", "Submission", "app_id"]
 
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-Sleep = Callable[[float], Awaitable[None]]
-
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-USER_AGENT = "storyreel/0.1"
 # Namespaces whose apps are named by three segments (``workflows/owner/name``).
 _NAMESPACES = frozenset({"workflows", "comfy"})
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]+")
@@ -173,39 +158,6 @@ class QueueStatus(BaseModel):
         raise PredictionFailedError(f"fal request {request_id} failed: {message}")
 
 
-@dataclass(frozen=True)
-class _Retry:
-    reason: str
-    rate_limited: bool = False
-    delay: float | None = None
-
-
-def _seconds(value: str | None) -> float | None:
-    """Seconds from a header holding a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _should_retry(response: httpx.Response) -> _Retry | None:
-    """Whether an answer is worth asking again: rate limited, or the service's own trouble."""
-    status = response.status_code
-    if status == 429:
-        return _Retry(
-            "rate limited (HTTP 429)", True, _seconds(response.headers.get("retry-after"))
-        )
-    if status >= 500 or status == 408:
-        return _Retry(f"HTTP {status}")
-    return None
-
-
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -233,69 +185,28 @@ def _rejection(method: str, path: str, response: httpx.Response) -> ProviderErro
     return ProviderRejectedError(message, status_code=response.status_code, detail=detail)
 
 
-def _redact(url: str) -> str:
-    """A URL fit for logs and messages: no query (signatures) and no data URI payload."""
-    if url.startswith("data:"):
-        return url.split(",", 1)[0] + ",..."
-    return url.split("?", 1)[0]
-
-
-def _decode_data_uri(uri: str) -> bytes:
-    header, comma, payload = uri.partition(",")
-    try:
-        if not comma:
-            raise ValueError("no comma")
-        if header.endswith(";base64"):
-            return base64.b64decode(payload, validate=True)
-        return unquote_to_bytes(payload)
-    except (ValueError, binascii.Error) as error:
-        raise PredictionFailedError(f"output {_redact(uri)} is not a valid data URI") from error
-
-
-class FalClient:
+class FalClient(RetryingHTTP):
     """An async client for fal's queue API over one ``httpx.AsyncClient``.
 
     ``transport`` lets tests answer with ``httpx.MockTransport``; ``sleep`` and ``jitter`` let
-    them retry without waiting. The key is sent only to the queue's own origin (output files
-    live elsewhere) and is never logged, not even in ``repr``.
+    them retry without waiting (the options of ``HTTPOptions``). The key is sent only to the
+    queue's own origin (output files live elsewhere) and is never logged, not even in ``repr``.
     """
+
+    provider = "fal"
+    follow_api_redirects = True  # the key travels in Authorization
 
     def __init__(
         self,
         base_url: str = DEFAULT_QUEUE_URL,
         key: str | None = None,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         poll_interval: float = 2.0,
-        max_retries: int = 5,
-        max_rate_limit_retries: int = 10,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        max_retry_after: float = 60.0,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        chunk_size: int = 1 << 20,
-        sleep: Sleep = asyncio.sleep,
-        jitter: Callable[[], float] = random.random,
+        **options: Unpack[HTTPOptions],
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(base_url, **options)
         self.poll_interval = poll_interval
-        self.max_retries = max_retries
-        self.max_rate_limit_retries = max_rate_limit_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_retry_after = max_retry_after
-        self.chunk_size = chunk_size
-        self.sleep = sleep
-        self.jitter = jitter
         self._key = key
-        self._origin = httpx.URL(self.base_url)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=timeout,
-            headers={"User-Agent": USER_AGENT},
-            follow_redirects=True,  # output files may redirect; httpx drops auth off-origin
-        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> FalClient:
@@ -311,14 +222,11 @@ class FalClient:
         key = "set" if self._key else "unset"
         return f"FalClient(base_url={self.base_url!r}, key={key})"
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Key {self._key}"} if self._key else {}
 
-    async def __aenter__(self) -> FalClient:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
+    def _download_rejection(self, url: str, response: httpx.Response) -> ProviderError:
+        return _rejection("GET", redact(url), response)
 
     # -- the queue ---------------------------------------------------------------------------
 
@@ -330,27 +238,27 @@ class FalClient:
         path = f"/{model_path(model)}"
         params = {"fal_webhook": webhook} if webhook else None
 
-        def handle(response: httpx.Response) -> Submission | _Retry:
-            if (retry := _should_retry(response)) is not None:
+        def handle(response: httpx.Response) -> Submission | Retry:
+            if (retry := self._retry_for(response)) is not None:
                 return retry
             if response.is_error:
                 raise _rejection("POST", path, response)
-            return _parsed(Submission, response)
+            return parsed(Submission, response)
 
         return await self._request("POST", path, handle, json=input, params=params)
 
     async def status(self, model: str, request_id: str, *, logs: bool = False) -> QueueStatus:
         path = f"{self._request_path(model, request_id)}/status"
 
-        def handle(response: httpx.Response) -> QueueStatus | _Retry:
-            if (retry := _should_retry(response)) is not None:
+        def handle(response: httpx.Response) -> QueueStatus | Retry:
+            if (retry := self._retry_for(response)) is not None:
                 return retry
             if response.status_code == 404:
                 # An id resumed from a heartbeat that fal no longer knows: make a new one.
                 raise PredictionFailedError(f"fal request {request_id} not found")
             if response.is_error:
                 raise _rejection("GET", path, response)
-            return _parsed(QueueStatus, response)
+            return parsed(QueueStatus, response)
 
         return await self._request("GET", path, handle, params={"logs": "1"} if logs else None)
 
@@ -358,11 +266,11 @@ class FalClient:
         """The output of a COMPLETED request; its failure raised as what it means."""
         path = self._request_path(model, request_id)
 
-        def handle(response: httpx.Response) -> dict[str, Any] | _Retry:
+        def handle(response: httpx.Response) -> dict[str, Any] | Retry:
             status = response.status_code
             if status in (401, 403):
                 raise _rejection("GET", path, response)
-            if (retry := _should_retry(response)) is not None and (
+            if (retry := self._retry_for(response)) is not None and (
                 status == 429 or not _carries_failure(response)
             ):
                 return retry
@@ -372,7 +280,7 @@ class FalClient:
                     body = body.get("response", body)  # the older documented envelope
                 if isinstance(body, dict):
                     return body
-                return _Retry("malformed result (not a JSON object)")
+                return Retry("malformed result (not a JSON object)")
             words = error_text(body) or response.reason_phrase or "no details"
             if is_refusal(body):
                 raise ProviderRefusedError(f"fal refused the content: {words}")
@@ -387,8 +295,8 @@ class FalClient:
         ``ALREADY_COMPLETED`` when it had ended)."""
         path = f"{self._request_path(model, request_id)}/cancel"
 
-        def handle(response: httpx.Response) -> str | _Retry:
-            if (retry := _should_retry(response)) is not None:
+        def handle(response: httpx.Response) -> str | Retry:
+            if (retry := self._retry_for(response)) is not None:
                 return retry
             body = _json(response)
             word = body.get("status") if isinstance(body, dict) else None
@@ -414,127 +322,7 @@ class FalClient:
                 on_poll(status)
             await self.sleep(self.poll_interval)
 
-    # -- files -------------------------------------------------------------------------------
-
-    async def download(
-        self, url: str, dest: Path, on_chunk: Callable[[int], None] | None = None
-    ) -> int:
-        """Stream an output file (URL or data URI) into ``dest``; return the bytes written.
-
-        The body goes to disk chunk by chunk, into a ``.part`` file renamed into place only
-        when complete.
-        """
-        part = dest.with_name(dest.name + ".part")
-        try:
-            if url.startswith("data:"):
-                data = _decode_data_uri(url)
-                await asyncio.to_thread(part.write_bytes, data)
-                written = len(data)
-            else:
-                written = await self._retrying(
-                    f"GET {_redact(url)}", lambda: self._download_once(url, part, on_chunk)
-                )
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        part.replace(dest)
-        return written
-
-    async def _download_once(
-        self, url: str, part: Path, on_chunk: Callable[[int], None] | None
-    ) -> int | _Retry:
-        async with self._http.stream("GET", url, headers=self._auth(url)) as response:
-            if (retry := _should_retry(response)) is not None:
-                return retry
-            if response.status_code in (404, 410):
-                raise PredictionFailedError(f"output {_redact(url)} is gone")
-            if response.is_error:
-                await response.aread()
-                raise _rejection("GET", _redact(url), response)
-            written = 0
-            handle = await asyncio.to_thread(part.open, "wb")
-            try:
-                async for chunk in response.aiter_bytes(self.chunk_size):
-                    await asyncio.to_thread(handle.write, chunk)
-                    written += len(chunk)
-                    if on_chunk is not None:
-                        on_chunk(len(chunk))
-            finally:
-                await asyncio.to_thread(handle.close)
-            return written
-
     # -- plumbing ----------------------------------------------------------------------------
 
     def _request_path(self, model: str, request_id: str) -> str:
         return f"/{app_id(model)}/requests/{quote(request_id, safe='')}"
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        handle: Callable[[httpx.Response], T | _Retry],
-        *,
-        json: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-    ) -> T:
-        async def once() -> T | _Retry:
-            response = await self._http.request(
-                method, path, json=json, params=params, headers=self._auth(path)
-            )
-            return handle(response)
-
-        return await self._retrying(f"{method} {path}", once)
-
-    async def _retrying(self, what: str, once: Callable[[], Awaitable[T | _Retry]]) -> T:
-        failures = limited = 0
-        while True:
-            try:
-                outcome = await once()
-            except httpx.TransportError as error:
-                outcome = _Retry(f"{type(error).__name__}: {error}".rstrip(": "))
-            if not isinstance(outcome, _Retry):
-                return outcome
-            if outcome.rate_limited:
-                limited += 1
-                tries, budget = limited, self.max_rate_limit_retries
-                delay = outcome.delay if outcome.delay is not None else self._backoff(limited)
-                delay = min(delay, self.max_retry_after)
-            else:
-                failures += 1
-                tries, budget = failures, self.max_retries
-                delay = self._backoff(failures)
-            if tries > budget:
-                message = f"fal {what}: {outcome.reason}, {tries} times; gave up"
-                if outcome.rate_limited:
-                    raise ProviderThrottledError(message)
-                raise ProviderError(message)
-            logger.warning(
-                "fal %s: %s; retry %d/%d in %.2fs", what, outcome.reason, tries, budget, delay
-            )
-            await self.sleep(delay)
-
-    def _backoff(self, tries: int) -> float:
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (tries - 1))
-        # Equal jitter: at least half the step, so concurrent clips spread out but still wait.
-        return ceiling * (0.5 + 0.5 * self.jitter())
-
-    def _auth(self, url: str) -> dict[str, str]:
-        target = self._origin.join(url)
-        same_origin = (target.scheme, target.host, target.port) == (
-            self._origin.scheme,
-            self._origin.host,
-            self._origin.port,
-        )
-        if self._key and same_origin:
-            return {"Authorization": f"Key {self._key}"}
-        return {}
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _parsed(model: type[M], response: httpx.Response) -> M | _Retry:
-    try:
-        return model.model_validate_json(response.content)
-    except ValidationError as error:
-        return _Retry(f"malformed {model.__name__} ({error.error_count()} problems)")

@@ -3,17 +3,23 @@
 ``RetryingHTTP`` owns one ``httpx.AsyncClient`` and the retry loop: 429 (honouring
 ``Retry-After`` or a provider's own hint), 5xx, 408, transport errors and malformed bodies are
 retried with jittered exponential backoff; a 429 that outlasts its budget becomes
-``ProviderThrottledError``, anything else that does ``ProviderError``. Downloads stream into a
-``.part`` file renamed when complete, and follow redirects by hand so that the API key (which
-may travel in a custom header such as ``x-goog-api-key``, which httpx would forward across
-origins) only ever goes to the API's own origin.
+``ProviderThrottledError``, anything else that does ``ProviderError``, and every message and log
+line names the provider. The API key goes only to the API's own origin. Downloads take a URL or
+a ``data:`` URI, stream into a ``.part`` file renamed when complete, and follow redirects by
+hand so that the key (which may travel in a custom header such as ``x-goog-api-key``, which
+httpx would forward across origins) never follows one to another origin.
 
-The Replicate adapter predates this module and keeps its own copy of the loop.
+Every provider client (Replicate, fal, Runware, Veo) is a ``RetryingHTTP``; what differs between
+them are hooks: ``provider`` and ``_auth_headers`` say who they are, ``_retry_for`` reads a
+provider's own wait hints or rate-limit headers, ``_download_rejection`` words a refused
+download, ``follow_api_redirects`` lets httpx follow redirects of API calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import email.utils
 import logging
 import random
@@ -21,9 +27,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Self, TypedDict, TypeVar
+from urllib.parse import unquote_to_bytes
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from storyreel.errors import (
     PredictionFailedError,
@@ -35,6 +43,7 @@ from storyreel.errors import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 Sleep = Callable[[float], Awaitable[None]]
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -65,14 +74,19 @@ def seconds(value: str | None) -> float | None:
         return None
 
 
-def retry_for(response: httpx.Response) -> Retry | None:
-    """Whether an answer is worth asking again: rate limited, or the service's own trouble."""
+def retry_for(response: httpx.Response, *wait_headers: str) -> Retry | None:
+    """Whether an answer is worth asking again: rate limited, or the service's own trouble.
+
+    A 429 waits as long as ``Retry-After`` says or, without it, the first of ``wait_headers``
+    that says anything (a provider's own hint, such as Replicate's ``ratelimit-reset``).
+    """
     status = response.status_code
     if status == 429:
+        waits = (seconds(response.headers.get(name)) for name in ("retry-after", *wait_headers))
         return Retry(
             "rate limited (HTTP 429)",
             rate_limited=True,
-            delay=seconds(response.headers.get("retry-after")),
+            delay=next((wait for wait in waits if wait is not None), None),
         )
     if status >= 500 or status == 408:
         return Retry(f"HTTP {status}")
@@ -86,14 +100,55 @@ def redact(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+def parsed(model: type[M], response: httpx.Response, name: str | None = None) -> M | Retry:
+    """The body of ``response`` as a ``model``, or a ``Retry`` when it is malformed."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as error:
+        return Retry(f"malformed {name or model.__name__} ({error.error_count()} problems)")
+
+
+def decode_data_uri(uri: str) -> bytes:
+    """The bytes a ``data:`` URI carries (base64 or percent-encoded)."""
+    header, comma, payload = uri.partition(",")
+    try:
+        if not comma:
+            raise ValueError("no comma")
+        if header.endswith(";base64"):
+            return base64.b64decode(payload, validate=True)
+        return unquote_to_bytes(payload)
+    except (ValueError, binascii.Error) as error:
+        raise PredictionFailedError(f"output {redact(uri)} is not a valid data URI") from error
+
+
+class HTTPOptions(TypedDict, total=False):
+    """The options of ``RetryingHTTP`` that every provider client passes through."""
+
+    transport: httpx.AsyncBaseTransport | None
+    max_retries: int
+    max_rate_limit_retries: int
+    backoff_base: float
+    backoff_max: float
+    max_retry_after: float
+    timeout: httpx.Timeout | float
+    chunk_size: int
+    sleep: Sleep
+    jitter: Callable[[], float]
+
+
 class RetryingHTTP:
     """Base of a provider client: one ``httpx.AsyncClient``, the retry loop and downloads.
 
-    Subclasses say who they are (``provider``) and how they authenticate (``_auth_headers``);
-    ``_auth`` adds those headers only for URLs on the API's own origin.
+    Subclasses say who they are (``provider``, used in every message) and how they
+    authenticate (``_auth_headers``); ``_auth`` adds those headers only for URLs on the API's
+    own origin. ``transport`` lets tests answer with ``httpx.MockTransport``; ``sleep`` and
+    ``jitter`` let them retry without waiting.
     """
 
     provider = "provider"
+    follow_api_redirects = False
+    """Whether ``_request`` lets httpx follow redirects: safe only when the key travels in
+    ``Authorization``, the one header httpx drops on the way to another origin."""
 
     def __init__(
         self,
@@ -121,6 +176,7 @@ class RetryingHTTP:
         self.jitter = jitter
         self._origin = httpx.URL(self.base_url)
         self._http = httpx.AsyncClient(
+            base_url=self.base_url,
             transport=transport,
             timeout=timeout,
             headers={"User-Agent": USER_AGENT},
@@ -129,6 +185,12 @@ class RetryingHTTP:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
 
     def _auth_headers(self) -> dict[str, str]:
         return {}
@@ -139,6 +201,44 @@ class RetryingHTTP:
         if (target.scheme, target.host, target.port) == (origin.scheme, origin.host, origin.port):
             return self._auth_headers()
         return {}
+
+    def _retry_for(self, response: httpx.Response) -> Retry | None:
+        """Whether an answer is worth asking again; downloads ask it of every answer, and so
+        should every ``_request`` handler. A client that reads more from an answer (its own
+        wait hint, rate-limit headers) overrides this."""
+        return retry_for(response)
+
+    def _download_rejection(self, url: str, response: httpx.Response) -> ProviderError:
+        """The error for a download answered with a 4xx other than 404 and 410."""
+        return ProviderRejectedError(
+            f"{self.provider} refused the download of {redact(url)} (HTTP {response.status_code})",
+            status_code=response.status_code,
+        )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        handle: Callable[[httpx.Response], T | Retry],
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> T:
+        """One API call, asked again (see ``_retrying``) while ``handle`` answers ``Retry``."""
+
+        async def once() -> T | Retry:
+            response = await self._http.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                headers={**self._auth(path), **(headers or {})},
+                follow_redirects=self.follow_api_redirects,
+            )
+            return handle(response)
+
+        return await self._retrying(f"{method} {path}", once)
 
     async def _retrying(self, what: str, once: Callable[[], Awaitable[T | Retry]]) -> T:
         failures = limited = 0
@@ -182,12 +282,21 @@ class RetryingHTTP:
     async def download(
         self, url: str, dest: Path, on_chunk: Callable[[int], None] | None = None
     ) -> int:
-        """Stream ``url`` into ``dest`` (through a ``.part`` file); return the bytes written."""
+        """Stream an output file (URL or data URI) into ``dest``; return the bytes written.
+
+        Memory stays flat whatever the size: the body goes to disk chunk by chunk, into a
+        ``.part`` file renamed into place only when complete.
+        """
         part = dest.with_name(dest.name + ".part")
         try:
-            written = await self._retrying(
-                f"GET {redact(url)}", lambda: self._download_once(url, part, on_chunk)
-            )
+            if url.startswith("data:"):
+                data = decode_data_uri(url)
+                await asyncio.to_thread(part.write_bytes, data)
+                written = len(data)
+            else:
+                written = await self._retrying(
+                    f"GET {redact(url)}", lambda: self._download_once(url, part, on_chunk)
+                )
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -204,18 +313,16 @@ class RetryingHTTP:
                     # Re-decided per hop: the key never follows a redirect to another origin.
                     target = target.join(response.headers["location"])
                     continue
-                retry = retry_for(response)
+                retry = self._retry_for(response)
                 if retry is not None:
                     return retry
                 if response.status_code in (404, 410):
+                    # Providers delete outputs (Replicate after an hour): only a new
+                    # prediction can help.
                     raise PredictionFailedError(f"output {redact(url)} is gone")
                 if response.is_error:
                     await response.aread()
-                    raise ProviderRejectedError(
-                        f"{self.provider} refused the download of {redact(url)} "
-                        f"(HTTP {response.status_code})",
-                        status_code=response.status_code,
-                    )
+                    raise self._download_rejection(url, response)
                 return await self._write(response, part, on_chunk)
         raise ProviderError(f"{self.provider} output {redact(url)}: too many redirects")
 

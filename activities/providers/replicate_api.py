@@ -2,32 +2,34 @@
 
 Only what storyreel needs: create, get, cancel, follow a prediction to its end, and stream its
 output to a file. Transient trouble (429, 5xx, transport errors, malformed bodies) is retried
-here with backoff; what retrying cannot fix is raised as a typed, non-retryable error so the
-clip activity fails fast instead of burning its retry policy.
+with backoff by ``RetryingHTTP`` (``http_base``), which also downloads; what retrying cannot fix
+is raised as a typed, non-retryable error so the clip activity fails fast instead of burning
+its retry policy.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import email.utils
-import logging
 import os
-import random
 import re
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote, unquote_to_bytes
+from typing import Any, Unpack
+from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
+from activities.providers.http_base import (
+    HTTPOptions,
+    Retry,
+    RetryingHTTP,
+    parsed,
+    redact,
+    retry_for,
+    seconds,
+)
 from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
 from storyreel.errors import (
     BadInputError,
@@ -48,14 +50,7 @@ __all__ = [
     "tqdm_percent",
 ]
 
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-Sleep = Callable[[float], Awaitable[None]]
-
 DEFAULT_BASE_URL = "https://api.replicate.com"
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-USER_AGENT = "storyreel/0.1"
 
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -182,29 +177,8 @@ class RateLimit:
             return None
         return cls(
             int(remaining) if remaining and remaining.isdigit() else None,
-            _seconds(reset),
+            seconds(reset),
         )
-
-
-@dataclass(frozen=True)
-class _Retry:
-    reason: str
-    rate_limited: bool = False
-    delay: float | None = None
-
-
-def _seconds(value: str | None) -> float | None:
-    """Seconds from a header holding a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def _create_target(model: str, input: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -221,58 +195,30 @@ def _create_target(model: str, input: dict[str, Any]) -> tuple[str, dict[str, An
     return f"/v1/models/{name}/predictions", {"input": input}
 
 
-def _redact(url: str) -> str:
-    """A URL fit for logs and messages: no query (signatures) and no data URI payload."""
-    if url.startswith("data:"):
-        return url.split(",", 1)[0] + ",..."
-    return url.split("?", 1)[0]
-
-
-class ReplicateClient:
+class ReplicateClient(RetryingHTTP):
     """An async client for Replicate's predictions API over one ``httpx.AsyncClient``.
 
     ``transport`` lets tests answer with ``httpx.MockTransport``; ``sleep`` and ``jitter`` let
-    them retry without waiting. The token is sent only to the API's own origin and is never
-    logged, not even in ``repr``.
+    them retry without waiting (the options of ``HTTPOptions``). The token is sent only to the
+    API's own origin and is never logged, not even in ``repr``. ``rate_limit`` is what the
+    last answer said about the rate limit.
     """
+
+    provider = "Replicate"
+    follow_api_redirects = True  # the token travels in Authorization
 
     def __init__(
         self,
         base_url: str = DEFAULT_BASE_URL,
         api_token: str | None = None,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         poll_interval: float = 2.0,
-        max_retries: int = 5,
-        max_rate_limit_retries: int = 10,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        max_retry_after: float = 60.0,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        chunk_size: int = 1 << 20,
-        sleep: Sleep = asyncio.sleep,
-        jitter: Callable[[], float] = random.random,
+        **options: Unpack[HTTPOptions],
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(base_url, **options)
         self.poll_interval = poll_interval
-        self.max_retries = max_retries
-        self.max_rate_limit_retries = max_rate_limit_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_retry_after = max_retry_after
-        self.chunk_size = chunk_size
-        self.sleep = sleep
-        self.jitter = jitter
         self.rate_limit: RateLimit | None = None
         self._token = api_token
-        self._origin = httpx.URL(self.base_url)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=timeout,
-            headers={"User-Agent": USER_AGENT},
-            follow_redirects=True,  # output files may redirect; httpx drops auth off-origin
-        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> ReplicateClient:
@@ -288,14 +234,15 @@ class ReplicateClient:
         token = "set" if self._token else "unset"
         return f"ReplicateClient(base_url={self.base_url!r}, token={token})"
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
-    async def __aenter__(self) -> ReplicateClient:
-        return self
+    def _retry_for(self, response: httpx.Response) -> Retry | None:
+        self.rate_limit = RateLimit.from_headers(response.headers) or self.rate_limit
+        return retry_for(response, "ratelimit-reset")
 
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
+    def _download_rejection(self, url: str, response: httpx.Response) -> ProviderError:
+        return _rejection("GET", redact(url), response)
 
     async def create(
         self,
@@ -354,56 +301,6 @@ class ReplicateClient:
                 on_poll(prediction)
             await self.sleep(self.poll_interval)
 
-    async def download(
-        self, url: str, dest: Path, on_chunk: Callable[[int], None] | None = None
-    ) -> int:
-        """Stream an output file (URL or data URI) into ``dest``; return the bytes written.
-
-        Memory stays flat whatever the size: the body goes to disk chunk by chunk, into a
-        ``.part`` file renamed into place only when complete.
-        """
-        part = dest.with_name(dest.name + ".part")
-        try:
-            if url.startswith("data:"):
-                data = _decode_data_uri(url)
-                await asyncio.to_thread(part.write_bytes, data)
-                written = len(data)
-            else:
-                written = await self._retrying(
-                    f"GET {_redact(url)}", lambda: self._download_once(url, part, on_chunk)
-                )
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        part.replace(dest)
-        return written
-
-    async def _download_once(
-        self, url: str, part: Path, on_chunk: Callable[[int], None] | None
-    ) -> int | _Retry:
-        async with self._http.stream("GET", url, headers=self._auth(url)) as response:
-            self._note_rate_limit(response)
-            retry = _should_retry(response)
-            if retry is not None:
-                return retry
-            if response.status_code in (404, 410):
-                # Replicate deletes outputs after an hour: only a new prediction can help.
-                raise PredictionFailedError(f"output {_redact(url)} is gone")
-            if response.is_error:
-                await response.aread()
-                raise _rejection("GET", _redact(url), response)
-            written = 0
-            handle = await asyncio.to_thread(part.open, "wb")
-            try:
-                async for chunk in response.aiter_bytes(self.chunk_size):
-                    await asyncio.to_thread(handle.write, chunk)
-                    written += len(chunk)
-                    if on_chunk is not None:
-                        on_chunk(len(chunk))
-            finally:
-                await asyncio.to_thread(handle.close)
-            return written
-
     async def _call(
         self,
         method: str,
@@ -411,83 +308,15 @@ class ReplicateClient:
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Prediction:
-        async def once() -> Prediction | _Retry:
-            response = await self._http.request(
-                method, path, json=body, headers={**self._auth(path), **(headers or {})}
-            )
-            self._note_rate_limit(response)
-            retry = _should_retry(response)
+        def handle(response: httpx.Response) -> Prediction | Retry:
+            retry = self._retry_for(response)
             if retry is not None:
                 return retry
             if response.is_error:
                 raise _rejection(method, path, response)
-            try:
-                return Prediction.model_validate_json(response.content)
-            except ValidationError as error:
-                return _Retry(f"malformed prediction ({error.error_count()} problems)")
+            return parsed(Prediction, response, "prediction")
 
-        return await self._retrying(f"{method} {path}", once)
-
-    async def _retrying(self, what: str, once: Callable[[], Awaitable[T | _Retry]]) -> T:
-        failures = limited = 0
-        while True:
-            try:
-                outcome = await once()
-            except httpx.TransportError as error:
-                outcome = _Retry(f"{type(error).__name__}: {error}".rstrip(": "))
-            if not isinstance(outcome, _Retry):
-                return outcome
-            if outcome.rate_limited:
-                limited += 1
-                tries, budget = limited, self.max_rate_limit_retries
-                delay = outcome.delay if outcome.delay is not None else self._backoff(limited)
-                delay = min(delay, self.max_retry_after)
-            else:
-                failures += 1
-                tries, budget = failures, self.max_retries
-                delay = self._backoff(failures)
-            if tries > budget:
-                message = f"Replicate {what}: {outcome.reason}, {tries} times; gave up"
-                if outcome.rate_limited:
-                    raise ProviderThrottledError(message)
-                raise ProviderError(message)
-            logger.warning(
-                "Replicate %s: %s; retry %d/%d in %.2fs", what, outcome.reason, tries, budget, delay
-            )
-            await self.sleep(delay)
-
-    def _backoff(self, tries: int) -> float:
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (tries - 1))
-        # Equal jitter: at least half the step, so concurrent clips spread out but still wait.
-        return ceiling * (0.5 + 0.5 * self.jitter())
-
-    def _auth(self, url: str) -> dict[str, str]:
-        target = self._origin.join(url)
-        same_origin = (target.scheme, target.host, target.port) == (
-            self._origin.scheme,
-            self._origin.host,
-            self._origin.port,
-        )
-        if self._token and same_origin:
-            return {"Authorization": f"Bearer {self._token}"}
-        return {}
-
-    def _note_rate_limit(self, response: httpx.Response) -> None:
-        self.rate_limit = RateLimit.from_headers(response.headers) or self.rate_limit
-
-
-def _should_retry(response: httpx.Response) -> _Retry | None:
-    """Whether an answer is worth asking again: rate limited, or the service's own trouble."""
-    status = response.status_code
-    if status == 429:
-        headers = response.headers
-        delay = _seconds(headers.get("retry-after"))
-        if delay is None:
-            delay = _seconds(headers.get("ratelimit-reset"))
-        return _Retry("rate limited (HTTP 429)", rate_limited=True, delay=delay)
-    if status >= 500 or status == 408:
-        return _Retry(f"HTTP {status}")
-    return None
+        return await self._request(method, path, handle, json=body, headers=headers)
 
 
 def _rejection(method: str, path: str, response: httpx.Response) -> ProviderError:
@@ -511,15 +340,3 @@ def _rejection(method: str, path: str, response: httpx.Response) -> ProviderErro
     return ProviderRejectedError(
         message, status_code=response.status_code, detail=str(detail) if detail else None
     )
-
-
-def _decode_data_uri(uri: str) -> bytes:
-    header, comma, payload = uri.partition(",")
-    try:
-        if not comma:
-            raise ValueError("no comma")
-        if header.endswith(";base64"):
-            return base64.b64decode(payload, validate=True)
-        return unquote_to_bytes(payload)
-    except (ValueError, binascii.Error) as error:
-        raise PredictionFailedError(f"output {_redact(uri)} is not a valid data URI") from error

@@ -14,12 +14,12 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from activities.providers.http_base import Retry, RetryingHTTP, retry_for
+from activities.providers.http_base import HTTPOptions, Retry, RetryingHTTP, retry_for
 from activities.providers.replicate_api import is_refusal
 from storyreel.contracts import PredictionPhase, PredictionUpdate
 from storyreel.errors import (
@@ -147,7 +147,7 @@ class RunwareClient(RetryingHTTP):
         base_url: str = DEFAULT_BASE_URL,
         *,
         poll_interval: float = 5.0,
-        **options: Any,
+        **options: Unpack[HTTPOptions],
     ) -> None:
         super().__init__(base_url, **options)
         self.poll_interval = poll_interval
@@ -166,12 +166,6 @@ class RunwareClient(RetryingHTTP):
     def __repr__(self) -> str:
         key = "set" if self._key else "unset"
         return f"RunwareClient(base_url={self.base_url!r}, key={key})"
-
-    async def __aenter__(self) -> RunwareClient:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}"} if self._key else {}

@@ -13,12 +13,12 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from activities.providers.http_base import Retry, RetryingHTTP, retry_for
+from activities.providers.http_base import HTTPOptions, Retry, RetryingHTTP, retry_for
 from activities.providers.replicate_api import is_refusal
 from storyreel.contracts import PredictionPhase, PredictionUpdate
 from storyreel.errors import (
@@ -146,7 +146,7 @@ class VeoClient(RetryingHTTP):
         base_url: str = DEFAULT_BASE_URL,
         *,
         poll_interval: float = 10.0,
-        **options: Any,
+        **options: Unpack[HTTPOptions],
     ) -> None:
         super().__init__(base_url, **options)
         self.poll_interval = poll_interval
@@ -165,12 +165,6 @@ class VeoClient(RetryingHTTP):
     def __repr__(self) -> str:
         key = "set" if self._key else "unset"
         return f"VeoClient(base_url={self.base_url!r}, key={key})"
-
-    async def __aenter__(self) -> VeoClient:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
 
     def _auth_headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._key} if self._key else {}

@@ -38,6 +38,11 @@ from storyreel.webhooks.fal import signed_message
 
 logger = logging.getLogger(__name__)
 
+# Thousands of predictions may end at once: deliveries queue for a connection (no pool
+# timeout) instead of failing, as a provider's delivery queue would.
+DELIVERY_TIMEOUT = httpx.Timeout(10.0, pool=None)
+DELIVERY_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+
 USER_ID = "storyreel-simulator"
 REFUSAL_MESSAGE = "The content was flagged by a content checker."
 _REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
@@ -98,7 +103,9 @@ class Deliveries:
     kid: str = field(default_factory=lambda: f"sim-{int(time.time())}")
     attempts: int = 4
     backoff: float = 0.2
-    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10.0))
+    http: httpx.AsyncClient = field(
+        default_factory=lambda: httpx.AsyncClient(timeout=DELIVERY_TIMEOUT, limits=DELIVERY_LIMITS)
+    )
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     delivered: int = 0
     failed: int = 0

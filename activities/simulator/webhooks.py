@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Thousands of predictions may end at once: deliveries queue for a connection (no pool
+# timeout) instead of failing, as a provider's delivery queue would.
+DELIVERY_TIMEOUT = httpx.Timeout(10.0, pool=None)
+DELIVERY_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+
 WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
 COMPLETED_TRIES = 5
 
@@ -69,7 +74,7 @@ class Deliveries:
 
     async def _deliver(self, url: str, delivery: str, body: dict[str, Any], retry: bool) -> None:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10.0)
+            self._http = httpx.AsyncClient(timeout=DELIVERY_TIMEOUT, limits=DELIVERY_LIMITS)
         data = json.dumps(body).encode()
         counts = self.simulator.counts
         for attempt in range(COMPLETED_TRIES if retry else 1):

@@ -45,6 +45,7 @@ from worker import workflow_runner
 from workflows.generation import VideoGenerationWorkflow
 
 sys.path.insert(0, str(Path(__file__).parent))
+from batch import batch_throughput  # noqa: E402
 from fanout import NOOP_ACTIVITIES, BareFanout, noop  # noqa: E402
 from finish import measure as measure_finish  # noqa: E402
 from harness import Stack, stack  # noqa: E402
@@ -340,6 +341,7 @@ async def on_the_stack(args: argparse.Namespace, work: Path, results: Results) -
             ("B2", lambda: b2(s.client, args.b2_generations, args.b2_rounds)),
             ("B3", lambda: b3(s, args.b3_generations, args.b3_latency, args.b3_reads_per_second)),
             ("B6", lambda: b6(s)),
+            ("batch", lambda: batch_throughput(s, args.batch_items, args.batch_latency)),
         ]
         for name, step in steps:
             if args.only and name not in args.only:
@@ -352,7 +354,7 @@ async def run(args: argparse.Namespace) -> Results:
     results: Results = {}
     with tempfile.TemporaryDirectory(prefix="storyreel-bench-") as tmp:
         work = Path(tmp)
-        on_stack = {"B1", "speedup", "B2", "B3", "B6"}
+        on_stack = {"B1", "speedup", "B2", "B3", "B6", "batch"}
         if not args.only or args.only & on_stack:
             await on_the_stack(args, work, results)
         if not args.only or "B7" in args.only:
@@ -462,6 +464,17 @@ def report(results: Results) -> list[str]:
             f"    sustained: {r['per_minute']:.1f} generations/min (5 clips each), "
             f"while reading {r['gets_per_second']:.0f} states/s"
         )
+    if r := results.get("batch"):
+        stages = ", ".join(
+            f"{stage} {seconds:.1f} s" for stage, seconds in r["mean_stage_seconds"].items()
+        )
+        lines.append(
+            f"    batch of {r['items']} x {5} clips (simulator {r['latency']:.0f} s): "
+            f"{r['completed']}/{r['items']} completed in {r['wall']:.1f} s = "
+            f"{r['per_minute']:.1f} generations/min; per run {stages} "
+            f"(longest: {r['bottleneck']}); mean wait for a batch slot "
+            f"{r['mean_wait_for_slot_seconds']:.1f} s"
+        )
     if rows := results.get("speedup"):
         lines.append("    speedup (clip stage, sequential vs parallel):")
         for row in rows:
@@ -492,12 +505,14 @@ def main() -> None:
                         help="where each side's mid-frame PNG goes")  # fmt: skip
     parser.add_argument("--b5b-no-moviepy", action="store_true", help="skip the MoviePy side")
     parser.add_argument("--overlay-clips", type=int, default=4, help="clips to caption (4+)")
+    parser.add_argument("--batch-items", type=int, default=50)
+    parser.add_argument("--batch-latency", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
     parser.add_argument(
         "--only",
         type=lambda text: set(text.split(",")),
         default=set(),
-        help="comma-separated subset, e.g. B2,B5b (speedup and overlays are steps too)",
+        help="comma-separated subset, e.g. B2,B5b (speedup, overlays and batch are steps too)",
     )
     args = parser.parse_args()
     results = asyncio.run(run(args))

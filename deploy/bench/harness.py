@@ -90,19 +90,25 @@ async def stack(
     poll_interval: float = 0.5,
     webhooks: bool = False,
     fallback_poll: float = 60.0,
+    clip_concurrency: int | None = None,
 ) -> AsyncIterator[Stack]:
     """The embedded stack on free ports under ``data_dir``, stopped on exit; with ``webhooks``
     its API is the public URL the simulator calls back."""
     ports = Ports(api=free_port(), temporal=free_port(), ui=free_port(), simulator=free_port())
     embedded = EmbeddedStack(data_dir.resolve(), ports)
     values = {**bench_environment(poll_interval), **embedded.env_overrides()}
+    if clip_concurrency is not None:
+        values["STORYREEL_PROVIDER_LIMITS"] = json.dumps(
+            {"simulator": {"max_concurrent": clip_concurrency}, "local": {"max_concurrent": 8}}
+        )
     if webhooks:
         values["STORYREEL_PUBLIC_URL"] = embedded.api_url
         values["STORYREEL_WEBHOOK_FALLBACK_POLL_SECONDS"] = str(fallback_poll)
     with environment(values):
         settings = Settings(_env_file=None)
         try:
-            await asyncio.to_thread(embedded.start)
+            # On the main thread: children get a parent-death signal tied to the forking thread.
+            embedded.start()
             records = open_records(settings)
             try:
                 key = records.create_api_key(records.create_user("bench"))

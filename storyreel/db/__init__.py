@@ -5,7 +5,13 @@ has expired. Start-up calls ``migrate(url)``; everything else goes through ``Rec
 """
 
 from storyreel.db.engine import create_engine, default_url, migrate, resolve_url
-from storyreel.db.repository import GenerationPage, Records, hash_api_key
+from storyreel.db.repository import (
+    PLACEHOLDER_TIME,
+    BatchPage,
+    GenerationPage,
+    Records,
+    hash_api_key,
+)
 from storyreel.settings import Settings
 
 
@@ -21,6 +27,8 @@ def open_records(settings: Settings) -> Records:
 
 
 __all__ = [
+    "PLACEHOLDER_TIME",
+    "BatchPage",
     "GenerationPage",
     "Records",
     "create_engine",

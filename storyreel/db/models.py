@@ -16,7 +16,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, String, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from storyreel.contracts import ClipStatus, GenerationStatus, Platform, Stage
+from storyreel.contracts import BatchStatus, ClipStatus, GenerationStatus, Platform, Stage
 
 MICROS = 1_000_000
 
@@ -145,6 +145,7 @@ class Generation(GenerationBase, table=True):
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
     request: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     storyboard_keys: list[str] = Field(default_factory=list, sa_type=JSON)
+    scenes: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     warnings: list[str] = Field(default_factory=list, sa_type=JSON)
     timings: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     clip_stage: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
@@ -201,6 +202,47 @@ class ClipProgress(SQLModel, table=True):
     status: ClipStatus = Field(sa_type=String(16))
     progress: float = 0.0
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+
+
+class BatchBase(SQLModel):
+    title: str = Field(max_length=200)
+    status: BatchStatus = Field(sa_type=String(16))
+    total: int
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Batch(BatchBase, table=True):
+    """Many generations started together; its status is written by ``BatchWorkflow`` at the end
+    (its counts are read from its generations' own records)."""
+
+    __tablename__: ClassVar[str] = "batches"
+    __table_args__ = (Index("ix_batches_user_created", "user_id", "created_at", "id"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+
+
+class BatchPublic(BatchBase):
+    id: str
+
+
+class BatchItem(SQLModel, table=True):
+    """One item of a batch: its generation's id (fixed at POST) and the prepared workflow input,
+    read by the batch workflow when the item's turn comes."""
+
+    __tablename__: ClassVar[str] = "batch_items"
+
+    batch_id: str = Field(
+        primary_key=True, max_length=64, foreign_key="batches.id", ondelete="CASCADE"
+    )
+    position: int = Field(primary_key=True)
+    generation_id: str = Field(max_length=64, unique=True)
+    input: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,11 +29,16 @@ from sqlmodel import Session, SQLModel, col, select
 
 from storyreel.contracts import (
     GENERATION_ENDED,
+    BatchStatus,
+    ClaimResult,
     ClipStageMetrics,
     ClipState,
     ClipStatus,
+    GenerationInput,
+    GenerationRequest,
     GenerationState,
     GenerationStatus,
+    PlannedScene,
     StageTiming,
 )
 from storyreel.db.engine import WRITE_OPTION, create_engine
@@ -41,6 +46,9 @@ from storyreel.db.models import (
     MICROS,
     ApiKey,
     ApiKeyPublic,
+    Batch,
+    BatchItem,
+    BatchPublic,
     Clip,
     ClipProgress,
     CostEntry,
@@ -56,6 +64,16 @@ API_KEY_PREFIX = "sr_"
 # "sr_" and 8 characters of the random part: 48 of its 256 bits, shown, never enough to guess.
 DISPLAY_PREFIX_LENGTH = 11
 MAX_PAGE_SIZE = 100
+# The updated_at of a placeholder record (written before its run starts): older than any state
+# the run will record, so the run's first write replaces it.
+PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class BatchPage(BaseModel):
+    """One page of a user's batches, newest first."""
+
+    items: list[BatchPublic]
+    next_cursor: str | None = None
 
 
 class GenerationPage(BaseModel):
@@ -411,6 +429,185 @@ class Records:
             return int(session.exec(query).one())
 
     # -----------------------------------------------------------------------------------------
+    # Batches
+
+    def create_batch(
+        self,
+        batch_id: str,
+        user_id: int,
+        title: str,
+        items: Sequence[GenerationInput],
+        generation_ids: Sequence[str],
+    ) -> BatchPublic:
+        """Record a new batch (status running) with each item's prepared input."""
+        now = utcnow()
+        row = Batch(
+            id=batch_id,
+            user_id=user_id,
+            title=title,
+            status=BatchStatus.running,
+            total=len(items),
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with self._writing() as session:
+                session.add(row)
+                session.flush()
+                session.add_all(
+                    BatchItem(
+                        batch_id=batch_id,
+                        position=position,
+                        generation_id=generation_id,
+                        input=item.model_dump(mode="json"),
+                    )
+                    for position, (item, generation_id) in enumerate(
+                        zip(items, generation_ids, strict=True)
+                    )
+                )
+        except IntegrityError as exc:
+            raise ConflictError(f"batch {batch_id} or one of its generation ids exists") from exc
+        return BatchPublic.model_validate(row)
+
+    def get_batch(self, batch_id: str, user_id: int) -> BatchPublic | None:
+        """The batch; None if there is none or it is another user's."""
+        with self._reading() as session:
+            row = session.get(Batch, batch_id)
+            if row is None or row.user_id != user_id:
+                return None
+            return BatchPublic.model_validate(row)
+
+    def batch_generations(self, batch_id: str) -> list[tuple[str, GenerationStatus | None]]:
+        """Each item's generation id, in order, with its recorded status (None: no record yet)."""
+        query = (
+            select(col(BatchItem.generation_id), col(Generation.status))
+            .select_from(BatchItem)
+            .outerjoin(Generation, col(Generation.id) == col(BatchItem.generation_id))
+            .where(col(BatchItem.batch_id) == batch_id)
+            .order_by(col(BatchItem.position))
+        )
+        with self._reading() as session:
+            rows = session.exec(query).all()
+        return [(gid, GenerationStatus(status) if status else None) for gid, status in rows]
+
+    def list_batches(
+        self, user_id: int, *, limit: int = 20, cursor: str | None = None
+    ) -> BatchPage:
+        """The user's batches, newest first, paged like generations."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise BadInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        query = select(Batch).where(col(Batch.user_id) == user_id)
+        if cursor is not None:
+            after_created, after_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    col(Batch.created_at) < after_created,
+                    and_(col(Batch.created_at) == after_created, col(Batch.id) < after_id),
+                )
+            )
+        query = query.order_by(col(Batch.created_at).desc(), col(Batch.id).desc())
+        with self._reading() as session:
+            rows = session.exec(query.limit(limit + 1)).all()
+        items = [BatchPublic.model_validate(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = _encode_cursor(last.created_at, last.id)
+        return BatchPage(items=items, next_cursor=next_cursor)
+
+    def claim_batch_item(
+        self, batch_id: str, position: int, user_id: int, max_running: int
+    ) -> ClaimResult:
+        """The item's prepared input, its placeholder record written, if the user may start one
+        more generation now; else a result without ``request``. One write transaction, so two
+        claimers never both take the user's last slot. Idempotent: an item already claimed is
+        handed out again without being counted twice."""
+        with self._writing() as session:
+            item = session.get(BatchItem, (batch_id, position))
+            if item is None:
+                raise NotFoundError(f"batch {batch_id} has no item {position}")
+            request = GenerationInput.model_validate(item.input)
+            claimed = ClaimResult(generation_id=item.generation_id, request=request)
+            if session.get(Generation, item.generation_id) is not None:
+                return claimed
+            running = session.exec(
+                select(func.count())
+                .select_from(Generation)
+                .where(
+                    col(Generation.user_id) == user_id,
+                    col(Generation.status).not_in([s.value for s in GENERATION_ENDED]),
+                )
+            ).one()
+            if running >= max_running:
+                return ClaimResult(generation_id=item.generation_id)
+            self._write_placeholder(session, item, request, user_id, GenerationStatus.queued)
+            return claimed
+
+    def close_batch(self, batch_id: str, status: BatchStatus) -> None:
+        """Write the batch's final status. Items that never started (none, or only a
+        placeholder, when the batch was cancelled) are recorded as cancelled generations, so
+        every id the batch listed answers and none counts as running."""
+        with self._writing() as session:
+            batch = session.get(Batch, batch_id)
+            if batch is None:
+                raise NotFoundError(f"no batch {batch_id}")
+            items = session.exec(select(BatchItem).where(col(BatchItem.batch_id) == batch_id))
+            for item in items:
+                row = session.get(Generation, item.generation_id)
+                if row is not None and not (
+                    row.status == GenerationStatus.queued
+                    and row.updated_at is not None
+                    and _as_utc(row.updated_at) == PLACEHOLDER_TIME
+                ):
+                    continue
+                request = GenerationInput.model_validate(item.input)
+                if row is not None:
+                    row.status, row.updated_at = GenerationStatus.cancelled, utcnow()
+                    row.error = "the batch ended before this generation started"
+                    session.add(row)
+                    continue
+                self._write_placeholder(
+                    session, item, request, batch.user_id, GenerationStatus.cancelled
+                )
+            batch.status, batch.updated_at = status, utcnow()
+            session.add(batch)
+
+    def _write_placeholder(
+        self,
+        session: Session,
+        item: BatchItem,
+        request: GenerationInput,
+        user_id: int,
+        status: GenerationStatus,
+    ) -> None:
+        state = GenerationState(
+            generation_id=item.generation_id,
+            title=request.title,
+            status=status,
+            platform=request.platform,
+            provider=request.provider,
+            budget=request.budget,
+            created_at=utcnow(),
+            updated_at=PLACEHOLDER_TIME if status is GenerationStatus.queued else utcnow(),
+            error=None
+            if status is GenerationStatus.queued
+            else "the batch ended before this generation started",
+        )
+        public = request.model_dump(mode="json", include=set(GenerationRequest.model_fields))
+        session.connection().execute(
+            self._insert(
+                Generation,
+                {
+                    "id": item.generation_id,
+                    "user_id": user_id,
+                    "request": public,
+                    **_generation_values(state),
+                },
+                keys=["id"],
+            )
+        )
+
+    # -----------------------------------------------------------------------------------------
     # Live progress of clips whose provider calls back
 
     def set_clip_progress(
@@ -595,6 +792,7 @@ def _generation_values(state: GenerationState) -> dict[str, Any]:
         "cost": state.cost,
         "budget": state.budget,
         "storyboard_keys": list(state.storyboard_keys),
+        "scenes": [scene.model_dump(mode="json") for scene in state.scenes],
         "warnings": list(state.warnings),
         "timings": [timing.model_dump(mode="json") for timing in state.timings],
         "clip_stage": state.clip_stage.model_dump(mode="json"),
@@ -626,6 +824,7 @@ def _state_from_rows(row: Generation, clips: Sequence[Clip]) -> GenerationState:
         provider=row.provider,
         clips=[ClipState.model_validate(clip, from_attributes=True) for clip in clips],
         storyboard_keys=row.storyboard_keys,
+        scenes=[PlannedScene.model_validate(scene) for scene in row.scenes or []],
         video_key=row.video_key,
         thumbnail_key=row.thumbnail_key,
         duration=row.duration,

@@ -17,8 +17,13 @@ async def test_openapi_lists_every_route_and_docs_render(live_api: LiveApi) -> N
         "/v1/generations/{generation_id}/finish",
         "/v1/generations/{generation_id}/storyboard/{index}",
         "/v1/session",
+        "/v1/batches",
+        "/v1/batches/{batch_id}",
+        "/v1/batches/{batch_id}/cancel",
         "/healthz",
     }
+    batch_items = schema["components"]["schemas"]["BatchBody"]["properties"]["items"]
+    assert batch_items["items"] == {"$ref": "#/components/schemas/GenerationRequest"}
     post = schema["paths"]["/v1/generations"]["post"]
     assert "Idempotency-Key" in {p["name"] for p in post["parameters"]}
     finish = schema["paths"]["/v1/generations/{generation_id}/finish"]["post"]

@@ -220,3 +220,51 @@ async def test_a_run_waiting_on_a_failed_clip_is_finished_from_the_page(
         await screenshot(page, "page-finished-without-failed.png")
     view = (await live_api.http.get(f"/v1/generations/{gid}")).json()
     assert view["skipped_clips"] == [2]
+
+
+async def test_a_storyboard_is_reviewed_edited_and_approved_from_the_page(
+    live_api: LiveApi,
+) -> None:
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{live_api.url}/#key={live_api.key}")
+        await expect(page.locator("#who")).to_have_text("alice")
+        await page.fill("#title", "Reviewed harbour")
+        await page.fill("#script", "A boat leaves at dawn. The gulls follow it. Night falls.")
+        await page.select_option("#platform", "youtube")
+        await page.click("#options summary")
+        await page.select_option("#provider", "sleepy")
+        await page.check("#review")
+        await page.click("#submit")
+
+        await expect(page.locator("#status")).to_have_attribute(
+            "data-status", "awaiting_approval", timeout=60_000
+        )
+        scenes = page.locator("#storyboard figure")
+        await expect(scenes).to_have_count(3, timeout=30_000)
+        await all_images_loaded(page, "#storyboard img")
+        # Nothing is paid for while the storyboard waits: no clip has started.
+        assert await page.locator('.clip[data-status="complete"]').count() == 0
+        await screenshot(page, "page-review.png")
+
+        second = page.locator('#storyboard figure[data-scene="2"]')
+        old_src = await second.locator("img").get_attribute("src")
+        answers = iter(["A red kite over the dunes", "The kite"])
+        page.on("dialog", lambda dialog: dialog.accept(next(answers)))
+        await second.locator("button.edit-scene").click()
+        await expect(second.locator(".scene-text")).to_have_text(
+            "A red kite over the dunes", timeout=30_000
+        )
+        assert await second.locator("img").get_attribute("src") != old_src
+        await all_images_loaded(page, "#storyboard img")
+        await screenshot(page, "page-review-edited.png")
+
+        await page.click("#approve")
+        await expect(page.locator("#status")).to_have_attribute(
+            "data-status", "completed", timeout=120_000
+        )
+        await expect(page.locator("#player")).to_be_visible(timeout=60_000)
+    gid = page.url.split("#run=")[1]
+    view = (await live_api.http.get(f"/v1/generations/{gid}")).json()
+    assert view["clips"][1]["prompt"].endswith("SCENE: A red kite over the dunes")
+    assert view["scenes"][1]["caption"] == "The kite"

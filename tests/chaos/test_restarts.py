@@ -170,3 +170,45 @@ async def _post_when_up(http: httpx.AsyncClient) -> str:
         except httpx.TransportError:
             assert time.monotonic() < deadline, "the API never came up"
             await asyncio.sleep(0.3)
+
+
+async def test_a_run_awaiting_approval_survives_worker_and_server_restarts(
+    dev_server: DevServer, settings: Settings
+) -> None:
+    """Waiting for a person costs nothing and survives anything: the worker and the Temporal
+    server both die while the storyboard waits; approved afterwards, the run completes with
+    one prediction per scene, none made before the approval."""
+    settings.temporal_address = dev_server.address
+    queues = "workflows,media,clips:simulator"
+    async with simulator(latency=1, render=False) as sim:
+        settings.simulator_url = sim.url
+        worker = spawn(settings, "-m", "worker", "--queues", queues)
+        try:
+            client = await dev_server.client()
+            request = request_for(3, "simulator", review="storyboard")
+            handle = await start_generation(client, settings, request)
+            deadline = time.monotonic() + 90
+            while (
+                await handle.query("get_state", result_type=GenerationState)
+            ).status is not GenerationStatus.awaiting_approval:
+                assert time.monotonic() < deadline, "the run never waited for approval"
+                await asyncio.sleep(0.3)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+            dev_server.kill()
+            outcome("approval restart", "worker and dev server SIGKILLed while awaiting approval")
+            dev_server.start()
+            worker = spawn(settings, "-m", "worker", "--queues", queues)
+            client = await dev_server.client()
+            handle = client.get_workflow_handle(handle.id, result_type=GenerationState)
+            waiting = await handle.query("get_state", result_type=GenerationState)
+            assert waiting.status is GenerationStatus.awaiting_approval
+            assert (await sim.log())["counts"]["creates"] == 0, "paid for before approval"
+            await handle.signal("approve")
+            state = await asyncio.wait_for(handle.result(), timeout=DEADLINE)
+        finally:
+            stop_process(worker, 60)
+        log = await sim.log()
+    assert state.status is GenerationStatus.completed
+    assert log["counts"]["creates"] == 3
+    outcome("approval restart", f"approved after the restarts: {state.status.value}, 3 predictions")

@@ -219,13 +219,14 @@ def test_count_running(records: Records, alice: int, bob: int) -> None:
     records.upsert_generation(
         simple("gen-b", 1, GenerationStatus.generating), user_id=bob, request={}
     )
-    # queued, planning, storyboarding, generating, awaiting_retry, assembling
-    assert records.count_running(alice) == 6
+    # queued, planning, storyboarding, generating, awaiting_approval, awaiting_retry,
+    # assembling: every run that has not ended holds one of the user's slots
+    assert records.count_running(alice) == 7
     assert records.count_running(bob) == 1
     finished = simple("gen-0", 0, GenerationStatus.cancelled)
     finished.updated_at = finished.updated_at.replace(year=2030) if finished.updated_at else None
     records.upsert_generation(finished, user_id=alice, request={})
-    assert records.count_running(alice) == 5
+    assert records.count_running(alice) == 6
 
 
 def test_cached_clips_are_marked(records: Records, alice: int) -> None:

@@ -17,7 +17,10 @@ from sqlmodel import SQLModel
 from storyreel.db import create_engine, migrate
 from storyreel.db.engine import MIGRATIONS_DIR, alembic_config, resolve_url
 
-TABLES = {"users", "api_keys", "generations", "clips", "cost_ledger", "cost_totals"}
+TABLES = {
+    "users", "api_keys", "generations", "clips", "cost_ledger", "cost_totals", "batches",
+    "batch_items", "clip_progress",
+}  # fmt: skip
 
 
 def _head() -> str:

@@ -17,7 +17,10 @@ def test_env_example_lists_every_setting() -> None:
         for line in (ROOT / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     }
-    expected = {f"STORYREEL_{name.upper()}" for name in Settings.model_fields}
+    expected = {
+        str(field.validation_alias) if field.validation_alias else f"STORYREEL_{name.upper()}"
+        for name, field in Settings.model_fields.items()
+    }
     assert listed == expected
 
 

@@ -46,5 +46,23 @@ async def test_after_a_full_generation_the_record_equals_the_final_state(
         assert records.spent(user.id) == 1.5
         page = records.list_generations(user.id)
         assert [item.id for item in page.items] == [handle.id]
+
+        # The records were written as local activities: the run's timeline (the Web UI's) is
+        # its plan, storyboards, clips and stitch; the record writes are markers.
+        history = await handle.fetch_history()
+        scheduled = [
+            event.activity_task_scheduled_event_attributes.activity_type.name
+            for event in history.events
+            if event.HasField("activity_task_scheduled_event_attributes")
+        ]
+        markers = [
+            event for event in history.events if event.HasField("marker_recorded_event_attributes")
+        ]
+        assert "record_generation" not in scheduled
+        assert len(markers) >= 6, "fewer record writes than stages"
+        assert set(scheduled) == {
+            "plan_generation", "render_storyboard", "generate_clip", "stitch_video",
+            "publish_generation",
+        }  # fmt: skip
     finally:
         records.dispose()

@@ -98,7 +98,9 @@ async def test_five_clips_take_about_as_long_as_one(client: Client, settings: Se
     assert state.status is GenerationStatus.completed
     assert log["counts"]["creates"] == 5
     wall = state.clip_stage.wall_seconds
-    assert latency <= wall <= 1.3 * latency, f"clip stage took {wall:.1f} s for {latency} s clips"
+    # In parallel: about one clip's time, far from the 5 x latency of one after another (the
+    # precise ratio is B1 in make bench; a loaded CI machine only stretches the renders).
+    assert latency <= wall <= 2.5 * latency, f"clip stage took {wall:.1f} s for {latency} s clips"
     assert all(clip.cost == pytest.approx(0.10) for clip in state.clips)  # 2 s × 0.05
     assert state.cost == pytest.approx(0.5)
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from temporalio.client import Client
+import pytest
+from temporalio.client import Client, WorkflowFailureError
 
 from storyreel.contracts import ClipStatus, GenerationState, GenerationStatus
 from storyreel.db import open_records
@@ -186,3 +187,33 @@ async def test_with_the_api_down_the_run_still_completes(
     assert state.status is GenerationStatus.completed
     assert log["counts"]["creates"] == 2
     assert log["counts"]["webhooks_sent"] == 0
+
+
+async def test_cancelling_a_run_waiting_on_webhooks_cancels_its_predictions(
+    client: Client, settings: Settings
+) -> None:
+    knobs = {"latency": 120.0, "render": False}
+    async with (
+        simulator(**knobs) as sim,
+        worker_for(client, calling_back(settings, sim)),
+        api_for(client, settings),
+    ):
+        handle = await start(client, settings, request_for(3, "simulator"))
+        deadline = time.monotonic() + 60
+        # Submitted and waiting: no clip activity is pending while the predictions run.
+        while True:
+            description = await handle.describe()
+            pending = description.raw_description.pending_activities
+            if (await sim.log())["counts"]["creates"] == 3 and not pending:
+                break
+            assert time.monotonic() < deadline, "the clips were never left waiting"
+            await asyncio.sleep(0.2)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        state = await handle.query("get_state", result_type=GenerationState)
+        log = await sim.log()
+
+    assert state.status is GenerationStatus.cancelled
+    assert log["counts"]["cancels"] == 3, "a prediction kept running (and billing) upstream"
+    assert all(prediction["canceled"] for prediction in log["predictions"])
