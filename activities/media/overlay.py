@@ -196,6 +196,7 @@ def words_chain(
     band = f"drawbox=x={x}:y={y}:w={w}:h={h}:color=black@0.55:t=fill"
     return ",".join([band, *boxes, *texts])
 
+
 def band_filter(box: Box) -> str:
     """The caption's semi-transparent band."""
     x, y, w, h = box
