@@ -10,44 +10,35 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from storyreel.errors import NON_RETRYABLE_TYPES
 
+
+def retry(attempts: int, most: float | None = None, first: float = 1.0) -> RetryPolicy:
+    """Exponential backoff (x2) from ``first`` seconds, capped at ``most`` (default: the
+    server's 100 x ``first``), ``attempts`` in all; storyreel's permanent errors end it."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=first),
+        backoff_coefficient=2.0,
+        maximum_interval=None if most is None else timedelta(seconds=most),
+        maximum_attempts=attempts,
+        non_retryable_error_types=NON_RETRYABLE_TYPES,
+    )
+
+
 PLAN_TIMEOUT = timedelta(seconds=30)
-PLAN_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_attempts=3,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
+PLAN_RETRY = retry(3)
 
 # One chat completion per attempt; a malformed or schema-invalid answer is retried, then the
 # plan fails with what was wrong. A 429 waits as long as the endpoint's Retry-After.
 LLM_PLAN_TIMEOUT = timedelta(minutes=2)
-LLM_PLAN_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=3,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
+LLM_PLAN_RETRY = retry(3, most=20)
 
 STORYBOARD_TIMEOUT = timedelta(minutes=2)
-STORYBOARD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=4,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
+STORYBOARD_RETRY = retry(4, most=20)
 
 # A clip may take minutes upstream; a silent worker is noticed within the heartbeat timeout
 # and the next attempt resumes the heartbeated prediction.
 CLIP_TIMEOUT = timedelta(minutes=10)
 CLIP_HEARTBEAT = timedelta(seconds=20)
-CLIP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
+CLIP_RETRY = retry(3, most=30)
 
 # With webhooks a clip is three short activities around a wait that holds no worker: submit
 # (create the prediction), an occasional status read, and the copy of the finished output.
@@ -55,44 +46,20 @@ CLIP_RETRY = RetryPolicy(
 # make the next attempt create again; a crashed worker's attempt is retried after this long.
 SUBMIT_TIMEOUT = timedelta(minutes=5)
 CHECK_TIMEOUT = timedelta(seconds=30)
-CHECK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=3,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
+CHECK_RETRY = retry(3, most=10)
 
 STITCH_TIMEOUT = timedelta(minutes=15)
 # Assembly heartbeats on every FFmpeg progress line and between scenes' speech; its longest
 # silence is one TTS call, which settings.tts_timeout_seconds caps at 45 s.
 STITCH_HEARTBEAT = timedelta(seconds=60)
-STITCH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
+STITCH_RETRY = retry(3, most=30, first=2)
 
 # Records are idempotent upserts: retry generously, the database may be restarting.
 RECORD_TIMEOUT = timedelta(seconds=30)
-RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
+RECORD_RETRY = retry(10, most=30)
 
 PUBLISH_TIMEOUT = timedelta(minutes=1)
-PUBLISH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
+PUBLISH_RETRY = retry(10, most=30)
 
 # Batches: their bookkeeping is a quick write on the workflow's own queue.
 BATCH_RECORD_TIMEOUT = timedelta(seconds=30)
