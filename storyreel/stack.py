@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -37,12 +38,39 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+_handed_out: set[int] = set()
+_rng = random.SystemRandom()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port nothing listens on right now, outside the kernel's ephemeral range.
+
+    A port the OS picks (``bind(0)``) comes from the ephemeral range, where the Temporal dev
+    server picks its own internal ports and every outgoing connection gets its local port: a
+    child started a moment later could find it taken. Ports below that range are only ever
+    handed out here (never twice per process) or chosen on purpose.
+    """
+    low = min(_ephemeral_low(), 65536)
+    for _ in range(200):
+        port = _rng.randrange(20000, low) if low > 21000 else 0
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            chosen: int = probe.getsockname()[1]
+        _handed_out.add(chosen)
+        return chosen
+    raise OSError("no free port found")
 
 
 def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:

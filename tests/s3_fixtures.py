@@ -17,6 +17,8 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from storyreel.stack import free_port
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -60,13 +62,6 @@ def moto_server() -> Iterator[S3Endpoint]:
         server.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _wait_until_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while True:
@@ -88,7 +83,7 @@ def moto_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoin
     The big-object tests measure this process's peak RSS; an in-process server would add the
     whole object it buffers to the client's figure.
     """
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
