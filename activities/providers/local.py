@@ -76,9 +76,11 @@ class LocalImageProvider:
         height = _even(job.platform.height * PAN_HEADROOM)
         start, end = _palette(job.seed, job.index)
         text_file = job.workdir / f"storyboard-{job.index}.txt"
-        text_file.write_text(_wrap(job.prompt, 24 if width < height else 40), encoding="utf-8")
+        # The scene's text as a small title in the upper band (inside every frame of the pan),
+        # the way a slate labels a shot: big centred text reads as a second caption.
+        text_file.write_text(_wrap(job.prompt, 40 if width < height else 70), encoding="utf-8")
         output = job.workdir / f"storyboard-{job.index}.png"
-        size = max(24, width // 18)
+        size = max(16, min(width, height) // 30)
         ffmpeg.run(
             [
                 "-f", "lavfi",
@@ -86,8 +88,8 @@ class LocalImageProvider:
                 "-vf",
                 f"drawtext=fontfile={ffmpeg.filter_path(self.font)}"
                 f":textfile={ffmpeg.filter_path(text_file)}:fontcolor=white:fontsize={size}"
-                f":line_spacing={size // 3}:x=(w-tw)/2:y=h*0.3-th/2"
-                ":borderw=3:bordercolor=black@0.6",
+                f":line_spacing={size // 3}:x=(w-tw)/2:y=h*0.2"
+                ":borderw=2:bordercolor=black@0.6",
                 "-frames:v", "1", "-update", "1", str(output),
             ],
             exe=self.exe,

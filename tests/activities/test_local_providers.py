@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 
@@ -79,3 +80,27 @@ def _readable(path: Path) -> bool:
 def test_ffmpeg_failure_carries_its_message(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="ffmpeg exited"):
         ffmpeg.run(["-i", str(tmp_path / "missing.png"), str(tmp_path / "out.mp4")])
+
+
+@pytest.mark.parametrize("platform", [Platform.tiktok, Platform.youtube])
+def test_storyboard_text_is_a_small_title_in_the_upper_band(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """The demo once showed every sentence twice: big on the storyboard the clip pans over,
+    and again as the caption. The scene's text stays a label, small and near the top."""
+    spec = PLATFORMS[platform]
+    text = "A lighthouse keeper climbs the spiral stairs at dawn, lantern in hand."
+    image = LocalImageProvider().render_sync(ImageJob("g", 1, text, spec, "l", 3, tmp_path))
+    width, height = round(spec.width * 1.2) // 2 * 2, round(spec.height * 1.2) // 2 * 2
+    raw = subprocess.run(
+        [ffmpeg.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(image),
+         "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    assert len(raw) == width * height
+    lit = [y for y in range(height) if max(raw[y * width : (y + 1) * width]) >= 245]
+    assert lit, "no text drawn at all"
+    # Inside every frame of the pan (which moves down by a sixth of the image) and above the
+    # middle; no taller than two lines of small type.
+    assert height / 6 < lit[0] and lit[-1] < height * 0.35, (lit[0], lit[-1], height)
+    assert lit[-1] - lit[0] < height * 0.08, (lit[-1] - lit[0], height)
