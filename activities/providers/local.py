@@ -24,8 +24,9 @@ T = TypeVar("T")
 PAN_HEADROOM = 1.2
 
 
-def _palette(seed: int, index: int) -> tuple[str, str]:
-    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+def _palette(seed: int, index: int, prompt: str = "") -> tuple[str, str]:
+    key = f"{seed}:{index}" + (f":{prompt}" if prompt else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return f"0x{digest[0:3].hex()}", f"0x{digest[3:6].hex()}"
 
 
@@ -59,7 +60,7 @@ async def run_stoppable(executor: Executor | None, work: Callable[[threading.Eve
 
 
 class LocalImageProvider:
-    """A seeded two-colour gradient with the beat's description drawn on it."""
+    """A two-colour gradient seeded by the beat's description, labelled with its number."""
 
     def __init__(
         self, font: Path | None = None, exe: str | None = None, executor: Executor | None = None
@@ -74,11 +75,13 @@ class LocalImageProvider:
     def render_sync(self, job: ImageJob) -> Path:
         width = _even(job.platform.width * PAN_HEADROOM)
         height = _even(job.platform.height * PAN_HEADROOM)
-        start, end = _palette(job.seed, job.index)
+        # The colours follow the prompt, so an edited scene redraws visibly differently.
+        start, end = _palette(job.seed, job.index, job.prompt)
         text_file = job.workdir / f"storyboard-{job.index}.txt"
-        # The scene's text as a small title in the upper band (inside every frame of the pan),
-        # the way a slate labels a shot: big centred text reads as a second caption.
-        text_file.write_text(_wrap(job.prompt, 40 if width < height else 70), encoding="utf-8")
+        # A small slate label in the upper band (inside every frame of the pan). Not the scene's
+        # text: a clip pans over this image, and its sentence would show twice, once here and
+        # once as the caption (the review page shows the text beside the image).
+        text_file.write_text(f"Scene {job.index}", encoding="utf-8")
         output = job.workdir / f"storyboard-{job.index}.png"
         size = max(16, min(width, height) // 30)
         ffmpeg.run(

@@ -83,14 +83,15 @@ def test_ffmpeg_failure_carries_its_message(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("platform", [Platform.tiktok, Platform.youtube])
-def test_storyboard_text_is_a_small_title_in_the_upper_band(
+def test_storyboard_carries_a_small_label_not_the_sentence(
     platform: Platform, tmp_path: Path
 ) -> None:
     """The demo once showed every sentence twice: big on the storyboard the clip pans over,
-    and again as the caption. The scene's text stays a label, small and near the top."""
+    and again as the caption. The image carries a one-line label, small and near the top."""
     spec = PLATFORMS[platform]
     text = "A lighthouse keeper climbs the spiral stairs at dawn, lantern in hand."
     image = LocalImageProvider().render_sync(ImageJob("g", 1, text, spec, "l", 3, tmp_path))
+    (tmp_path / "edited").mkdir()
     width, height = round(spec.width * 1.2) // 2 * 2, round(spec.height * 1.2) // 2 * 2
     raw = subprocess.run(
         [ffmpeg.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(image),
@@ -103,4 +104,8 @@ def test_storyboard_text_is_a_small_title_in_the_upper_band(
     # Inside every frame of the pan (which moves down by a sixth of the image) and above the
     # middle; no taller than two lines of small type.
     assert height / 6 < lit[0] and lit[-1] < height * 0.35, (lit[0], lit[-1], height)
-    assert lit[-1] - lit[0] < height * 0.08, (lit[-1] - lit[0], height)
+    assert lit[-1] - lit[0] < height * 0.04, (lit[-1] - lit[0], height)
+    edited = LocalImageProvider().render_sync(
+        ImageJob("g", 1, text + " Rain.", spec, "l", 3, tmp_path / "edited")
+    )
+    assert edited.read_bytes() != image.read_bytes(), "an edited scene must redraw differently"
