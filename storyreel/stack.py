@@ -119,9 +119,12 @@ class Stack:
     data_dir: Path
     ports: Ports
     simulator_url: str | None = None
+    workers: dict[str, str | None] = field(default_factory=lambda: {"worker": None})
+    """Worker processes by name, each with the queues it polls (None: every queue it can)."""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     guard: subprocess.Popen[bytes] | None = None
     pids: lifeline.PidFile = field(init=False)
+    stopped: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.pids = lifeline.PidFile(self.data_dir)
@@ -237,7 +240,9 @@ class Stack:
         self._wait_for_port("temporal", self.ports.temporal, timeout)
         if self.ports.simulator is not None:
             self._wait_for_port("simulator", self.ports.simulator, timeout)
-        self._spawn("worker", [sys.executable, "-m", "worker"])
+        for name, queues in self.workers.items():
+            only = ["--queues", queues] if queues else []
+            self._spawn(name, [sys.executable, "-m", "worker", *only])
         self._spawn(
             "api",
             [
@@ -250,7 +255,7 @@ class Stack:
 
     def _check_alive(self) -> None:
         for name, process in self.processes.items():
-            if process.poll() is not None:
+            if name not in self.stopped and process.poll() is not None:
                 raise StackError(
                     f"{name} exited with code {process.returncode}; "
                     f"see {self.log_dir / (name + '.log')}"
@@ -282,20 +287,25 @@ class Stack:
             yield
             time.sleep(0.5)
 
+    def stop_one(self, name: str) -> None:
+        """Stop one process (and its group), gracefully first; it is no longer watched."""
+        process = self.processes.get(name)
+        self.stopped.add(name)
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
     def stop(self) -> None:
         """API first, then the worker (finishing its activities), then the rest."""
-        for name in ("api", "worker", "simulator", "temporal"):
-            process = self.processes.get(name)
-            if process is None or process.poll() is not None:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        for name in ("api", *self.workers, "simulator", "temporal"):
+            self.stop_one(name)
         if self.guard is not None:
             # Its input ends: it finds every group empty (or stops what is left) and exits.
             with contextlib.suppress(OSError):

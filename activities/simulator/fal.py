@@ -27,21 +27,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from activities.simulator.engine import Counts, Fate, Prediction, Simulator, iso, version_of
+from activities.simulator.webhooks import Sender
 from storyreel.webhooks.fal import signed_message
 
 logger = logging.getLogger(__name__)
-
-# Thousands of predictions may end at once: deliveries queue for a connection (no pool
-# timeout) instead of failing, as a provider's delivery queue would.
-DELIVERY_TIMEOUT = httpx.Timeout(10.0, pool=None)
-DELIVERY_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
 
 USER_ID = "storyreel-simulator"
 REFUSAL_MESSAGE = "The content was flagged by a content checker."
@@ -103,9 +98,7 @@ class Deliveries:
     kid: str = field(default_factory=lambda: f"sim-{int(time.time())}")
     attempts: int = 4
     backoff: float = 0.2
-    http: httpx.AsyncClient = field(
-        default_factory=lambda: httpx.AsyncClient(timeout=DELIVERY_TIMEOUT, limits=DELIVERY_LIMITS)
-    )
+    sender: Sender = field(default_factory=Sender)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     delivered: int = 0
     failed: int = 0
@@ -149,36 +142,28 @@ class Deliveries:
                 "error": None if ok else f"Invalid status code: {status}",
             }
         ).encode()
-        for attempt in range(1, self.attempts + 1):
-            try:
-                # Signed afresh each time: a retry hours later must not look like a replay.
-                response = await self.http.post(
-                    url, content=body, headers=self.headers(prediction.id, body)
-                )
-                if response.is_success:
-                    self.delivered += 1
-                    counts.webhooks_sent += 1
-                    return
-                reason = f"HTTP {response.status_code}"
-            except httpx.HTTPError as error:
-                reason = f"{type(error).__name__}: {error}"
-            logger.warning(
-                "fal webhook for %s: %s (attempt %d/%d)",
-                prediction.id,
-                reason,
-                attempt,
-                self.attempts,
-            )
-            if attempt < self.attempts:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-        self.failed += 1
-        counts.webhooks_failed += 1
+        failure = await self.sender.post(
+            url,
+            body,
+            # Signed afresh each time: a retry hours later must not look like a replay.
+            lambda: self.headers(prediction.id, body),
+            tries=self.attempts,
+            backoff=lambda attempt: self.backoff * 2**attempt,
+            final_4xx=False,
+        )
+        if failure is None:
+            self.delivered += 1
+            counts.webhooks_sent += 1
+        else:
+            logger.warning("fal webhook for %s failed: %s", prediction.id, failure)
+            self.failed += 1
+            counts.webhooks_failed += 1
 
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.http.aclose()
+        await self.sender.close()
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -26,13 +27,63 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Thousands of predictions may end at once: deliveries queue for a connection (no pool
-# timeout) instead of failing, as a provider's delivery queue would.
-DELIVERY_TIMEOUT = httpx.Timeout(10.0, pool=None)
-DELIVERY_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+# Thousands of predictions may end at once: deliveries wait their turn for one of
+# ``DELIVERY_CONNECTIONS`` senders, as a provider's delivery queue would. They wait on a
+# semaphore, not in httpx's pool: the pool scans its whole queue on every request, so a
+# thousand queued deliveries there cost quadratic CPU (B7 saw the simulator stall on it).
+DELIVERY_CONNECTIONS = 100
+DELIVERY_TIMEOUT = httpx.Timeout(10.0)
+DELIVERY_LIMITS = httpx.Limits(
+    max_connections=DELIVERY_CONNECTIONS, max_keepalive_connections=DELIVERY_CONNECTIONS
+)
 
 WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
 COMPLETED_TRIES = 5
+
+
+class Sender:
+    """POSTs deliveries, at most ``DELIVERY_CONNECTIONS`` at once, retrying as it is told."""
+
+    def __init__(self) -> None:
+        self._http: httpx.AsyncClient | None = None
+        self._turns = asyncio.Semaphore(DELIVERY_CONNECTIONS)
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Callable[[], dict[str, str]],
+        *,
+        tries: int,
+        backoff: Callable[[int], float],
+        final_4xx: bool,
+    ) -> str | None:
+        """None once delivered, else why the last try failed. ``headers`` signs each try when
+        it is sent (a delivery that waited its turn, or retried later, is still fresh);
+        ``final_4xx``: a 4xx other than 429 is not retried."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=DELIVERY_TIMEOUT, limits=DELIVERY_LIMITS)
+        reason = "not sent"
+        for attempt in range(tries):
+            try:
+                async with self._turns:
+                    response = await self._http.post(url, content=body, headers=headers())
+            except httpx.HTTPError as error:
+                reason = f"{type(error).__name__}: {error}"
+            else:
+                if response.is_success:
+                    return None
+                reason = f"HTTP {response.status_code}"
+                if final_4xx and 400 <= response.status_code < 500 and response.status_code != 429:
+                    return reason
+            logger.info("delivery to %s failed (%s), try %d/%d", url, reason, attempt + 1, tries)
+            if attempt + 1 < tries:
+                await asyncio.sleep(backoff(attempt))
+        return reason
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
 
 
 class Deliveries:
@@ -40,7 +91,7 @@ class Deliveries:
 
     def __init__(self, simulator: Simulator) -> None:
         self.simulator = simulator
-        self._http: httpx.AsyncClient | None = None
+        self._sender = Sender()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def notify(self, prediction: Prediction, event: str) -> None:
@@ -73,33 +124,28 @@ class Deliveries:
             task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, url: str, delivery: str, body: dict[str, Any], retry: bool) -> None:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=DELIVERY_TIMEOUT, limits=DELIVERY_LIMITS)
         data = json.dumps(body).encode()
-        counts = self.simulator.counts
-        for attempt in range(COMPLETED_TRIES if retry else 1):
-            headers = {
-                "content-type": "application/json",
-                **signed_headers(self.simulator.webhook_secret, delivery, data, time.time()),
-            }
-            try:
-                response = await self._http.post(url, content=data, headers=headers)
-            except httpx.HTTPError as error:
-                outcome = type(error).__name__
-            else:
-                if response.status_code < 300:
-                    counts.webhooks_sent += 1
-                    return
-                outcome = f"HTTP {response.status_code}"
-                if 400 <= response.status_code < 500 and response.status_code != 429:
-                    break
-            logger.info("delivery %s to %s failed (%s), try %d", delivery, url, outcome, attempt)
-            await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
-        counts.webhooks_failed += 1
+        secret = self.simulator.webhook_secret
+
+        def headers() -> dict[str, str]:
+            signed = signed_headers(secret, delivery, data, time.time())
+            return {"content-type": "application/json", **signed}
+
+        failure = await self._sender.post(
+            url,
+            data,
+            headers,
+            tries=COMPLETED_TRIES if retry else 1,
+            backoff=lambda attempt: min(8.0, 0.5 * 2**attempt),
+            final_4xx=True,
+        )
+        if failure is None:
+            self.simulator.counts.webhooks_sent += 1
+        else:
+            self.simulator.counts.webhooks_failed += 1
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
+        await self._sender.close()

@@ -36,6 +36,7 @@ class Stack:
     api_url: str
     key: str
     pids: dict[str, int]
+    embedded: EmbeddedStack
 
     @property
     def headers(self) -> dict[str, str]:
@@ -91,11 +92,15 @@ async def stack(
     webhooks: bool = False,
     fallback_poll: float = 60.0,
     clip_concurrency: int | None = None,
+    workers: dict[str, str | None] | None = None,
 ) -> AsyncIterator[Stack]:
     """The embedded stack on free ports under ``data_dir``, stopped on exit; with ``webhooks``
-    its API is the public URL the simulator calls back."""
+    its API is the public URL the simulator calls back; ``workers``: the worker processes by
+    name and queues (default: one ``worker`` on every queue)."""
     ports = Ports(api=free_port(), temporal=free_port(), ui=free_port(), simulator=free_port())
     embedded = EmbeddedStack(data_dir.resolve(), ports)
+    if workers is not None:
+        embedded.workers = workers
     values = {**bench_environment(poll_interval), **embedded.env_overrides()}
     if clip_concurrency is not None:
         values["STORYREEL_PROVIDER_LIMITS"] = json.dumps(
@@ -116,7 +121,7 @@ async def stack(
                 records.dispose()
             client = await connect(settings)
             pids = {name: process.pid for name, process in embedded.processes.items()}
-            s = Stack(client, settings, embedded.simulator, embedded.api_url, key, pids)
+            s = Stack(client, settings, embedded.simulator, embedded.api_url, key, pids, embedded)
             await s.sim("POST", "/_sim/config", json=simulator.model_dump(exclude={"data_dir"}))
             yield s
         finally:
