@@ -443,7 +443,7 @@ def report(results: Results) -> list[str]:
         )
     if r := results.get("B7"):
         hooks, polled = r["webhooks"], r["polling"]
-        ok = hooks["completed_clips"] == hooks["clips"] and hooks["reads_per_clip"] <= 2
+        ok = hooks["completed_clips"] == hooks["clips"] and hooks["max_reads_per_clip"] <= 2
         lines.append(line("B7", f"{hooks['clips']} clips in flight on one worker, webhooks: "
                           "reads per clip", f"{hooks['completed_clips']}/{hooks['clips']} done, "
                           f"{hooks['reads_per_clip']:.2f} (max {hooks['max_reads_per_clip']})",
@@ -451,7 +451,9 @@ def report(results: Results) -> list[str]:
         lines.append(
             f"    B7 reads per prediction {hooks['reads_histogram']}; creates {hooks['creates']}; "
             f"worker peak RSS {hooks['worker_peak_rss_mib']:.0f} MiB; clip stage "
-            f"{hooks['clip_stage_vs_latency']:.2f}x the {r['latency']:.0f} s latency; polling "
+            f"{hooks['clip_stage_vs_latency']:.2f}x the {r['latency']:.0f} s latency (the last "
+            f"clip started {hooks['start_spread_seconds']:.0f} s after the first; median clip "
+            f"{hooks['median_clip_seconds']:.0f} s); polling "
             f"mode ({polled['clips']} clips, every 2 s): {polled['reads_per_clip']:.1f} reads "
             f"per clip, peak RSS {polled['worker_peak_rss_mib']:.0f} MiB"
         )

@@ -13,6 +13,7 @@ The same figures for polling mode come from a smaller sample (polling a thousand
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 import uuid
 from pathlib import Path
@@ -118,7 +119,8 @@ async def in_flight(s: Stack, clips: int, latency: float) -> dict[str, Any]:
     every = [clip for state in states for clip in state.clips]
     done = sum(1 for clip in every if clip.status is ClipStatus.complete)
     gets = [p["gets"] for p in log["predictions"]]
-    began = min(c.started_at for c in every if c.started_at)
+    starts = [c.started_at for c in every if c.started_at]
+    began = min(starts)
     ended = max(c.ended_at for c in every if c.ended_at)
     return {
         "clips": len(every),
@@ -131,6 +133,14 @@ async def in_flight(s: Stack, clips: int, latency: float) -> dict[str, Any]:
         "webhooks_failed": log["counts"]["webhooks_failed"],
         "worker_peak_rss_mib": rss,
         "clip_stage_seconds": (ended - began).total_seconds(),
+        # Where the stage's time goes: starting a thousand clips (the last one starts this
+        # long after the first) and each clip's own life (prediction, webhook, copy).
+        "start_spread_seconds": (max(starts) - began).total_seconds(),
+        "median_clip_seconds": statistics.median(
+            (c.ended_at - c.started_at).total_seconds()
+            for c in every
+            if c.ended_at and c.started_at
+        ),
         "clip_stage_vs_latency": (ended - began).total_seconds() / latency,
         "wall": wall,
     }

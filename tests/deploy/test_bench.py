@@ -1,7 +1,7 @@
 """``make bench`` keeps working: a tiny run of its harness (the embedded stack as ``storyreel up``
-starts it, in separate processes) through B2 and B3, and B5b (the default finish three ways)
-on two short clips. Figures are not judged here; the benchmark reports them
-(docs/performance.md)."""
+starts it, in separate processes) through B2 and B3, B7 (clips called back by webhooks), and B5b
+(the default finish three ways) on two short clips. Figures are not judged here; the benchmark
+reports them (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -67,3 +67,28 @@ def test_a_small_b5b_run_finishes_the_same_video_three_ways(tmp_path: Path) -> N
     assert all(Path(frame).is_file() for frame in result["frames"].values())
     lines = [line for line in run.stdout.splitlines() if line.startswith("B5b ")]
     assert len(lines) == 2, run.stdout
+
+
+def test_a_small_b7_run_calls_back_every_clip_and_reads_each_once_or_twice(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [
+            sys.executable, str(ROOT / "deploy" / "bench" / "bench.py"),
+            "--only", "B7", "--b7-clips", "20", "--b7-latency", "5", "--b7-polling-clips", "10",
+            "--out", str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    hooks, polled = (json.loads(out.read_text())["B7"][side] for side in ("webhooks", "polling"))
+    assert hooks["completed_clips"] == hooks["clips"] == hooks["creates"] == 20
+    assert hooks["webhooks_sent"] >= 20 and hooks["max_reads_per_clip"] <= 2
+    assert polled["completed_clips"] == polled["clips"] == 10
+    # Polling every 2 s a 5 s prediction reads it more than once; the webhook path does not.
+    assert polled["reads_per_clip"] > hooks["reads_per_clip"]
+    assert any(line.startswith("B7 ") for line in run.stdout.splitlines()), run.stdout
