@@ -24,6 +24,21 @@ from typing import Protocol
 from storyreel.contracts import ClipStatus, PlatformSpec, PredictionUpdate
 
 Report = Callable[[ClipStatus, float], None]
+
+
+def rising(report: Report) -> Report:
+    """``report`` whose percent never goes back: a model may print several progress bars in a
+    row, and a poll may land between two of them."""
+    highest = 0.0
+
+    def forward(status: ClipStatus, percent: float) -> None:
+        nonlocal highest
+        highest = max(highest, percent)
+        report(status, highest)
+
+    return forward
+
+
 """Called (on the event loop) with a status and a percentage (0-100) as a prediction advances."""
 
 

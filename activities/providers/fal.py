@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from activities.providers.base import ClipJob, ClipOutput, Report
+from activities.providers.base import ClipJob, ClipOutput, Report, rising
 from activities.providers.fal_api import FalClient, QueueStatus
 from activities.providers.replicate import aspect_ratio, image_data_uri
 from storyreel.contracts import ClipStatus, PredictionUpdate
@@ -121,13 +121,10 @@ class FalClipProvider:
         return (await self.client.status(model, prediction_id)).update(prediction_id)
 
     async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
-        highest = 0.0
+        forward = rising(report)
 
         def on_poll(status: QueueStatus) -> None:
-            nonlocal highest
-            # A model may print several progress bars in a row; ours must not go back.
-            highest = max(highest, status.progress or 0.0)
-            report(status.clip_status, highest)
+            forward(status.clip_status, status.progress or 0.0)
 
         status = await self.client.follow(job.model, prediction_id, on_poll)
         result = await self.client.result(job.model, prediction_id)

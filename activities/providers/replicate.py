@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report
+from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report, rising
 from activities.providers.replicate_api import Prediction, ReplicateClient
 from storyreel.contracts import ClipStatus, PlatformSpec, PredictionUpdate
 from storyreel.errors import StoryreelError
@@ -114,13 +114,10 @@ class ReplicateClipProvider:
         return prediction.id
 
     async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
-        highest = 0.0
+        forward = rising(report)
 
         def on_poll(prediction: Prediction) -> None:
-            nonlocal highest
-            # A model may run several tqdm bars in a row; a progress bar must not go back.
-            highest = max(highest, prediction.progress or 0.0)
-            report(prediction.clip_status, highest)
+            forward(prediction.clip_status, prediction.progress or 0.0)
 
         prediction = await self.client.follow(prediction_id, on_poll)
         path = job.workdir / f"{_file_stem(prediction_id)}.mp4"

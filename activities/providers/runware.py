@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from activities.providers.base import ClipJob, ClipOutput, Report
+from activities.providers.base import ClipJob, ClipOutput, Report, rising
 from activities.providers.replicate import image_data_uri
 from activities.providers.runware_api import RunwareClient, RunwareTask, TaskStatus
 from storyreel.contracts import ClipStatus, PredictionUpdate
@@ -149,14 +149,13 @@ class RunwareClipProvider:
         return (await self.client.get_response(prediction_id)).update()
 
     async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
-        highest = 0.0
+        forward = rising(report)
         while True:
             task = await self.client.get_response(prediction_id)
             if task.done:
                 task.raise_for_failure()
                 break
-            report(*self._progress(task, highest))
-            highest = max(highest, task.progress or 0.0)
+            forward(*self._progress(task))
             await self.client.sleep(self.client.poll_interval)
         assert task.videoURL is not None  # raise_for_failure saw to it
         path = job.workdir / f"{_file_stem(prediction_id)}.mp4"
@@ -168,13 +167,12 @@ class RunwareClipProvider:
         return ClipOutput(path=path, cost=task.cost)
 
     @staticmethod
-    def _progress(task: RunwareTask, highest: float) -> tuple[ClipStatus, float]:
+    def _progress(task: RunwareTask) -> tuple[ClipStatus, float]:
         if not task.reported:
-            return ClipStatus.queued, highest
+            return ClipStatus.queued, 0.0
         if task.progress is None:
-            return ClipStatus.processing, highest
-        # A progress bar must not go back.
-        return ClipStatus.rendering, max(highest, min(100.0, task.progress))
+            return ClipStatus.processing, 0.0
+        return ClipStatus.rendering, min(100.0, task.progress)
 
     async def cancel(self, prediction_id: str, model: str) -> None:  # noqa: ARG002
         # Runware's docs describe no way to stop a task once sent: nothing to ask, nothing to

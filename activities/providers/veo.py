@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from activities.providers.base import ClipJob, ClipOutput, Report
+from activities.providers.base import ClipJob, ClipOutput, Report, rising
 from activities.providers.replicate import MAX_INLINE_IMAGE_BYTES, aspect_ratio
 from activities.providers.veo_api import Operation, VeoClient
 from storyreel.contracts import ClipStatus, PredictionUpdate
@@ -95,14 +95,13 @@ class VeoClipProvider:
         return (await self.client.get(prediction_id)).update()
 
     async def wait(self, prediction_id: str, job: ClipJob, report: Report) -> ClipOutput:
-        highest = 0.0
+        forward = rising(report)
         while True:
             operation = await self.client.get(prediction_id)
             if operation.done:
                 operation.raise_for_failure()
                 break
-            report(*self._progress(operation, highest))
-            highest = max(highest, operation.progress or 0.0)
+            forward(*self._progress(operation))
             await self.client.sleep(self.client.poll_interval)
         path = job.workdir / f"{_file_stem(prediction_id)}.mp4"
         # Keep heartbeating while a large file arrives.
@@ -112,10 +111,10 @@ class VeoClipProvider:
         return ClipOutput(path=path)
 
     @staticmethod
-    def _progress(operation: Operation, highest: float) -> tuple[ClipStatus, float]:
+    def _progress(operation: Operation) -> tuple[ClipStatus, float]:
         if operation.progress is None:
-            return ClipStatus.processing, highest
-        return ClipStatus.rendering, max(highest, operation.progress)
+            return ClipStatus.processing, 0.0
+        return ClipStatus.rendering, operation.progress
 
     async def cancel(self, prediction_id: str, model: str) -> None:  # noqa: ARG002
         try:

@@ -209,9 +209,15 @@ def _answer(
     return Response(body, status, headers, media_type="application/json")
 
 
-def _found(sim: Simulator, app: str, request_id: str) -> Prediction | None:
+def _request_of(request: Request, app: str, request_id: str) -> Prediction | Response:
+    """The request ``request_id`` of ``app``, or the answer instead (a fault, 401 or 404)."""
+    sim = _simulator(request)
+    if (refused := _gate(request, sim)) is not None:
+        return refused
     prediction = sim.get(request_id)
-    return prediction if prediction is not None and _app(prediction.model) == app else None
+    if prediction is None or _app(prediction.model) != app:
+        return _detail(404, f"Request {request_id} not found.")
+    return prediction
 
 
 @router.get("/.well-known/jwks.json")
@@ -223,11 +229,9 @@ async def jwks(request: Request) -> dict[str, Any]:
 @router.get("/{app:path}/requests/{request_id}/status")
 async def status(app: str, request_id: str, request: Request, logs: int = 0) -> Response:
     """Where a request stands; ``logs=1`` adds the model's log lines (tqdm progress)."""
-    sim = _simulator(request)
-    if (refused := _gate(request, sim)) is not None:
-        return refused
-    if (prediction := _found(sim, app, request_id)) is None:
-        return _detail(404, f"Request {request_id} not found.")
+    sim, prediction = _simulator(request), _request_of(request, app, request_id)
+    if isinstance(prediction, Response):
+        return prediction
     prediction.gets += 1  # provider reads, counted as for Replicate's GETs
     sim.counts.gets += 1
     body: dict[str, Any] = {"request_id": prediction.id, **_urls(request, prediction)}
@@ -252,11 +256,9 @@ async def status(app: str, request_id: str, request: Request, logs: int = 0) -> 
 @router.get("/{app:path}/requests/{request_id}")
 async def result(app: str, request_id: str, request: Request) -> Response:
     """The output of a completed request, or its failure as fal answers it."""
-    sim = _simulator(request)
-    if (refused := _gate(request, sim)) is not None:
-        return refused
-    if (prediction := _found(sim, app, request_id)) is None:
-        return _detail(404, f"Request {request_id} not found.")
+    sim, prediction = _simulator(request), _request_of(request, app, request_id)
+    if isinstance(prediction, Response):
+        return prediction
     prediction.gets += 1
     sim.counts.gets += 1
     code, body, headers = outcome(prediction)
@@ -266,11 +268,9 @@ async def result(app: str, request_id: str, request: Request) -> Response:
 @router.put("/{app:path}/requests/{request_id}/cancel")
 async def cancel(app: str, request_id: str, request: Request) -> Response:
     """Cancel a request that has not ended (its render stops)."""
-    sim = _simulator(request)
-    if (refused := _gate(request, sim)) is not None:
-        return refused
-    if (prediction := _found(sim, app, request_id)) is None:
-        return _detail(404, f"Request {request_id} not found.")
+    sim, prediction = _simulator(request), _request_of(request, app, request_id)
+    if isinstance(prediction, Response):
+        return prediction
     if prediction.terminal:
         return JSONResponse({"status": "ALREADY_COMPLETED"}, 400)
     sim.cancel(prediction.id)
