@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from activities.keys import clip_key, thumbnail_key, video_key
 from api import metrics
 from api.auth import UserDep, authenticate, bearer_key, has_session, identify
 from api.deps import GenerationsDep, RecordsDep, SettingsDep, StorageDep, TemporalDep
@@ -40,6 +39,7 @@ from storyreel.contracts import (
 from storyreel.db import PLACEHOLDER_TIME
 from storyreel.errors import NotFoundError, RateLimitedError, StoryreelError
 from storyreel.generations import generation_id, start_generation
+from storyreel.keys import clip_key, thumbnail_key, video_key
 from storyreel.settings import Settings
 
 log = logging.getLogger("storyreel.api")

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from storyreel.keys import GENERATED_PREFIXES
+
 WORKFLOW_NAME = "VideoGenerationWorkflow"
 BATCH_WORKFLOW_NAME = "BatchWorkflow"
 # Clip activities get ids "clip-<clip_id>-<round>" so heartbeats can be matched to clips.
@@ -40,8 +42,8 @@ PLATFORMS: dict[Platform, PlatformSpec] = {
     Platform.instagram_reels: PlatformSpec(width=1080, height=1920, max_duration=90),
 }
 
-# The transitions a request may name: activities.media.stitch.TRANSITIONS, duplicated because
-# the kernel imports nothing from the roles (a unit test keeps the two equal).
+# The xfade transitions a request may name (and the assembly knows); FFmpeg knows more, these
+# are the tasteful ones.
 TRANSITIONS = frozenset(
     {
         "fade", "fadeblack", "fadewhite", "dissolve", "wipeleft", "wiperight", "wipeup",
@@ -54,8 +56,6 @@ NO_TRANSITION = "none"
 _VOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$"
 # espeak-ng language/voice names ("en", "de", "en-us", "pt-br", "sit/yue"); never an option.
 _LANGUAGE_PATTERN = r"^[a-z][a-z0-9/_-]{0,31}$"
-# Storage prefixes of generated media (activities/keys.py).
-_NOT_MUSIC = frozenset({"generations", "cache"})
 
 
 class ClipStatus(StrEnum):
@@ -268,7 +268,7 @@ class GenerationRequest(BaseModel):
                 f"music: {value!r} is not a storage key; give a relative key such as "
                 "'music/bed.mp3' (no '..', no leading '/')"
             )
-        if parts[0] in _NOT_MUSIC:
+        if parts[0] in GENERATED_PREFIXES:
             # Other generations' media is never a music bed (and may be another user's).
             raise ValueError(f"music: {value!r} is not a music track; give an uploaded track's key")
         return value
