@@ -612,26 +612,32 @@ class ClipTry(BaseModel):
     prediction_id: str | None = None
 
 
-class ClipState(BaseModel):
+class ClipFields(BaseModel):
+    """What a clip's state and the API's view of it share: spelled here once."""
+
     clip_id: int
     status: ClipStatus = ClipStatus.queued
     progress: float = 0.0
-    key: str | None = None
     duration: float | None = None
     error: str | None = None
     attempts: int = 0
+    cost: float = 0.0
     prompt: str = ""
+    provider: str | None = Field(default=None, description="Who made (or is making) the clip.")
+    model: str | None = None
+    tries: list[ClipTry] = Field(
+        default_factory=list,
+        description="With a fallback chain: each provider's go at the clip and what it cost.",
+    )
+
+
+class ClipState(ClipFields):
+    key: str | None = None
     summary: str = ""
     prediction_id: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
     render_seconds: float | None = None
-    cost: float = 0.0
-    provider: str | None = Field(default=None, description="Who made (or is making) the clip.")
-    model: str | None = None
-    tries: list[ClipTry] = Field(
-        default_factory=list, description="Each provider's go at this clip, with its cost."
-    )
     # Kept by the workflow for its assembly step only: left out of every dump, so queries,
     # results and the record (which equals the final state) stay as they were.
     media: ClipMedia | None = Field(default=None, exclude=True)
@@ -675,33 +681,39 @@ class GenerationMetrics(BaseModel):
     bottleneck: Stage | None = Field(default=None, description="The stage that took longest.")
 
 
-class GenerationState(BaseModel):
-    """What ``get_state`` answers: where a run stands, per clip."""
+class GenerationFields(BaseModel):
+    """What a generation's state, its record and the API's view of it share: a new field of a
+    generation is added here (plus its column and migration, when the record keeps it)."""
 
-    generation_id: str
     title: str
     status: GenerationStatus = GenerationStatus.queued
     stage: Stage | None = None
     platform: Platform = Platform.tiktok
     provider: str = "local"
-    scenes: list[PlannedScene] = Field(default_factory=list)
-    clips: list[ClipState] = Field(default_factory=list)
-    storyboard_keys: list[str] = Field(default_factory=list)
-    video_key: str | None = None
-    thumbnail_key: str | None = None
     duration: float | None = None
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
     timings: list[StageTiming] = Field(default_factory=list)
     clip_stage: ClipStageMetrics = Field(default_factory=ClipStageMetrics)
-    metrics: GenerationMetrics | None = None
-    assembly: StitchResult | None = None
     skipped_clips: list[int] = Field(default_factory=list)
     cost: float = 0.0
     budget: float | None = None
     retry_deadline: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class GenerationState(GenerationFields):
+    """What ``get_state`` answers: where a run stands, per clip."""
+
+    generation_id: str
+    scenes: list[PlannedScene] = Field(default_factory=list)
+    clips: list[ClipState] = Field(default_factory=list)
+    storyboard_keys: list[str] = Field(default_factory=list)
+    video_key: str | None = None
+    thumbnail_key: str | None = None
+    metrics: GenerationMetrics | None = None
+    assembly: StitchResult | None = None
 
     def clip(self, clip_id: int) -> ClipState | None:
         if 1 <= clip_id <= len(self.clips):

@@ -31,15 +31,12 @@ from storyreel.contracts import (
     GENERATION_ENDED,
     BatchStatus,
     ClaimResult,
-    ClipStageMetrics,
     ClipState,
     ClipStatus,
     GenerationInput,
     GenerationRequest,
     GenerationState,
     GenerationStatus,
-    PlannedScene,
-    StageTiming,
 )
 from storyreel.db.engine import WRITE_OPTION, create_engine
 from storyreel.db.models import (
@@ -56,6 +53,7 @@ from storyreel.db.models import (
     Generation,
     GenerationPublic,
     User,
+    UTCDateTime,
     utcnow,
 )
 from storyreel.errors import BadInputError, ConflictError, NotFoundError
@@ -67,6 +65,7 @@ MAX_PAGE_SIZE = 100
 # The updated_at of a placeholder record (written before its run starts): older than any state
 # the run will record, so the run's first write replaces it.
 PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+BATCH_ENDED_FIRST = "the batch ended before this generation started"
 
 
 class BatchPage(BaseModel):
@@ -563,7 +562,7 @@ class Records:
                 request = GenerationInput.model_validate(item.input)
                 if row is not None:
                     row.status, row.updated_at = GenerationStatus.cancelled, utcnow()
-                    row.error = "the batch ended before this generation started"
+                    row.error = BATCH_ENDED_FIRST
                     session.add(row)
                     continue
                 self._write_placeholder(
@@ -580,19 +579,8 @@ class Records:
         user_id: int,
         status: GenerationStatus,
     ) -> None:
-        state = GenerationState(
-            generation_id=item.generation_id,
-            title=request.title,
-            status=status,
-            platform=request.platform,
-            provider=request.provider,
-            budget=request.budget,
-            created_at=utcnow(),
-            updated_at=PLACEHOLDER_TIME if status is GenerationStatus.queued else utcnow(),
-            error=None
-            if status is GenerationStatus.queued
-            else "the batch ended before this generation started",
-        )
+        error = None if status is GenerationStatus.queued else BATCH_ENDED_FIRST
+        state = placeholder_state(item.generation_id, request, status=status, error=error)
         public = request.model_dump(mode="json", include=set(GenerationRequest.model_fields))
         session.connection().execute(
             self._insert(
@@ -738,25 +726,44 @@ class Records:
 # ---------------------------------------------------------------------------------------------
 # Rows <-> contracts
 
-_CLIP_UPDATED = (
-    "provider",
-    "model",
-    "tries",
-    "status",
-    "progress",
-    "key",
-    "duration",
-    "error",
-    "attempts",
-    "prompt",
-    "summary",
-    "prediction_id",
-    "started_at",
-    "ended_at",
-    "render_seconds",
-    "cost",
-    "cached",
-)
+# Rows <-> contracts: a column holds the contract's field of the same name, so the mapping is
+# derived from the table and the contract (tests/db checks that no field goes unrecorded).
+_GENERATION_COLUMNS = Generation.__table__.columns  # type: ignore[attr-defined]
+_CLIP_COLUMNS = Clip.__table__.columns  # type: ignore[attr-defined]
+_GENERATION_FIELDS = frozenset(GenerationState.model_fields) & set(_GENERATION_COLUMNS.keys())
+_CLIP_FIELDS = frozenset(ClipState.model_fields) & set(_CLIP_COLUMNS.keys())
+# Timestamps are bound as datetimes (UTCDateTime), not as the JSON dump's strings.
+_GENERATION_MOMENTS = _GENERATION_FIELDS & {
+    column.name for column in _GENERATION_COLUMNS if isinstance(column.type, UTCDateTime)
+}
+_CLIP_MOMENTS = _CLIP_FIELDS & {
+    column.name for column in _CLIP_COLUMNS if isinstance(column.type, UTCDateTime)
+}
+# What a clip's upsert rewrites: every column but the key.
+_CLIP_UPDATED = tuple(column.name for column in _CLIP_COLUMNS if not column.primary_key)
+
+
+def placeholder_state(
+    generation_id: str,
+    request: GenerationRequest,
+    *,
+    status: GenerationStatus = GenerationStatus.queued,
+    error: str | None = None,
+) -> GenerationState:
+    """The record of a run not started yet: written before its workflow starts, so the run is
+    listed and owned from the start; a queued one is replaced by the run's first write."""
+    now = utcnow()
+    return GenerationState(
+        generation_id=generation_id,
+        title=request.title,
+        status=status,
+        platform=request.platform,
+        provider=request.provider,
+        budget=request.budget,
+        created_at=now,
+        updated_at=PLACEHOLDER_TIME if status is GenerationStatus.queued else now,
+        error=error,
+    )
 
 
 def _user_id(user: User | int) -> int:
@@ -779,65 +786,28 @@ def _is_stale(incoming: datetime | None, stored: datetime | None) -> bool:
 
 
 def _generation_values(state: GenerationState) -> dict[str, Any]:
-    return {
-        "title": state.title,
-        "status": state.status.value,
-        "stage": state.stage.value if state.stage is not None else None,
-        "platform": state.platform.value,
-        "provider": state.provider,
-        "video_key": state.video_key,
-        "thumbnail_key": state.thumbnail_key,
-        "duration": state.duration,
-        "error": state.error,
-        "cost": state.cost,
-        "budget": state.budget,
-        "storyboard_keys": list(state.storyboard_keys),
-        "scenes": [scene.model_dump(mode="json") for scene in state.scenes],
-        "warnings": list(state.warnings),
-        "timings": [timing.model_dump(mode="json") for timing in state.timings],
-        "clip_stage": state.clip_stage.model_dump(mode="json"),
-        "skipped_clips": list(state.skipped_clips),
-        "retry_deadline": state.retry_deadline,
-        "created_at": state.created_at or utcnow(),
-        "updated_at": state.updated_at,
-        "recorded_at": utcnow(),
-    }
+    values = state.model_dump(mode="json", include=set(_GENERATION_FIELDS))
+    values.update({name: getattr(state, name) for name in _GENERATION_MOMENTS})
+    values["created_at"] = state.created_at or utcnow()
+    values["recorded_at"] = utcnow()
+    return values
 
 
 def _clip_values(generation_id: str, clip: ClipState) -> dict[str, Any]:
-    values = clip.model_dump(mode="json", include=set(_CLIP_UPDATED) | {"clip_id"})
-    for moment in ("started_at", "ended_at"):
-        values[moment] = getattr(clip, moment)
-    values["status"] = clip.status.value
+    values = clip.model_dump(mode="json", include=set(_CLIP_FIELDS))
+    values.update({name: getattr(clip, name) for name in _CLIP_MOMENTS})
     values["generation_id"] = generation_id
     values["cached"] = clip.status is ClipStatus.cached
     return values
 
 
 def _state_from_rows(row: Generation, clips: Sequence[Clip]) -> GenerationState:
-    return GenerationState(
-        generation_id=row.id,
-        title=row.title,
-        status=row.status,
-        stage=row.stage,
-        platform=row.platform,
-        provider=row.provider,
-        clips=[ClipState.model_validate(clip, from_attributes=True) for clip in clips],
-        storyboard_keys=row.storyboard_keys,
-        scenes=[PlannedScene.model_validate(scene) for scene in row.scenes or []],
-        video_key=row.video_key,
-        thumbnail_key=row.thumbnail_key,
-        duration=row.duration,
-        error=row.error,
-        warnings=row.warnings,
-        timings=[StageTiming.model_validate(timing) for timing in row.timings],
-        clip_stage=ClipStageMetrics.model_validate(row.clip_stage),
-        skipped_clips=row.skipped_clips,
-        cost=row.cost,
-        budget=row.budget,
-        retry_deadline=row.retry_deadline,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+    return GenerationState.model_validate(
+        {
+            **{name: getattr(row, name) for name in _GENERATION_FIELDS},
+            "generation_id": row.id,
+            "clips": [ClipState.model_validate(clip, from_attributes=True) for clip in clips],
+        }
     )
 
 
