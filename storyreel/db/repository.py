@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, or_, update
@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 from sqlmodel import Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storyreel.contracts import (
     GENERATION_ENDED,
@@ -42,7 +43,6 @@ from storyreel.db.engine import WRITE_OPTION, create_engine
 from storyreel.db.models import (
     MICROS,
     ApiKey,
-    ApiKeyPublic,
     Batch,
     BatchItem,
     BatchPublic,
@@ -62,6 +62,7 @@ API_KEY_PREFIX = "sr_"
 # "sr_" and 8 characters of the random part: 48 of its 256 bits, shown, never enough to guess.
 DISPLAY_PREFIX_LENGTH = 11
 MAX_PAGE_SIZE = 100
+Row = TypeVar("Row", Generation, Batch)
 # The updated_at of a placeholder record (written before its run starts): older than any state
 # the run will record, so the run's first write replaces it.
 PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -187,10 +188,6 @@ class Records:
             )
             return session.exec(select(User).where(col(User.name) == name)).one()
 
-    def get_user(self, user_id: int) -> User | None:
-        with self._reading() as session:
-            return session.get(User, user_id)
-
     def create_api_key(self, user: User | int) -> str:
         """A new key for ``user``. The clear key is returned here once and stored nowhere."""
         user_id = _user_id(user)
@@ -246,38 +243,6 @@ class Records:
         )
         with self._reading() as session:
             return session.exec(query).first()
-
-    def revoke_api_key(self, key: str) -> bool:
-        """Revoke a key; False if it was unknown or already revoked."""
-        with self._writing() as session:
-            result = session.connection().execute(
-                update(ApiKey)
-                .where(
-                    col(ApiKey.key_hash) == hash_api_key(key, self._pepper),
-                    col(ApiKey.revoked_at).is_(None),
-                )
-                .values(revoked_at=utcnow())
-            )
-            return result.rowcount > 0
-
-    def revoke_api_key_by_id(self, key_id: int, user_id: int) -> bool:
-        """Revoke one of the user's keys by the id its listing shows."""
-        with self._writing() as session:
-            result = session.connection().execute(
-                update(ApiKey)
-                .where(
-                    col(ApiKey.id) == key_id,
-                    col(ApiKey.user_id) == user_id,
-                    col(ApiKey.revoked_at).is_(None),
-                )
-                .values(revoked_at=utcnow())
-            )
-            return result.rowcount > 0
-
-    def list_api_keys(self, user_id: int) -> list[ApiKeyPublic]:
-        query = select(ApiKey).where(col(ApiKey.user_id) == user_id).order_by(col(ApiKey.id))
-        with self._reading() as session:
-            return [ApiKeyPublic.model_validate(row) for row in session.exec(query)]
 
     # -----------------------------------------------------------------------------------------
     # Generations
@@ -382,36 +347,13 @@ class Records:
         limit: int = 20,
         cursor: str | None = None,
     ) -> GenerationPage:
-        """The user's generations, newest first, ``limit`` at a time.
-
-        Pages are cut by (created_at, id) rather than by offset, so rows arriving while a
-        client pages through neither repeat nor go missing.
-        """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise BadInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        """The user's generations, newest first, ``limit`` at a time."""
         query = select(Generation).where(col(Generation.user_id) == user_id)
         if status is not None:
             wanted = [status] if isinstance(status, GenerationStatus) else list(status)
             query = query.where(col(Generation.status).in_([s.value for s in wanted]))
-        if cursor is not None:
-            after_created, after_id = _decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    col(Generation.created_at) < after_created,
-                    and_(
-                        col(Generation.created_at) == after_created,
-                        col(Generation.id) < after_id,
-                    ),
-                )
-            )
-        query = query.order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
-        with self._reading() as session:
-            rows = session.exec(query.limit(limit + 1)).all()
-        items = [GenerationPublic.model_validate(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = _encode_cursor(last.created_at, last.id)
+        rows, next_cursor = self._newest_first(query, Generation, limit, cursor)
+        items = [GenerationPublic.model_validate(row) for row in rows]
         return GenerationPage(items=items, next_cursor=next_cursor)
 
     def count_running(self, user_id: int) -> int:
@@ -493,26 +435,41 @@ class Records:
         self, user_id: int, *, limit: int = 20, cursor: str | None = None
     ) -> BatchPage:
         """The user's batches, newest first, paged like generations."""
+        query = select(Batch).where(col(Batch.user_id) == user_id)
+        rows, next_cursor = self._newest_first(query, Batch, limit, cursor)
+        return BatchPage(
+            items=[BatchPublic.model_validate(row) for row in rows], next_cursor=next_cursor
+        )
+
+    def _newest_first(
+        self,
+        query: SelectOfScalar[Row],
+        table: type[Generation] | type[Batch],
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[Sequence[Row], str | None]:
+        """One page of ``query``'s rows, newest first, and the cursor of the next page.
+
+        Pages are cut by (created_at, id) rather than by offset, so rows arriving while a
+        client pages through neither repeat nor go missing.
+        """
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise BadInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
-        query = select(Batch).where(col(Batch.user_id) == user_id)
         if cursor is not None:
             after_created, after_id = _decode_cursor(cursor)
             query = query.where(
                 or_(
-                    col(Batch.created_at) < after_created,
-                    and_(col(Batch.created_at) == after_created, col(Batch.id) < after_id),
+                    col(table.created_at) < after_created,
+                    and_(col(table.created_at) == after_created, col(table.id) < after_id),
                 )
             )
-        query = query.order_by(col(Batch.created_at).desc(), col(Batch.id).desc())
+        query = query.order_by(col(table.created_at).desc(), col(table.id).desc())
         with self._reading() as session:
             rows = session.exec(query.limit(limit + 1)).all()
-        items = [BatchPublic.model_validate(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = _encode_cursor(last.created_at, last.id)
-        return BatchPage(items=items, next_cursor=next_cursor)
+        if len(rows) <= limit:
+            return rows, None
+        last = rows[limit - 1]
+        return rows[:limit], _encode_cursor(last.created_at, last.id)
 
     def claim_batch_item(
         self, batch_id: str, position: int, user_id: int, max_running: int
@@ -715,17 +672,8 @@ class Records:
             raise NotFoundError(f"no user with id {user_id}") from exc
         return True
 
-    def spent(self, user_id: int) -> float:
-        """The user's total cost so far."""
-        query = select(col(CostTotal.total_micros)).where(col(CostTotal.user_id) == user_id)
-        with self._reading() as session:
-            total = session.exec(query).first()
-        return (total or 0) / MICROS
-
 
 # ---------------------------------------------------------------------------------------------
-# Rows <-> contracts
-
 # Rows <-> contracts: a column holds the contract's field of the same name, so the mapping is
 # derived from the table and the contract (tests/db checks that no field goes unrecorded).
 _GENERATION_COLUMNS = Generation.__table__.columns  # type: ignore[attr-defined]
