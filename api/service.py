@@ -44,12 +44,8 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 _CLIP_ACTIVITY = re.compile(rf"^{re.escape(CLIP_ACTIVITY_PREFIX)}(\d+)-\d+(?:-[a-z0-9_-]+)?$")
 
 
-class Generations:
-    """Reads and steers one user's generations.
-
-    Ownership comes from the record database: a generation that is not the caller's, like an
-    id that does not exist, is ``NotFoundError`` (a 404 that leaks nothing).
-    """
+class Service:
+    """What the API's services work with: opened once by the app's lifespan."""
 
     def __init__(
         self, client: Client, settings: Settings, storage: Storage, records: Records
@@ -58,6 +54,14 @@ class Generations:
         self.settings = settings
         self.storage = storage
         self.records = records
+
+
+class Generations(Service):
+    """Reads and steers one user's generations.
+
+    Ownership comes from the record database: a generation that is not the caller's, like an
+    id that does not exist, is ``NotFoundError`` (a 404 that leaks nothing).
+    """
 
     async def start(
         self, request: GenerationRequest, user_id: int, user: str, idempotency_key: str | None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from storyreel.contracts import (
     BatchStatus,
@@ -17,6 +17,7 @@ from storyreel.contracts import (
     GenerationStatus,
     PlannedScene,
     Platform,
+    SceneChanges,
     Stage,
 )
 from storyreel.db.models import GenerationPublic
@@ -90,21 +91,8 @@ class Accepted(BaseModel):
     links: Links
 
 
-class SceneEditBody(BaseModel):
+class SceneEditBody(SceneChanges):
     """New values for some of a scene's fields (at least one)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    description: str | None = Field(default=None, min_length=1, max_length=2000)
-    narration: str | None = Field(default=None, max_length=2000)
-    caption: str | None = Field(default=None, max_length=300)
-    duration: float | None = Field(default=None, ge=2.0, le=10.0, description="Seconds, 2-10.")
-
-    @model_validator(mode="after")
-    def _something(self) -> Self:
-        if not self.model_fields_set:
-            raise ValueError("give at least one of description, narration, caption, duration")
-        return self
 
 
 class SceneView(BaseModel):

@@ -69,16 +69,16 @@ class Api:
         return answer.json()
 
 
+def bars_of(*columns: str) -> Progress:
+    """Progress bars: a name, the bar, then ``columns`` (rich format strings)."""
+    texts = [TextColumn(column) for column in columns]
+    return Progress(TextColumn("{task.description}"), BarColumn(), *texts, console=console)
+
+
 def follow(api: Api, generation_id: str) -> dict[str, Any]:
     """One progress bar per clip, all moving at once, until the run ends."""
     bars: dict[int, TaskID] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TextColumn("{task.fields[status]}"),
-        console=console,
-    ) as progress:
+    with bars_of("{task.percentage:>5.1f}%", "{task.fields[status]}") as progress:
         overall = progress.add_task("generation", total=1, status="queued")
         while True:
             view = api("GET", f"/v1/generations/{generation_id}")
@@ -189,13 +189,7 @@ def read_batch(source: Path, platform: str | None) -> list[dict[str, Any]]:
 
 def follow_batch(api: Api, batch_id: str) -> dict[str, Any]:
     """One bar for the whole batch, until every generation has ended."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[counts]}"),
-        console=console,
-    ) as progress:
+    with bars_of("{task.completed}/{task.total}", "{task.fields[counts]}") as progress:
         bar = progress.add_task("batch", total=1, counts="")
         while True:
             view = api("GET", f"/v1/batches/{batch_id}")

@@ -326,22 +326,27 @@ class PlannedScene(BaseModel):
     narration: str | None = Field(default=None, description="What is said; default: description.")
 
 
-class SceneEdit(BaseModel):
-    """Payload of the ``edit_scene`` signal: new values for some fields of one scene."""
+class SceneChanges(BaseModel):
+    """New values for some of a scene's fields (at least one)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    index: int = Field(ge=1, description="1-based scene index.")
     description: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
     narration: Annotated[str | None, Field(max_length=2000)] = None
     caption: Annotated[str | None, Field(max_length=300)] = None
-    duration: Annotated[float | None, Field(ge=2.0, le=10.0)] = None
+    duration: Annotated[float | None, Field(ge=2.0, le=10.0, description="Seconds, 2-10.")] = None
 
     @model_validator(mode="after")
     def _something(self) -> Self:
         if not self.model_fields_set - {"index"}:
             raise ValueError("give at least one of description, narration, caption, duration")
         return self
+
+
+class SceneEdit(SceneChanges):
+    """Payload of the ``edit_scene`` signal: new values for some fields of one scene."""
+
+    index: int = Field(ge=1, description="1-based scene index.")
 
 
 class PlanInput(BaseModel):
