@@ -345,22 +345,34 @@ async def running_workers(
     queues: Sequence[str],
     executor: ThreadPoolExecutor,
     *,
+    clip_providers: dict[str, ClipProvider] | None = None,
+    image_providers: dict[str, ImageProvider] | None = None,
+    records: Records | None = None,
     tts: TTS | None = None,
     metrics: WorkerMetrics | None = None,
 ) -> AsyncIterator[None]:
-    """The workers for ``queues`` polling, with the configured providers and the records
-    database open; on exit they shut down gracefully and everything closes."""
+    """The workers for ``queues`` polling; on exit they shut down gracefully and what this
+    opened closes.
+
+    By default the configured providers and the records database are opened here. Tests and
+    scripts may pass their own providers (the local FFmpeg ones stand in for a mapping they
+    leave out) and their own ``records`` (theirs to close).
+    """
     async with AsyncExitStack() as stack:
-        clips, images = await stack.enter_async_context(open_providers(settings, executor))
-        records = open_records(settings)
-        stack.callback(records.dispose)
+        if clip_providers is None and image_providers is None:
+            clip_providers, image_providers = await stack.enter_async_context(
+                open_providers(settings, executor)
+            )
+        if records is None:
+            records = open_records(settings)
+            stack.callback(records.dispose)
         workers = build_workers(
             client,
             settings,
             queues,
             executor,
-            clip_providers=clips,
-            image_providers=images,
+            clip_providers=clip_providers,
+            image_providers=image_providers,
             records=records,
             tts=tts,
             metrics=metrics,

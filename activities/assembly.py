@@ -23,7 +23,6 @@ from pathlib import Path, PurePosixPath
 
 from temporalio import activity
 
-from activities.keys import record_key, thumbnail_key, video_key
 from activities.media import ffmpeg
 from activities.media.audio import TTS, EspeakTTS, SilentTTS, mix, narration_track, speech_seconds
 from activities.media.export import check_duration, export, thumbnail
@@ -40,6 +39,7 @@ from storyreel.contracts import (
     StitchResult,
 )
 from storyreel.errors import BadInputError, StorageKeyError, StoryreelError
+from storyreel.keys import record_key, thumbnail_key, video_key
 from storyreel.storage import Storage
 
 logger = logging.getLogger(__name__)

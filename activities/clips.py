@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from temporalio import activity
 
 from activities.cache import clip_digest
-from activities.keys import clip_cache_key, clip_key
 from activities.media.export import details as probe_details
 from activities.media.stitch import clip_media
 from activities.providers.base import ClipJob, ClipOutput, ClipProvider
@@ -34,6 +33,7 @@ from storyreel.contracts import (
     SubmitResult,
 )
 from storyreel.errors import BadInputError, PredictionFailedError, StoryreelError
+from storyreel.keys import clip_cache_key, clip_key
 from storyreel.settings import Price
 from storyreel.storage import Storage
 

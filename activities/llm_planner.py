@@ -23,13 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.planning import (
-    MAX_SCENE_SECONDS,
-    MIN_SCENE_SECONDS,
-    Beat,
-    lay_out,
-    max_beats,
-)
 from storyreel.contracts import PLATFORMS, PlanInput, PlanResult
 from storyreel.errors import (
     BadInputError,
@@ -39,6 +32,7 @@ from storyreel.errors import (
     ProviderThrottledError,
     StoryreelError,
 )
+from storyreel.planning import MAX_SCENE_SECONDS, MIN_SCENE_SECONDS, Beat, lay_out, max_beats
 
 PROMPT_VERSION = "plan_v1"
 # Without a target duration the model may plan at most this many scenes.

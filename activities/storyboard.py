@@ -10,10 +10,10 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.cache import content_digest
-from activities.keys import image_cache_key, storyboard_key
 from activities.providers.base import ImageJob, ImageProvider
 from storyreel.contracts import PLATFORMS, StoryboardInput, StoryboardResult
 from storyreel.errors import BadInputError, StoryreelError
+from storyreel.keys import image_cache_key, storyboard_key
 from storyreel.storage import Storage
 
 

@@ -69,13 +69,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         app.state.storage = storage
         app.state.records = records
         app.state.limiter = RequestLimiter(settings.requests_per_minute)
-        app.state.generations = Generations(
-            temporal,
-            storage,
-            records,
-            # Read per request: only runs whose clips are called back have such progress.
-            webhook_progress=lambda: settings.webhook_base is not None,
-        )
+        app.state.generations = Generations(temporal, settings, storage, records)
         app.state.batches = Batches(temporal, settings, storage, records)
         app.state.webhooks = webhooks.webhooks_from_settings(settings)
         secret = await asyncio.to_thread(session_secret, settings)

@@ -116,3 +116,9 @@ async def current_user(connection: HTTPConnection) -> User:
 
 
 UserDep = Annotated[User, Depends(current_user)]
+
+
+def owner_id(user: User) -> int:
+    """The id of an authenticated caller (always saved: it came from the database)."""
+    assert user.id is not None
+    return user.id

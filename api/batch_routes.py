@@ -6,18 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.auth import UserDep
+from api.auth import UserDep, owner_id
 from api.deps import BatchesDep
 from api.views import ActionAccepted, BatchBody, BatchList, BatchView
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
 BatchId = Annotated[str, Path(description="The batch id from POST.", max_length=200)]
-
-
-def _user_id(user: UserDep) -> int:
-    assert user.id is not None
-    return user.id
 
 
 @router.post(
@@ -30,7 +25,7 @@ async def create_batch(body: BatchBody, user: UserDep, batches: BatchesDep) -> B
     """Start many generations: every item is validated first (nothing starts if one is bad),
     then each becomes its own generation, a few at a time (``STORYREEL_BATCH_CONCURRENCY``,
     within your running limit), at ``batch`` priority: runs started one by one go first."""
-    return await batches.create(body, _user_id(user), user.name)
+    return await batches.create(body, owner_id(user), user.name)
 
 
 @router.get("", response_model=BatchList)
@@ -41,17 +36,17 @@ async def list_batches(
     cursor: Annotated[str | None, Query(max_length=500, description="From next_cursor.")] = None,
 ) -> BatchList:
     """Your batches, newest first, ``limit`` at a time (follow ``next_cursor``)."""
-    return await batches.list(_user_id(user), limit, cursor)
+    return await batches.list(owner_id(user), limit, cursor)
 
 
 @router.get("/{batch_id}", response_model=BatchView)
 async def get_batch(batch_id: BatchId, user: UserDep, batches: BatchesDep) -> BatchView:
     """Status (running, completed, partial, failed, cancelled), generations per status, ids."""
-    return await batches.view(batch_id, _user_id(user))
+    return await batches.view(batch_id, owner_id(user))
 
 
 @router.post("/{batch_id}/cancel", status_code=202, response_model=ActionAccepted)
 async def cancel_batch(batch_id: BatchId, user: UserDep, batches: BatchesDep) -> ActionAccepted:
     """Cancel the batch and its running generations; 409 once it has ended."""
-    await batches.cancel(batch_id, _user_id(user))
+    await batches.cancel(batch_id, owner_id(user))
     return ActionAccepted(id=batch_id, action="cancel")

@@ -6,10 +6,10 @@ import asyncio
 import uuid
 from collections import Counter
 
-from temporalio.client import Client
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
+from api.service import Service
 from api.validation import check_request, parse_item
 from api.views import BatchBody, BatchList, BatchSummary, BatchView, batch_links
 from storyreel.contracts import (
@@ -21,27 +21,17 @@ from storyreel.contracts import (
     GenerationStatus,
     RunPriority,
 )
-from storyreel.db import BatchPage, Records
+from storyreel.db import BatchPage
 from storyreel.db.models import BatchPublic
 from storyreel.errors import ConflictError, NotFoundError
 from storyreel.generations import generation_id, prepare
-from storyreel.settings import Settings
-from storyreel.storage import Storage
 from storyreel.temporal import STATUS_ATTR, TITLE_ATTR, USER_ATTR
 
 BATCH_PREFIX = "batch-"
 
 
-class Batches:
+class Batches(Service):
     """Starts, reads and cancels one user's batches; another user's batch is ``NotFoundError``."""
-
-    def __init__(
-        self, client: Client, settings: Settings, storage: Storage, records: Records
-    ) -> None:
-        self.client = client
-        self.settings = settings
-        self.storage = storage
-        self.records = records
 
     def _inputs(self, body: BatchBody, user_id: int) -> list[GenerationInput]:
         """Every item validated as POST /v1/generations validates one (blocking: a thread)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -12,42 +13,23 @@ from api.batches import Batches
 from api.service import Generations
 from storyreel.db import Records
 from storyreel.settings import Settings
-from storyreel.storage import Storage
+
+T = TypeVar("T")
 
 
-async def get_client(connection: HTTPConnection) -> Client:
-    client: Client = connection.app.state.client
-    return client
+def app_state(name: str, _kind: type[T]) -> Callable[[HTTPConnection], Awaitable[T]]:
+    """A dependency answering ``app.state.<name>`` (set by the lifespan), typed as ``_kind``."""
+
+    async def dependency(connection: HTTPConnection) -> T:
+        value: T = getattr(connection.app.state, name)
+        return value
+
+    dependency.__name__ = f"get_{name}"
+    return dependency
 
 
-async def get_settings_dep(connection: HTTPConnection) -> Settings:
-    settings: Settings = connection.app.state.settings
-    return settings
-
-
-async def get_storage(connection: HTTPConnection) -> Storage:
-    storage: Storage = connection.app.state.storage
-    return storage
-
-
-async def get_generations(connection: HTTPConnection) -> Generations:
-    generations: Generations = connection.app.state.generations
-    return generations
-
-
-async def get_records(connection: HTTPConnection) -> Records:
-    records: Records = connection.app.state.records
-    return records
-
-
-async def get_batches(connection: HTTPConnection) -> Batches:
-    batches: Batches = connection.app.state.batches
-    return batches
-
-
-BatchesDep = Annotated[Batches, Depends(get_batches)]
-RecordsDep = Annotated[Records, Depends(get_records)]
-TemporalDep = Annotated[Client, Depends(get_client)]
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-StorageDep = Annotated[Storage, Depends(get_storage)]
-GenerationsDep = Annotated[Generations, Depends(get_generations)]
+BatchesDep = Annotated[Batches, Depends(app_state("batches", Batches))]
+RecordsDep = Annotated[Records, Depends(app_state("records", Records))]
+TemporalDep = Annotated[Client, Depends(app_state("client", Client))]
+SettingsDep = Annotated[Settings, Depends(app_state("settings", Settings))]
+GenerationsDep = Annotated[Generations, Depends(app_state("generations", Generations))]

@@ -64,9 +64,9 @@ class EventStream:
                         "attempts": clip.attempts,
                     }
                 )
-        if view.status is GenerationStatus.completed and (
-            before is None or before.status is not GenerationStatus.completed
-        ):
+        # A run's end is announced once, when its status first becomes it.
+        status_changed = before is None or before.status is not view.status
+        if status_changed and view.status is GenerationStatus.completed:
             out.append(
                 {
                     "type": "generation_complete",
@@ -75,9 +75,7 @@ class EventStream:
                     "duration": view.duration,
                 }
             )
-        if view.status is GenerationStatus.failed and (
-            before is None or before.status is not GenerationStatus.failed
-        ):
+        if status_changed and view.status is GenerationStatus.failed:
             out.append({"type": "generation_failed", "error": view.error})
         self.previous = view
         return out

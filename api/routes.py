@@ -4,45 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from activities.keys import clip_key, thumbnail_key, video_key
-from api import metrics
-from api.auth import UserDep, authenticate, bearer_key, has_session, identify
-from api.deps import GenerationsDep, RecordsDep, SettingsDep, StorageDep, TemporalDep
+from api.auth import UserDep, authenticate, bearer_key, has_session, identify, owner_id
+from api.deps import GenerationsDep, RecordsDep, SettingsDep
 from api.events import EventStream
-from api.validation import check_language, check_request
 from api.views import (
     Accepted,
     ActionAccepted,
     GenerationList,
-    GenerationSummary,
     GenerationView,
     Links,
     RetryBody,
     SceneEditBody,
     links_for,
+    summary_view,
     to_view,
 )
 from storyreel.contracts import (
     GENERATION_ENDED,
     GenerationRequest,
-    GenerationState,
     GenerationStatus,
     SceneEdit,
 )
-from storyreel.db import PLACEHOLDER_TIME
-from storyreel.errors import NotFoundError, RateLimitedError, StoryreelError
-from storyreel.generations import generation_id, start_generation
+from storyreel.errors import NotFoundError, StoryreelError
+from storyreel.keys import clip_key, thumbnail_key, video_key
 from storyreel.settings import Settings
 
-log = logging.getLogger("storyreel.api")
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
 
 GenerationId = Annotated[str, Path(description="The generation id from POST.", max_length=200)]
@@ -57,19 +49,12 @@ def _links(settings: Settings, generation: str) -> Links:
     return links_for(generation, settings.temporal_ui_url, settings.temporal_namespace)
 
 
-def _user_id(user: UserDep) -> int:
-    assert user.id is not None
-    return user.id
-
-
 @router.post("", status_code=202, response_model=Accepted)
 async def create_generation(
     body: GenerationRequest,
     user: UserDep,
-    client: TemporalDep,
     settings: SettingsDep,
     generations: GenerationsDep,
-    storage: StorageDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -80,45 +65,8 @@ async def create_generation(
     ] = None,
 ) -> Accepted:
     """Start a generation. Every clip is generated at once; follow it with the links."""
-    # Refused before anything starts: an unknown provider, a too-long video or a music bed
-    # that does not exist.
-    await asyncio.to_thread(check_request, body, settings, storage)
-    await asyncio.to_thread(check_language, body)
-    user_id = _user_id(user)
-    records = generations.records
-    workflow_id = generation_id(idempotency_key, str(user_id))
-    existing = await asyncio.to_thread(records.get_generation, workflow_id, user_id)
-    if existing is None:
-        running = await asyncio.to_thread(records.count_running, user_id)
-        if running >= settings.max_running_generations:
-            raise RateLimitedError(
-                f"{running} generations are running; the limit is "
-                f"{settings.max_running_generations}: wait for one to end",
-                retry_after=30,
-            )
-        # Written before the workflow starts, so the run is listed and owned from the start.
-        placeholder = GenerationState(
-            generation_id=workflow_id,
-            title=body.title,
-            platform=body.platform,
-            provider=body.provider,
-            budget=body.budget,
-            created_at=datetime.now(UTC),
-            updated_at=PLACEHOLDER_TIME,
-        )
-        await asyncio.to_thread(
-            records.upsert_generation,
-            placeholder,
-            user_id=user_id,
-            request=body.model_dump(mode="json"),
-        )
-    handle = await start_generation(
-        client, settings, body, workflow_id=workflow_id, user_id=user_id, user=user.name
-    )
-    if existing is None:
-        metrics.generation_started(body.platform.value)
-    log.info("generation %s started for user %d", handle.id, user_id)
-    return Accepted(id=handle.id, status=GenerationStatus.queued, links=_links(settings, handle.id))
+    started = await generations.start(body, owner_id(user), user.name, idempotency_key)
+    return Accepted(id=started, status=GenerationStatus.queued, links=_links(settings, started))
 
 
 @router.get("", response_model=GenerationList)
@@ -132,21 +80,10 @@ async def list_generations(
 ) -> GenerationList:
     """Your generations, newest first, ``limit`` at a time (follow ``next_cursor``)."""
     page = await asyncio.to_thread(
-        records.list_generations, _user_id(user), status=status, limit=limit, cursor=cursor
+        records.list_generations, owner_id(user), status=status, limit=limit, cursor=cursor
     )
     return GenerationList(
-        items=[
-            GenerationSummary.model_validate(
-                {
-                    **item.model_dump(),
-                    "thumbnail_url": f"/v1/generations/{item.id}/thumbnail"
-                    if item.thumbnail_key
-                    else None,
-                    "links": _links(settings, item.id),
-                }
-            )
-            for item in page.items
-        ],
+        items=[summary_view(item, _links(settings, item.id)) for item in page.items],
         next_cursor=page.next_cursor,
     )
 
@@ -156,7 +93,7 @@ async def get_generation(
     generation_id: GenerationId, user: UserDep, generations: GenerationsDep, settings: SettingsDep
 ) -> GenerationView:
     """Where the generation stands: status, stage, per-clip progress, timings, result links."""
-    state = await generations.state(generation_id, _user_id(user))
+    state = await generations.state(generation_id, owner_id(user))
     return to_view(state, _links(settings, generation_id))
 
 
@@ -172,7 +109,7 @@ async def retry_clip(
 ) -> ActionAccepted:
     """Generate a failed clip again (optionally with a new prompt); 409 if it is not failed."""
     prompt = body.prompt if body else None
-    await generations.retry_clip(generation_id, _user_id(user), clip_id, prompt)
+    await generations.retry_clip(generation_id, owner_id(user), clip_id, prompt)
     return ActionAccepted(id=generation_id, action="retry_clip", clip_id=clip_id)
 
 
@@ -181,7 +118,7 @@ async def cancel_generation(
     generation_id: GenerationId, user: UserDep, generations: GenerationsDep
 ) -> ActionAccepted:
     """Cancel the run: clip activities, upstream predictions and temp files stop with it."""
-    await generations.cancel(generation_id, _user_id(user))
+    await generations.cancel(generation_id, owner_id(user))
     return ActionAccepted(id=generation_id, action="cancel")
 
 
@@ -199,7 +136,7 @@ async def finish_generation(
     Only a run in ``awaiting_retry`` can be finished (else 409); it sends the workflow the
     ``finish_without_failed`` signal.
     """
-    await generations.finish(generation_id, _user_id(user))
+    await generations.finish(generation_id, owner_id(user))
     return ActionAccepted(id=generation_id, action="finish_without_failed")
 
 
@@ -214,7 +151,7 @@ async def approve_generation(
 ) -> ActionAccepted:
     """Approve the storyboard of a run started with ``review: "storyboard"``: its clips start
     (and only now cost anything). Sends the workflow the ``approve`` signal."""
-    await generations.approve(generation_id, _user_id(user))
+    await generations.approve(generation_id, owner_id(user))
     return ActionAccepted(id=generation_id, action="approve")
 
 
@@ -237,60 +174,46 @@ async def edit_scene(
     """Edit one scene of a run awaiting approval; only its storyboard image is redrawn (when
     its description or caption changed). Sends the workflow the ``edit_scene`` signal."""
     edit = SceneEdit.model_validate({"index": scene, **body.model_dump(exclude_unset=True)})
-    await generations.edit_scene(generation_id, _user_id(user), edit)
+    await generations.edit_scene(generation_id, owner_id(user), edit)
     return ActionAccepted(id=generation_id, action="edit_scene", clip_id=scene)
 
 
 async def _file(
-    generations: GenerationsDep,
-    storage: StorageDep,
-    generation: str,
-    user_id: int,
-    key: str,
-    kind: str,
+    generations: GenerationsDep, generation: str, user_id: int, key: str, kind: str
 ) -> Response:
     """The file itself from local storage, or a redirect to a presigned URL (S3)."""
-    state = await generations.record(generation, user_id)
-    path = storage.local_path(key)
-    ready = path.is_file() if path is not None else await asyncio.to_thread(storage.exists, key)
-    if not ready:
-        raise NotFoundError(f"the {kind} of {generation} is not ready (status {state.status})")
-    if path is None:
-        return RedirectResponse(await asyncio.to_thread(storage.url, key), status_code=307)
-    media = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
-    return FileResponse(path, media_type=media, filename=f"{generation}-{path.name}")
+    where = await generations.locate(generation, user_id, key, kind)
+    if isinstance(where, str):
+        return RedirectResponse(where, status_code=307)
+    media = MEDIA_TYPES.get(where.suffix, "application/octet-stream")
+    return FileResponse(where, media_type=media, filename=f"{generation}-{where.name}")
 
 
 @router.get("/{generation_id}/video", response_class=FileResponse)
 async def get_video(
-    generation_id: GenerationId, user: UserDep, generations: GenerationsDep, storage: StorageDep
+    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
 ) -> Response:
     """The finished MP4 (or a redirect to a presigned URL)."""
     key = video_key(generation_id)
-    return await _file(generations, storage, generation_id, _user_id(user), key, "video")
+    return await _file(generations, generation_id, owner_id(user), key, "video")
 
 
 @router.get("/{generation_id}/thumbnail", response_class=FileResponse)
 async def get_thumbnail(
-    generation_id: GenerationId, user: UserDep, generations: GenerationsDep, storage: StorageDep
+    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
 ) -> Response:
     """A representative frame of the finished video (JPEG)."""
     key = thumbnail_key(generation_id)
-    return await _file(generations, storage, generation_id, _user_id(user), key, "thumbnail")
+    return await _file(generations, generation_id, owner_id(user), key, "thumbnail")
 
 
 @router.get("/{generation_id}/clips/{clip_id}/video", response_class=FileResponse)
 async def get_clip(
-    generation_id: GenerationId,
-    clip_id: ClipId,
-    user: UserDep,
-    generations: GenerationsDep,
-    storage: StorageDep,
+    generation_id: GenerationId, clip_id: ClipId, user: UserDep, generations: GenerationsDep
 ) -> Response:
     """One scene's clip, once it is complete."""
     key = clip_key(generation_id, clip_id)
-    kind = f"clip {clip_id}"
-    return await _file(generations, storage, generation_id, _user_id(user), key, kind)
+    return await _file(generations, generation_id, owner_id(user), key, f"clip {clip_id}")
 
 
 @router.get("/{generation_id}/storyboard/{index}", response_class=FileResponse)
@@ -299,15 +222,11 @@ async def get_storyboard_image(
     index: Annotated[int, Path(description="1-based scene index.", ge=1, le=10_000)],
     user: UserDep,
     generations: GenerationsDep,
-    storage: StorageDep,
 ) -> Response:
     """One scene's storyboard image (the clip's first frame / reference)."""
-    state = await generations.record(generation_id, _user_id(user))
-    if index > len(state.storyboard_keys):
-        raise NotFoundError(f"generation {generation_id} has no storyboard image {index} yet")
-    key = state.storyboard_keys[index - 1]
+    key = await generations.storyboard_key(generation_id, owner_id(user), index)
     kind = f"storyboard image {index}"
-    return await _file(generations, storage, generation_id, _user_id(user), key, kind)
+    return await _file(generations, generation_id, owner_id(user), key, kind)
 
 
 async def _websocket_user(websocket: WebSocket, records: RecordsDep) -> int:

@@ -1,10 +1,12 @@
-"""The API's dealings with Temporal, records and storage, kept out of the route functions."""
+"""The API's dealings with Temporal, records and storage, kept out of the route functions:
+routes translate HTTP, this decides (quotas, idempotency, ownership, what may be signalled)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -16,44 +18,88 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import metrics
+from api.validation import check_language, check_request
 from storyreel.contracts import (
     CLIP_ACTIVITY_PREFIX,
     CLIP_DONE,
     GENERATION_ENDED,
     ClipProgress,
     ClipStatus,
+    GenerationRequest,
     GenerationState,
     GenerationStatus,
     RetryClipRequest,
     SceneEdit,
 )
-from storyreel.db import Records
-from storyreel.errors import ConflictError, NotFoundError
+from storyreel.db import Records, placeholder_state
+from storyreel.errors import ConflictError, NotFoundError, RateLimitedError
+from storyreel.generations import generation_id, start_generation
+from storyreel.settings import Settings
 from storyreel.storage import Storage
+
+log = logging.getLogger("storyreel.api")
+QUOTA_RETRY_AFTER = 30  # seconds: a run ending frees a slot; most runs take longer than this
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 _CLIP_ACTIVITY = re.compile(rf"^{re.escape(CLIP_ACTIVITY_PREFIX)}(\d+)-\d+(?:-[a-z0-9_-]+)?$")
 
 
-class Generations:
+class Service:
+    """What the API's services work with: opened once by the app's lifespan."""
+
+    def __init__(
+        self, client: Client, settings: Settings, storage: Storage, records: Records
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.storage = storage
+        self.records = records
+
+
+class Generations(Service):
     """Reads and steers one user's generations.
 
     Ownership comes from the record database: a generation that is not the caller's, like an
     id that does not exist, is ``NotFoundError`` (a 404 that leaks nothing).
     """
 
-    def __init__(
-        self,
-        client: Client,
-        storage: Storage,
-        records: Records,
-        *,
-        webhook_progress: Callable[[], bool] = lambda: False,
-    ) -> None:
-        self.client = client
-        self.storage = storage
-        self.records = records
-        self.webhook_progress = webhook_progress
+    async def start(
+        self, request: GenerationRequest, user_id: int, user: str, idempotency_key: str | None
+    ) -> str:
+        """Start a generation for the caller and return its id.
+
+        Refused before anything starts: an unknown provider, a too-long video, a music bed that
+        does not exist, an uninstalled language (422), or the caller's running limit (429). The
+        same idempotency key again is the same generation, started once.
+        """
+        await asyncio.to_thread(check_request, request, self.settings, self.storage)
+        await asyncio.to_thread(check_language, request)
+        workflow_id = generation_id(idempotency_key, str(user_id))
+        existing = await asyncio.to_thread(self.records.get_generation, workflow_id, user_id)
+        if existing is None:
+            await self._check_quota(user_id)
+            await asyncio.to_thread(
+                self.records.upsert_generation,
+                placeholder_state(workflow_id, request),
+                user_id=user_id,
+                request=request.model_dump(mode="json"),
+            )
+        handle = await start_generation(
+            self.client, self.settings, request, workflow_id=workflow_id, user_id=user_id, user=user
+        )
+        if existing is None:
+            metrics.generation_started(request.platform.value)
+        log.info("generation %s started for user %d", handle.id, user_id)
+        return handle.id
+
+    async def _check_quota(self, user_id: int) -> None:
+        limit = self.settings.max_running_generations
+        running = await asyncio.to_thread(self.records.count_running, user_id)
+        if running >= limit:
+            raise RateLimitedError(
+                f"{running} generations are running; the limit is {limit}: wait for one to end",
+                retry_after=QUOTA_RETRY_AFTER,
+            )
 
     def handle(self, generation_id: str) -> WorkflowHandle[object, GenerationState]:
         if not ID_PATTERN.match(generation_id):
@@ -68,6 +114,31 @@ class Generations:
         if state is None:
             raise NotFoundError(f"no generation {generation_id!r}")
         return state
+
+    async def storyboard_key(self, generation_id: str, user_id: int, index: int) -> str:
+        """Where the caller's generation keeps storyboard image ``index`` (1-based)."""
+        state = await self.record(generation_id, user_id)
+        if index > len(state.storyboard_keys):
+            raise NotFoundError(f"generation {generation_id} has no storyboard image {index} yet")
+        return state.storyboard_keys[index - 1]
+
+    async def locate(self, generation_id: str, user_id: int, key: str, kind: str) -> Path | str:
+        """The caller's media at ``key``: its file (local storage) or a presigned URL (S3);
+        ``NotFoundError`` naming ``kind`` while it is not there yet."""
+        state = await self.record(generation_id, user_id)
+        path = self.storage.local_path(key)
+        ready = (
+            path.is_file()
+            if path is not None
+            else await asyncio.to_thread(self.storage.exists, key)
+        )
+        if not ready:
+            raise NotFoundError(
+                f"the {kind} of {generation_id} is not ready (status {state.status})"
+            )
+        if path is None:
+            return await asyncio.to_thread(self.storage.url, key)
+        return path
 
     async def describe(self, generation_id: str) -> WorkflowExecutionDescription | None:
         """Temporal's view of the run; None once Temporal no longer has it."""
@@ -101,7 +172,8 @@ class Generations:
             # Closed without writing its end (terminated, timed out): the run itself knows.
             return await self._query(generation_id)
         await self._merge_running_clips(record, description)
-        if self.webhook_progress():
+        if self.settings.webhook_base is not None:
+            # Only runs whose clips are called back have such progress.
             await self._merge_webhook_progress(record)
         return record
 

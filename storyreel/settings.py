@@ -261,27 +261,13 @@ class Settings(BaseSettings):
 
     @field_validator(
         "tts_url", "tts_api_key", "tts_voice", "metrics_port", "temporal_metrics_port",
-        "worker_build_id", "llm_base_url", "llm_model", "llm_api_key", mode="before",
+        "worker_build_id", "llm_base_url", "llm_model", "llm_api_key", "ffmpeg_path",
+        "font_file", "simulator_url", "storage_url", "database_url", "api_key", "public_url",
+        "replicate_webhook_signing_secret", "fal_queue_url", "fal_jwks_url", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator(
-        "ffmpeg_path",
-        "font_file",
-        "simulator_url",
-        "storage_url",
-        "database_url",
-        "api_key",
-        "public_url",
-        "replicate_webhook_signing_secret",
-        "fal_queue_url",
-        "fal_jwks_url",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_default(cls, value: object) -> object:
+        """An empty variable (``FOO=`` in .env, an empty ConfigMap value) means unset."""
         return None if value == "" else value
 
     @property

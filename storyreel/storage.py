@@ -20,8 +20,6 @@ from storyreel.errors import StorageKeyError
 if TYPE_CHECKING:
     from storyreel.settings import Settings
 
-DEFAULT_PRESIGN_EXPIRY = 3600
-
 
 class Storage(Protocol):
     """Where media lives. Every method is blocking: call it from a thread in async code."""
@@ -125,10 +123,6 @@ class LocalStorage:
         return target, target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
 
 
-def open_storage(media_dir: Path) -> Storage:
-    return LocalStorage(media_dir)
-
-
 def parse_storage_url(url: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` as ``(bucket, prefix)``; ``ValueError`` for anything else."""
     parts = urlsplit(url)
@@ -152,13 +146,10 @@ def parse_storage_url(url: str) -> tuple[str, str]:
 
 def storage_from_settings(settings: Settings) -> Storage:
     """S3 when ``storage_url`` is set, else the local directory ``settings.media_dir``."""
-    # getattr: works whether or not these Settings fields exist yet.
-    url: str | None = getattr(settings, "storage_url", None)
-    if not url:
+    if not settings.storage_url:
         return LocalStorage(settings.media_dir)
-    bucket, prefix = parse_storage_url(url)
-    expiry: int = getattr(settings, "presign_expiry_seconds", DEFAULT_PRESIGN_EXPIRY)
+    bucket, prefix = parse_storage_url(settings.storage_url)
     # Imported here so processes on local storage never pay for importing boto3.
     from storyreel.s3 import S3Storage
 
-    return S3Storage(bucket, prefix, presign_expiry=expiry)
+    return S3Storage(bucket, prefix, presign_expiry=settings.presign_expiry_seconds)

@@ -23,17 +23,9 @@ from typing import Literal
 from activities.media import ffmpeg
 from activities.media.export import MediaDetails, clip_encoding, details, fit_frame
 from activities.media.overlay import CaptionImage, band_filter, caption_image
-from storyreel.contracts import ClipMedia, PlatformSpec
+from storyreel.contracts import TRANSITIONS, ClipMedia, PlatformSpec
 from storyreel.errors import BadInputError, MediaError
 
-# The xfade transitions offered to callers; FFmpeg knows more, these are the tasteful ones.
-TRANSITIONS = frozenset(
-    {
-        "fade", "fadeblack", "fadewhite", "dissolve", "wipeleft", "wiperight", "wipeup",
-        "wipedown", "slideleft", "slideright", "slideup", "slidedown", "smoothleft",
-        "smoothright", "circleopen", "circleclose", "radial", "zoomin", "hblur", "pixelize",
-    }
-)  # fmt: skip
 # What asks for hard cuts instead of a transition.
 TRANSITIONLESS = frozenset({None, "", "none"})
 AUDIO_FORMAT = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"

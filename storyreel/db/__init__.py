@@ -6,11 +6,11 @@ has expired. Start-up calls ``migrate(url)``; everything else goes through ``Rec
 
 from storyreel.db.engine import create_engine, default_url, migrate, resolve_url
 from storyreel.db.repository import (
-    PLACEHOLDER_TIME,
     BatchPage,
     GenerationPage,
     Records,
     hash_api_key,
+    placeholder_state,
 )
 from storyreel.settings import Settings
 
@@ -27,7 +27,6 @@ def open_records(settings: Settings) -> Records:
 
 
 __all__ = [
-    "PLACEHOLDER_TIME",
     "BatchPage",
     "GenerationPage",
     "Records",
@@ -36,5 +35,6 @@ __all__ = [
     "hash_api_key",
     "migrate",
     "open_records",
+    "placeholder_state",
     "resolve_url",
 ]

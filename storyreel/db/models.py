@@ -78,13 +78,6 @@ class User(UserBase, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class UserPublic(UserBase):
-    """A user as the API shows it."""
-
-    id: int
-    created_at: datetime
-
-
 class ApiKeyBase(SQLModel):
     # The first characters of the key: enough to tell keys apart in a listing, far too few
     # to guess the rest.
@@ -101,13 +94,6 @@ class ApiKey(ApiKeyBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
     key_hash: str = Field(max_length=64, unique=True)
-
-
-class ApiKeyPublic(ApiKeyBase):
-    """An API key as its owner may list it: never the key itself."""
-
-    id: int
-    user_id: int
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, or_, update
@@ -26,26 +26,23 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 from sqlmodel import Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storyreel.contracts import (
     GENERATION_ENDED,
     BatchStatus,
     ClaimResult,
-    ClipStageMetrics,
     ClipState,
     ClipStatus,
     GenerationInput,
     GenerationRequest,
     GenerationState,
     GenerationStatus,
-    PlannedScene,
-    StageTiming,
 )
 from storyreel.db.engine import WRITE_OPTION, create_engine
 from storyreel.db.models import (
     MICROS,
     ApiKey,
-    ApiKeyPublic,
     Batch,
     BatchItem,
     BatchPublic,
@@ -56,6 +53,7 @@ from storyreel.db.models import (
     Generation,
     GenerationPublic,
     User,
+    UTCDateTime,
     utcnow,
 )
 from storyreel.errors import BadInputError, ConflictError, NotFoundError
@@ -64,9 +62,11 @@ API_KEY_PREFIX = "sr_"
 # "sr_" and 8 characters of the random part: 48 of its 256 bits, shown, never enough to guess.
 DISPLAY_PREFIX_LENGTH = 11
 MAX_PAGE_SIZE = 100
+Row = TypeVar("Row", Generation, Batch)
 # The updated_at of a placeholder record (written before its run starts): older than any state
 # the run will record, so the run's first write replaces it.
 PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+BATCH_ENDED_FIRST = "the batch ended before this generation started"
 
 
 class BatchPage(BaseModel):
@@ -188,10 +188,6 @@ class Records:
             )
             return session.exec(select(User).where(col(User.name) == name)).one()
 
-    def get_user(self, user_id: int) -> User | None:
-        with self._reading() as session:
-            return session.get(User, user_id)
-
     def create_api_key(self, user: User | int) -> str:
         """A new key for ``user``. The clear key is returned here once and stored nowhere."""
         user_id = _user_id(user)
@@ -247,38 +243,6 @@ class Records:
         )
         with self._reading() as session:
             return session.exec(query).first()
-
-    def revoke_api_key(self, key: str) -> bool:
-        """Revoke a key; False if it was unknown or already revoked."""
-        with self._writing() as session:
-            result = session.connection().execute(
-                update(ApiKey)
-                .where(
-                    col(ApiKey.key_hash) == hash_api_key(key, self._pepper),
-                    col(ApiKey.revoked_at).is_(None),
-                )
-                .values(revoked_at=utcnow())
-            )
-            return result.rowcount > 0
-
-    def revoke_api_key_by_id(self, key_id: int, user_id: int) -> bool:
-        """Revoke one of the user's keys by the id its listing shows."""
-        with self._writing() as session:
-            result = session.connection().execute(
-                update(ApiKey)
-                .where(
-                    col(ApiKey.id) == key_id,
-                    col(ApiKey.user_id) == user_id,
-                    col(ApiKey.revoked_at).is_(None),
-                )
-                .values(revoked_at=utcnow())
-            )
-            return result.rowcount > 0
-
-    def list_api_keys(self, user_id: int) -> list[ApiKeyPublic]:
-        query = select(ApiKey).where(col(ApiKey.user_id) == user_id).order_by(col(ApiKey.id))
-        with self._reading() as session:
-            return [ApiKeyPublic.model_validate(row) for row in session.exec(query)]
 
     # -----------------------------------------------------------------------------------------
     # Generations
@@ -383,36 +347,13 @@ class Records:
         limit: int = 20,
         cursor: str | None = None,
     ) -> GenerationPage:
-        """The user's generations, newest first, ``limit`` at a time.
-
-        Pages are cut by (created_at, id) rather than by offset, so rows arriving while a
-        client pages through neither repeat nor go missing.
-        """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise BadInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        """The user's generations, newest first, ``limit`` at a time."""
         query = select(Generation).where(col(Generation.user_id) == user_id)
         if status is not None:
             wanted = [status] if isinstance(status, GenerationStatus) else list(status)
             query = query.where(col(Generation.status).in_([s.value for s in wanted]))
-        if cursor is not None:
-            after_created, after_id = _decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    col(Generation.created_at) < after_created,
-                    and_(
-                        col(Generation.created_at) == after_created,
-                        col(Generation.id) < after_id,
-                    ),
-                )
-            )
-        query = query.order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
-        with self._reading() as session:
-            rows = session.exec(query.limit(limit + 1)).all()
-        items = [GenerationPublic.model_validate(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = _encode_cursor(last.created_at, last.id)
+        rows, next_cursor = self._newest_first(query, Generation, limit, cursor)
+        items = [GenerationPublic.model_validate(row) for row in rows]
         return GenerationPage(items=items, next_cursor=next_cursor)
 
     def count_running(self, user_id: int) -> int:
@@ -494,26 +435,41 @@ class Records:
         self, user_id: int, *, limit: int = 20, cursor: str | None = None
     ) -> BatchPage:
         """The user's batches, newest first, paged like generations."""
+        query = select(Batch).where(col(Batch.user_id) == user_id)
+        rows, next_cursor = self._newest_first(query, Batch, limit, cursor)
+        return BatchPage(
+            items=[BatchPublic.model_validate(row) for row in rows], next_cursor=next_cursor
+        )
+
+    def _newest_first(
+        self,
+        query: SelectOfScalar[Row],
+        table: type[Generation] | type[Batch],
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[Sequence[Row], str | None]:
+        """One page of ``query``'s rows, newest first, and the cursor of the next page.
+
+        Pages are cut by (created_at, id) rather than by offset, so rows arriving while a
+        client pages through neither repeat nor go missing.
+        """
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise BadInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
-        query = select(Batch).where(col(Batch.user_id) == user_id)
         if cursor is not None:
             after_created, after_id = _decode_cursor(cursor)
             query = query.where(
                 or_(
-                    col(Batch.created_at) < after_created,
-                    and_(col(Batch.created_at) == after_created, col(Batch.id) < after_id),
+                    col(table.created_at) < after_created,
+                    and_(col(table.created_at) == after_created, col(table.id) < after_id),
                 )
             )
-        query = query.order_by(col(Batch.created_at).desc(), col(Batch.id).desc())
+        query = query.order_by(col(table.created_at).desc(), col(table.id).desc())
         with self._reading() as session:
             rows = session.exec(query.limit(limit + 1)).all()
-        items = [BatchPublic.model_validate(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = _encode_cursor(last.created_at, last.id)
-        return BatchPage(items=items, next_cursor=next_cursor)
+        if len(rows) <= limit:
+            return rows, None
+        last = rows[limit - 1]
+        return rows[:limit], _encode_cursor(last.created_at, last.id)
 
     def claim_batch_item(
         self, batch_id: str, position: int, user_id: int, max_running: int
@@ -563,7 +519,7 @@ class Records:
                 request = GenerationInput.model_validate(item.input)
                 if row is not None:
                     row.status, row.updated_at = GenerationStatus.cancelled, utcnow()
-                    row.error = "the batch ended before this generation started"
+                    row.error = BATCH_ENDED_FIRST
                     session.add(row)
                     continue
                 self._write_placeholder(
@@ -580,19 +536,8 @@ class Records:
         user_id: int,
         status: GenerationStatus,
     ) -> None:
-        state = GenerationState(
-            generation_id=item.generation_id,
-            title=request.title,
-            status=status,
-            platform=request.platform,
-            provider=request.provider,
-            budget=request.budget,
-            created_at=utcnow(),
-            updated_at=PLACEHOLDER_TIME if status is GenerationStatus.queued else utcnow(),
-            error=None
-            if status is GenerationStatus.queued
-            else "the batch ended before this generation started",
-        )
+        error = None if status is GenerationStatus.queued else BATCH_ENDED_FIRST
+        state = placeholder_state(item.generation_id, request, status=status, error=error)
         public = request.model_dump(mode="json", include=set(GenerationRequest.model_fields))
         session.connection().execute(
             self._insert(
@@ -727,36 +672,46 @@ class Records:
             raise NotFoundError(f"no user with id {user_id}") from exc
         return True
 
-    def spent(self, user_id: int) -> float:
-        """The user's total cost so far."""
-        query = select(col(CostTotal.total_micros)).where(col(CostTotal.user_id) == user_id)
-        with self._reading() as session:
-            total = session.exec(query).first()
-        return (total or 0) / MICROS
-
 
 # ---------------------------------------------------------------------------------------------
-# Rows <-> contracts
+# Rows <-> contracts: a column holds the contract's field of the same name, so the mapping is
+# derived from the table and the contract (tests/db checks that no field goes unrecorded).
+_GENERATION_COLUMNS = Generation.__table__.columns  # type: ignore[attr-defined]
+_CLIP_COLUMNS = Clip.__table__.columns  # type: ignore[attr-defined]
+_GENERATION_FIELDS = frozenset(GenerationState.model_fields) & set(_GENERATION_COLUMNS.keys())
+_CLIP_FIELDS = frozenset(ClipState.model_fields) & set(_CLIP_COLUMNS.keys())
+# Timestamps are bound as datetimes (UTCDateTime), not as the JSON dump's strings.
+_GENERATION_MOMENTS = _GENERATION_FIELDS & {
+    column.name for column in _GENERATION_COLUMNS if isinstance(column.type, UTCDateTime)
+}
+_CLIP_MOMENTS = _CLIP_FIELDS & {
+    column.name for column in _CLIP_COLUMNS if isinstance(column.type, UTCDateTime)
+}
+# What a clip's upsert rewrites: every column but the key.
+_CLIP_UPDATED = tuple(column.name for column in _CLIP_COLUMNS if not column.primary_key)
 
-_CLIP_UPDATED = (
-    "provider",
-    "model",
-    "tries",
-    "status",
-    "progress",
-    "key",
-    "duration",
-    "error",
-    "attempts",
-    "prompt",
-    "summary",
-    "prediction_id",
-    "started_at",
-    "ended_at",
-    "render_seconds",
-    "cost",
-    "cached",
-)
+
+def placeholder_state(
+    generation_id: str,
+    request: GenerationRequest,
+    *,
+    status: GenerationStatus = GenerationStatus.queued,
+    error: str | None = None,
+) -> GenerationState:
+    """The record of a run not started yet: written before its workflow starts, so the run is
+    listed and owned from the start; a queued one is replaced by the run's first write."""
+    now = utcnow()
+    return GenerationState(
+        generation_id=generation_id,
+        title=request.title,
+        status=status,
+        platform=request.platform,
+        provider=request.provider,
+        budget=request.budget,
+        created_at=now,
+        updated_at=PLACEHOLDER_TIME if status is GenerationStatus.queued else now,
+        error=error,
+    )
 
 
 def _user_id(user: User | int) -> int:
@@ -779,65 +734,28 @@ def _is_stale(incoming: datetime | None, stored: datetime | None) -> bool:
 
 
 def _generation_values(state: GenerationState) -> dict[str, Any]:
-    return {
-        "title": state.title,
-        "status": state.status.value,
-        "stage": state.stage.value if state.stage is not None else None,
-        "platform": state.platform.value,
-        "provider": state.provider,
-        "video_key": state.video_key,
-        "thumbnail_key": state.thumbnail_key,
-        "duration": state.duration,
-        "error": state.error,
-        "cost": state.cost,
-        "budget": state.budget,
-        "storyboard_keys": list(state.storyboard_keys),
-        "scenes": [scene.model_dump(mode="json") for scene in state.scenes],
-        "warnings": list(state.warnings),
-        "timings": [timing.model_dump(mode="json") for timing in state.timings],
-        "clip_stage": state.clip_stage.model_dump(mode="json"),
-        "skipped_clips": list(state.skipped_clips),
-        "retry_deadline": state.retry_deadline,
-        "created_at": state.created_at or utcnow(),
-        "updated_at": state.updated_at,
-        "recorded_at": utcnow(),
-    }
+    values = state.model_dump(mode="json", include=set(_GENERATION_FIELDS))
+    values.update({name: getattr(state, name) for name in _GENERATION_MOMENTS})
+    values["created_at"] = state.created_at or utcnow()
+    values["recorded_at"] = utcnow()
+    return values
 
 
 def _clip_values(generation_id: str, clip: ClipState) -> dict[str, Any]:
-    values = clip.model_dump(mode="json", include=set(_CLIP_UPDATED) | {"clip_id"})
-    for moment in ("started_at", "ended_at"):
-        values[moment] = getattr(clip, moment)
-    values["status"] = clip.status.value
+    values = clip.model_dump(mode="json", include=set(_CLIP_FIELDS))
+    values.update({name: getattr(clip, name) for name in _CLIP_MOMENTS})
     values["generation_id"] = generation_id
     values["cached"] = clip.status is ClipStatus.cached
     return values
 
 
 def _state_from_rows(row: Generation, clips: Sequence[Clip]) -> GenerationState:
-    return GenerationState(
-        generation_id=row.id,
-        title=row.title,
-        status=row.status,
-        stage=row.stage,
-        platform=row.platform,
-        provider=row.provider,
-        clips=[ClipState.model_validate(clip, from_attributes=True) for clip in clips],
-        storyboard_keys=row.storyboard_keys,
-        scenes=[PlannedScene.model_validate(scene) for scene in row.scenes or []],
-        video_key=row.video_key,
-        thumbnail_key=row.thumbnail_key,
-        duration=row.duration,
-        error=row.error,
-        warnings=row.warnings,
-        timings=[StageTiming.model_validate(timing) for timing in row.timings],
-        clip_stage=ClipStageMetrics.model_validate(row.clip_stage),
-        skipped_clips=row.skipped_clips,
-        cost=row.cost,
-        budget=row.budget,
-        retry_deadline=row.retry_deadline,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+    return GenerationState.model_validate(
+        {
+            **{name: getattr(row, name) for name in _GENERATION_FIELDS},
+            "generation_id": row.id,
+            "clips": [ClipState.model_validate(clip, from_attributes=True) for clip in clips],
+        }
     )
 
 

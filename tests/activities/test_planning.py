@@ -8,9 +8,10 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.planning import check_counts, plan_generation, plan_scenes, split_sentences
+from activities.planning import check_counts, plan_generation
 from storyreel.contracts import PlanInput, Platform, SceneIn
 from storyreel.errors import BadInputError
+from storyreel.planning import plan_scenes, split_sentences
 
 
 def test_sentences_become_scenes_at_two_and_a_half_words_per_second() -> None:

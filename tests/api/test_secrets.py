@@ -21,7 +21,7 @@ from storyreel.settings import Settings
 from tests.api.conftest import serve_api
 from tests.s3_fixtures import ACCESS_KEY, REGION, SECRET_KEY, S3Endpoint
 from tests.workflows.test_simulator_runs import simulator
-from worker import build_workers, open_providers
+from worker import running_workers
 
 PROVIDER_TOKEN = "r8_provider-token-that-must-stay-secret"
 
@@ -54,15 +54,12 @@ async def test_no_secret_in_history_or_logs(
     async with simulator(latency=0.5, render=False) as sim, AsyncExitStack() as stack:
         monkeypatch.setenv("REPLICATE_BASE_URL", sim.url)
         executor = stack.enter_context(ThreadPoolExecutor(settings.executor_size()))
-        clips, images = await stack.enter_async_context(open_providers(settings, executor))
         records = open_records(settings)
         stack.callback(records.dispose)
         queues = ["workflows", "media", "clips:replicate"]
-        for worker in build_workers(
-            client, settings, queues, executor,
-            clip_providers=clips, image_providers=images, records=records,
-        ):  # fmt: skip
-            await stack.enter_async_context(worker)
+        await stack.enter_async_context(
+            running_workers(client, settings, queues, executor, records=records)
+        )
         server, task, url = await serve_api(settings, client)
         try:
             key = records.create_api_key(records.create_user("erin"))

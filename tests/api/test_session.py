@@ -13,6 +13,7 @@ from api.cookies import SECRET_FILE, SESSION_COOKIE, SessionSigner, session_secr
 from storyreel.settings import Settings
 from tests.api.conftest import LiveApi
 from tests.api.test_generations import body, poll_until
+from tests.db.fixtures import revoke
 
 
 async def open_session(api: LiveApi) -> tuple[str, str]:
@@ -112,7 +113,7 @@ async def test_a_bad_or_revoked_session_is_401_and_others_runs_stay_404(
             assert socket.close_code == code
     async with httpx.AsyncClient(base_url=live_api.url, headers=cookie) as browser:
         assert (await browser.get(f"/v1/generations/{gid}")).status_code == 200
-        assert live_api.records.revoke_api_key(live_api.key)
+        assert revoke(live_api.records, live_api.key)
         revoked = await browser.get(f"/v1/generations/{gid}")
         assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
 

@@ -19,14 +19,19 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from storyreel.db import Records, migrate
+from storyreel.db.models import MICROS, ApiKey, CostTotal
+from storyreel.db.repository import DISPLAY_PREFIX_LENGTH
 from storyreel.stack import free_port
 
 PEPPER = "test-pepper"
@@ -243,3 +248,23 @@ def records(migrated_url: str) -> Iterator[Records]:
         yield repository
     finally:
         repository.dispose()
+
+
+def revoke(records: Records, key: str) -> bool:
+    """Revoke a key as an operator would, in the database (the product has no route for it)."""
+    with Session(records.engine) as session, session.begin():
+        result = session.connection().execute(
+            update(ApiKey)
+            .where(
+                col(ApiKey.prefix) == key[:DISPLAY_PREFIX_LENGTH], col(ApiKey.revoked_at).is_(None)
+            )
+            .values(revoked_at=datetime.now(UTC))
+        )
+        return result.rowcount > 0
+
+
+def spent(records: Records, user_id: int) -> float:
+    """The user's running total in the ledger."""
+    query = select(col(CostTotal.total_micros)).where(col(CostTotal.user_id) == user_id)
+    with Session(records.engine) as session:
+        return (session.exec(query).first() or 0) / MICROS

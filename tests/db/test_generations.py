@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlmodel import Session, col, select
 
-from storyreel.contracts import ClipState, ClipStatus, GenerationStatus
+from storyreel.contracts import ClipState, ClipStatus, GenerationState, GenerationStatus
 from storyreel.db import Records
 from storyreel.db.models import Clip, Generation
 from storyreel.errors import BadInputError, ConflictError, NotFoundError
@@ -237,3 +237,22 @@ def test_cached_clips_are_marked(records: Records, alice: int) -> None:
     ]
     records.upsert_generation(state, user_id=alice, request={})
     assert [c.cached for c in _rows(records, "gen-c")[1]] == [True, False]
+
+
+# What the record leaves out of a state, on purpose; every other field needs its column.
+NOT_RECORDED = {
+    "generation_id": "the row's id",
+    "clips": "the clips table",
+    "metrics": "logged and exported when the run ends",
+    "assembly": "in the published generation.json",
+}
+
+
+def test_every_field_of_a_generation_has_its_column() -> None:
+    columns = set(Generation.__table__.columns.keys())  # type: ignore[attr-defined]
+    assert set(GenerationState.model_fields) - columns - set(NOT_RECORDED) == set()
+
+
+def test_every_field_of_a_clip_has_its_column() -> None:
+    columns = set(Clip.__table__.columns.keys())  # type: ignore[attr-defined]
+    assert set(ClipState.model_fields) - columns - {"media"} == set()

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from storyreel.db import Records
 from storyreel.db.models import CostEntry, CostTotal
 from storyreel.errors import BadInputError, ConflictError, NotFoundError
+from tests.db.fixtures import spent
 
 THREADS = 8
 ENTRIES = 25
@@ -29,12 +30,12 @@ def _ledger_micros(records: Records, user_id: int) -> tuple[int, int]:
 
 def test_a_charge_is_entered_once(records: Records) -> None:
     user = records.create_user("alice").id or 0
-    assert records.spent(user) == 0.0
+    assert spent(records, user) == 0.0
     assert records.record_cost(user, "gen-1", 1, 0.4, "gen-1/clip-1/round-1")
     assert not records.record_cost(user, "gen-1", 1, 0.4, "gen-1/clip-1/round-1")
     assert records.record_cost(user, "gen-1", 1, 0.35, "gen-1/clip-1/round-2")
     assert records.record_cost(user, "gen-1", None, 0.05, "gen-1/assembly")
-    assert records.spent(user) == pytest.approx(0.8, abs=1e-12)
+    assert spent(records, user) == pytest.approx(0.8, abs=1e-12)
     assert _ledger_micros(records, user) == (3, 800_000)
 
 
@@ -46,8 +47,8 @@ def test_a_key_reused_for_another_charge_is_a_conflict(records: Records) -> None
         records.record_cost(user, "gen-1", 1, 0.5, "k")
     with pytest.raises(ConflictError):
         records.record_cost(other, "gen-1", 1, 0.4, "k")
-    assert records.spent(user) == 0.4
-    assert records.spent(other) == 0.0
+    assert spent(records, user) == 0.4
+    assert spent(records, other) == 0.0
 
 
 def test_bad_charges_are_refused(records: Records) -> None:
@@ -59,7 +60,7 @@ def test_bad_charges_are_refused(records: Records) -> None:
         records.record_cost(user, "gen-1", 1, 0.1, "")
     with pytest.raises(NotFoundError):
         records.record_cost(4242, "gen-1", 1, 0.1, "k")
-    assert records.spent(user) == 0.0
+    assert spent(records, user) == 0.0
 
 
 def test_totals_are_exact_under_concurrent_writers(records: Records) -> None:
@@ -85,8 +86,8 @@ def test_totals_are_exact_under_concurrent_writers(records: Records) -> None:
     alice_entries = THREADS * ENTRIES - bob_entries
     assert _ledger_micros(records, alice) == (alice_entries, alice_entries * 100_000)
     assert _ledger_micros(records, bob) == (bob_entries, bob_entries * 100_000)
-    assert records.spent(alice) == alice_entries / 10
-    assert records.spent(bob) == bob_entries / 10
+    assert spent(records, alice) == alice_entries / 10
+    assert spent(records, bob) == bob_entries / 10
     with Session(records.engine) as session:
         totals = session.exec(select(CostTotal).order_by(col(CostTotal.user_id))).all()
         assert [(t.user_id, t.entries) for t in totals] == [

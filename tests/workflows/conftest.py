@@ -7,18 +7,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from activities.providers import ClipProvider
 from storyreel.contracts import GenerationInput, GenerationState, Platform, SceneIn
-from storyreel.db import open_records
 from storyreel.generations import start_generation
 from storyreel.settings import Settings
 from tests.conftest import CLIP_SECONDS
-from worker import build_workers
+from worker import running_workers
 
 # Histories of every run in this session, replayed by test_replay.py.
 HISTORIES: list[WorkflowHistory] = []
@@ -53,14 +52,9 @@ async def running_worker(
     providers = clip_providers or {}
     queues = queues or ["workflows", "media", *(f"clips:{name}" for name in providers or ["local"])]
     with ThreadPoolExecutor(max_workers=settings.executor_size()) as executor:
-        records = open_records(settings)
-        workers = build_workers(
-            client, settings, queues, executor, clip_providers=clip_providers, records=records
-        )
-        async with AsyncExitStack() as stack:
-            stack.callback(records.dispose)
-            for worker in workers:
-                await stack.enter_async_context(worker)
+        async with running_workers(
+            client, settings, queues, executor, clip_providers=clip_providers
+        ):
             yield
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from activities.keys import video_key
 from activities.media import ffmpeg
 from activities.media.overlay import caption_box, wrap_caption
 from activities.media.stitch import expected_duration, scene_starts
@@ -25,6 +24,7 @@ from storyreel.contracts import (
     SceneIn,
     Stage,
 )
+from storyreel.keys import video_key
 from storyreel.settings import Settings
 from storyreel.storage import LocalStorage
 from tests.activities.media.helpers import (

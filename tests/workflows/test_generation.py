@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from activities.keys import record_key
 from activities.media import ffmpeg
 from activities.media.stitch import expected_duration
 from storyreel.contracts import ClipStatus, GenerationState, GenerationStatus, Platform, Stage
+from storyreel.keys import record_key
 from storyreel.settings import Settings
 from storyreel.storage import LocalStorage
 from storyreel.temporal import STATUS_ATTR

@@ -10,6 +10,7 @@ from storyreel.contracts import GenerationStatus
 from storyreel.db import open_records
 from storyreel.generations import start_generation
 from storyreel.settings import Price, Settings
+from tests.db.fixtures import spent
 from tests.fakes import FlakyProvider
 from tests.workflows.conftest import keep_history, request_for, running_worker, wait_for_state
 
@@ -43,7 +44,7 @@ async def test_after_a_full_generation_the_record_equals_the_final_state(
         assert recorded.model_dump(include=fields) == final.model_dump(include=fields)
         assert [clip.attempts for clip in recorded.clips] == [1, 4, 1]
         # Each paid clip attempt chain entered the ledger once: 3 clips x 2 s x 0.25.
-        assert records.spent(user.id) == 1.5
+        assert spent(records, user.id) == 1.5
         page = records.list_generations(user.id)
         assert [item.id for item in page.items] == [handle.id]
 

@@ -90,14 +90,6 @@ def test_bad_requests(tmp_path: Path) -> None:
         stitch([clip, clip], tmp_path / "out.mp4", SMALL, transition="spin")
 
 
-def test_contracts_offer_exactly_these_transitions() -> None:
-    # The kernel keeps its own copy (it imports nothing from activities): they must agree.
-    from activities.media.stitch import TRANSITIONS
-    from storyreel.contracts import TRANSITIONS as OFFERED
-
-    assert OFFERED == TRANSITIONS
-
-
 def test_report_gives_each_scenes_own_span(tmp_path: Path) -> None:
     clips = [make_clip(tmp_path / f"{n}.mp4", SMALL, 1.0, "red") for n in range(3)]
     faded = stitch(clips, tmp_path / "out.mp4", SMALL, transition="fade", transition_seconds=0.25)
