@@ -47,3 +47,8 @@ def test_the_api_imports_neither_activities_nor_workflows() -> None:
 
 def test_the_kernel_imports_no_role() -> None:
     assert offenders("storyreel", {"activities", "workflows", "api", "worker"}) == {}
+
+
+def test_activities_and_workflows_reach_neither_the_api_nor_the_worker() -> None:
+    assert offenders("activities", {"workflows", "api", "worker"}) == {}
+    assert offenders("workflows", {"api", "worker"}) == {}
