@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflows.generation import clip_prompt
+from workflows.summary import clip_prompt
 
 
 def test_context_goes_above_the_scene() -> None:
