@@ -37,10 +37,8 @@ with workflow.unsafe.imports_passed_through():
         RetryClipRequest,
         SceneEdit,
         Stage,
-        StageTiming,
     )
     from storyreel.priority import task_priority
-    from storyreel.temporal import STATUS_ATTR
     from workflows import policies
     from workflows.budget import Budget
     from workflows.clips import (
@@ -53,10 +51,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import clip_input, plan_input, stitch_input, storyboard_input
     from workflows.metrics import close_clip_stage, count_clip, generation_metrics
     from workflows.patches import PLAIN_PROMPT
+    from workflows.progress import Progress
     from workflows.records import Recorder
-    from workflows.summary import clip_prompt, clip_summary, first_words, run_details
+    from workflows.scenes import edited_scenes, needs_redraw, planned_clips
+    from workflows.summary import clip_prompt, clip_summary, first_words
 
-TICK = timedelta(microseconds=1)
 DEFAULT_PARALLEL_CLIPS = 5
 
 
@@ -101,8 +100,11 @@ class VideoGenerationWorkflow:
         # Every activity carries the run's priority: a person's clips and stitching go before
         # batch work on a busy queue (runs from before requests had one inherit the default).
         self._priority = task_priority(request.priority, request.user_id)
+        self._progress = Progress(self._state)
         self._records = Recorder(request, self._state, self._priority)
-        self._clip_maker = ClipMaker(request, self._priority, self._touch, self._records.soon)
+        self._clip_maker = ClipMaker(
+            request, self._priority, self._progress.touch, self._records.soon
+        )
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -176,7 +178,7 @@ class VideoGenerationWorkflow:
     # -- stages --------------------------------------------------------------------------------
 
     async def _plan(self) -> None:
-        self._enter(Stage.plan, GenerationStatus.planning)
+        self._progress.enter(Stage.plan, GenerationStatus.planning)
         await self._records.stage()
         request = self._request
         planned = plan_input(request, self._state.generation_id)
@@ -204,23 +206,15 @@ class VideoGenerationWorkflow:
         self._scenes = plan.scenes
         self._state.scenes = list(plan.scenes)
         self._state.warnings.extend(plan.warnings)
-        count = len(plan.scenes)
         # The request's own context wins over the one the planner wrote.
         context = request.consistency_context.strip() or plan.consistency_context.strip()
         self._context = context
         # Runs begun before the patch keep the prompts (and clip cache keys) they started with.
         legacy = "" if context or workflow.patched(PLAIN_PROMPT) else "\n\n"
-        self._state.clips = [
-            ClipState(
-                clip_id=scene.index,
-                prompt=legacy + clip_prompt(context, scene.description),
-                summary=clip_summary(scene.index, count, scene.description),
-            )
-            for scene in plan.scenes
-        ]
+        self._state.clips = planned_clips(plan.scenes, context, legacy)
 
     async def _storyboard(self) -> None:
-        self._enter(Stage.storyboard, GenerationStatus.storyboarding)
+        self._progress.enter(Stage.storyboard, GenerationStatus.storyboarding)
         await self._records.stage()
         # One image per scene, in order (gather keeps it): the clips take theirs by index.
         keys = await asyncio.gather(*(self._draw(scene) for scene in self._scenes))
@@ -245,7 +239,7 @@ class VideoGenerationWorkflow:
         storyboard; redraw the scenes they edit meanwhile."""
         window = timedelta(seconds=self._request.review_window_seconds)
         deadline = workflow.now() + window
-        self._set_status(GenerationStatus.awaiting_approval)
+        self._progress.set_status(GenerationStatus.awaiting_approval)
         await self._records.milestone()
         while not self._approved:
             left = deadline - workflow.now()
@@ -262,33 +256,27 @@ class VideoGenerationWorkflow:
                 await self._apply(edit)
             if edits:
                 await self._records.milestone()
-        self._set_status(GenerationStatus.storyboarding)
+        self._progress.set_status(GenerationStatus.storyboarding)
 
     async def _apply(self, edit: SceneEdit) -> None:
-        if not 1 <= edit.index <= len(self._scenes):
+        edited = edited_scenes(self._scenes, edit)
+        if edited is None:
             workflow.logger.warning("ignoring an edit of scene %d: no such scene", edit.index)
             return
         old = self._scenes[edit.index - 1]
-        # A signal's payload carries every field (unset ones as null): null means "unchanged".
-        changes = edit.model_dump(exclude={"index"}, exclude_none=True)
-        scene = old.model_copy(update=changes)
-        self._scenes[edit.index - 1] = scene
-        # Later scenes start where the edited one now ends.
-        start = 0.0
-        for index, each in enumerate(self._scenes):
-            self._scenes[index] = each.model_copy(update={"start": round(start, 3)})
-            start += each.duration
-        self._state.scenes = list(self._scenes)
+        scene, scenes = edited
+        self._scenes = scenes
+        self._state.scenes = list(scenes)
         clip = self._state.clips[edit.index - 1]
         clip.prompt = clip_prompt(self._context, scene.description)
-        clip.summary = clip_summary(scene.index, len(self._scenes), scene.description)
-        if (scene.description, scene.caption) != (old.description, old.caption):
-            self._touch()
+        clip.summary = clip_summary(scene.index, len(scenes), scene.description)
+        if needs_redraw(old, scene):
+            self._progress.touch()
             self._state.storyboard_keys[edit.index - 1] = await self._draw(scene)
-        self._touch()
+        self._progress.touch()
 
     async def _clips(self) -> None:
-        self._enter(Stage.clips, GenerationStatus.generating)
+        self._progress.enter(Stage.clips, GenerationStatus.generating)
         started = workflow.now()
         for clip in self._state.clips:
             self._launch(clip)
@@ -302,7 +290,7 @@ class VideoGenerationWorkflow:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             raise
         close_clip_stage(self._state.clip_stage, workflow.now() - started, self._waited)
-        self._close_stage()
+        self._progress.close_stage()
 
     async def _settle_clips(self) -> None:
         """Run until every clip is done, or the caller gives up on the failed ones."""
@@ -327,7 +315,7 @@ class VideoGenerationWorkflow:
     async def _await_retry(self, failed: list[int]) -> None:
         window = timedelta(seconds=self._request.retry_window_seconds)
         self._state.retry_deadline = workflow.now() + window
-        self._set_status(GenerationStatus.awaiting_retry)
+        self._progress.set_status(GenerationStatus.awaiting_retry)
         await self._records.stage()
         waiting_since = workflow.now()
         try:
@@ -341,10 +329,10 @@ class VideoGenerationWorkflow:
         finally:
             self._waited += workflow.now() - waiting_since
             self._state.retry_deadline = None
-        self._set_status(GenerationStatus.generating)
+        self._progress.set_status(GenerationStatus.generating)
 
     async def _assemble(self) -> None:
-        self._enter(Stage.assemble, GenerationStatus.assembling)
+        self._progress.enter(Stage.assemble, GenerationStatus.assembling)
         await self._records.stage()
         stitch = stitch_input(self._request, self._state, self._scenes)
         result = await workflow.execute_activity_method(
@@ -361,11 +349,11 @@ class VideoGenerationWorkflow:
         state.video_key, state.thumbnail_key = result.key, result.thumbnail_key
         state.duration = result.duration
         state.assembly = result
-        self._close_stage()
+        self._progress.close_stage()
 
     async def _publish(self, final: GenerationStatus) -> None:
-        self._enter(Stage.publish, self._state.status)
-        self._close_stage()
+        self._progress.enter(Stage.publish, self._state.status)
+        self._progress.close_stage()
         self._state.metrics = generation_metrics(self._state, self._waited, workflow.now())
         record = self._state.model_copy(deep=True)
         record.status = final
@@ -378,7 +366,7 @@ class VideoGenerationWorkflow:
             retry_policy=policies.PUBLISH_RETRY,
             summary="publish the record",
         )
-        self._set_status(final)
+        self._progress.set_status(final)
         await self._records.milestone()
 
     async def _publish_unfinished(self, final: GenerationStatus) -> None:
@@ -388,16 +376,16 @@ class VideoGenerationWorkflow:
             await self._publish(final)
         except ActivityError:
             workflow.logger.warning("could not write the record of %s run", final.value)
-        self._set_status(final)
+        self._progress.set_status(final)
 
     async def _fail(self, message: str) -> None:
         self._state.error = message
-        self._close_stage()
+        self._progress.close_stage()
         await self._publish_unfinished(GenerationStatus.failed)
 
     async def _end_cancelled(self) -> None:
-        self._close_stage()
-        self._set_status(GenerationStatus.cancelled)
+        self._progress.close_stage()
+        self._progress.set_status(GenerationStatus.cancelled)
         await self._publish_unfinished(GenerationStatus.cancelled)
 
     # -- clips ---------------------------------------------------------------------------------
@@ -448,7 +436,7 @@ class VideoGenerationWorkflow:
         """A clip the budget does not allow: failed without starting (a retry may fit)."""
         clip.status, clip.error = ClipStatus.failed, reason
         workflow.logger.warning("clip %d not started: %s", clip.clip_id, reason)
-        self._touch()
+        self._progress.touch()
 
     def _start_clip(self, clip: ClipState, scene: PlannedScene) -> ClipInput:
         """Mark the clip under way; the input of its first provider's go."""
@@ -456,7 +444,7 @@ class VideoGenerationWorkflow:
         self._running += 1
         metrics = self._state.clip_stage
         metrics.max_concurrent = max(metrics.max_concurrent, self._running)
-        self._touch()
+        self._progress.touch()
         return clip_input(self._request, self._state, clip, scene)
 
     def _end_clip(self, clip: ClipState) -> None:
@@ -464,7 +452,7 @@ class VideoGenerationWorkflow:
         self._running -= 1
         clip.ended_at = workflow.now()
         count_clip(self._state.clip_stage, clip.started_at, clip.ended_at)
-        self._touch()
+        self._progress.touch()
 
     def _take_retries(self) -> bool:
         """Launch the requested retries of failed clips; whether any was launched."""
@@ -483,36 +471,8 @@ class VideoGenerationWorkflow:
                 clip.prompt = request.prompt
             self._launch(clip)
             launched = True
-        self._touch()
+        self._progress.touch()
         return launched
 
     def _clips_ended(self) -> bool:
         return all(clip.status in CLIP_ENDED for clip in self._state.clips)
-
-    # -- bookkeeping ---------------------------------------------------------------------------
-
-    def _enter(self, stage: Stage, status: GenerationStatus) -> None:
-        self._close_stage()
-        self._state.stage = stage
-        self._state.timings.append(StageTiming(stage=stage, started_at=workflow.now()))
-        self._set_status(status)
-
-    def _close_stage(self) -> None:
-        timings = self._state.timings
-        if timings and timings[-1].ended_at is None:
-            timings[-1].ended_at = workflow.now()
-
-    def _set_status(self, status: GenerationStatus) -> None:
-        changed = status is not self._state.status
-        self._state.status = status
-        self._touch()
-        if changed and workflow.info().typed_search_attributes.get(STATUS_ATTR) is not None:
-            workflow.upsert_search_attributes([STATUS_ATTR.value_set(status.value)])
-
-    def _touch(self) -> None:
-        state = self._state
-        # Strictly increasing, even within one workflow task: the record keeps the newest state.
-        now = workflow.now()
-        previous = state.updated_at
-        state.updated_at = now if previous is None or now > previous else previous + TICK
-        workflow.set_current_details(run_details(state))
