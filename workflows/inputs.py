@@ -88,7 +88,6 @@ def stitch_input(
         )
     return StitchInput(
         generation_id=state.generation_id,
-        clip_keys=[clip.key for clip in clips],
         platform=request.platform,
         clips=clips,
         captions=request.captions,

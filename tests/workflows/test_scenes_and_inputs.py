@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+
 from storyreel.contracts import (
     ClipState,
     ClipStatus,
@@ -11,9 +18,12 @@ from storyreel.contracts import (
     Platform,
     SceneEdit,
     SceneIn,
+    StitchInput,
 )
 from workflows.inputs import clip_input, plan_input, stitch_input
 from workflows.scenes import edited_scenes, needs_redraw, planned_clips
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
 def three_scenes() -> list[PlannedScene]:
@@ -99,3 +109,21 @@ def test_a_clip_input_points_at_its_storyboard_image() -> None:
         "s2",
         7,
     )
+
+
+def test_a_stored_stitch_input_with_clip_keys_still_decodes() -> None:
+    """Histories recorded before 'clip_keys' was dropped carry it beside 'clips': the field is
+    ignored when they decode, and the clips are all there."""
+    path = next(HISTORIES.glob("retry-after-failure@*.json"))
+    events = json.loads(path.read_text())["events"]
+    scheduled = next(
+        event["activityTaskScheduledEventAttributes"]
+        for event in events
+        if event.get("activityTaskScheduledEventAttributes", {}).get("activityType", {}).get("name")
+        == "stitch_video"
+    )
+    payload = json_format.ParseDict(scheduled["input"]["payloads"][0], Payload())
+    assert b"clip_keys" in payload.data, "the stored history no longer shows the old field"
+    (decoded,) = pydantic_data_converter.payload_converter.from_payloads([payload], [StitchInput])
+    assert isinstance(decoded, StitchInput) and len(decoded.clips) == 3
+    assert "clip_keys" not in decoded.model_dump()
