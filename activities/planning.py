@@ -118,12 +118,6 @@ def lay_out(
     return PlanResult(scenes=scenes, planned_count=len(given), warnings=warnings)
 
 
-def check_counts(beats: int, images: int, clips: int) -> None:
-    """Exactly N storyboard images and N clips for N beats."""
-    if not beats == images == clips:
-        raise BadInputError(f"mismatch: {beats} beats, {images} storyboard images, {clips} clips")
-
-
 @activity.defn(name="plan_generation")
 async def plan_generation(request: PlanInput) -> PlanResult:
     """Turn the request into beats (cheap, pure CPU: fine on the event loop)."""
