@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
@@ -34,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from storyreel.errors import FALLBACK_TYPES
     from workflows import policies
+
+_Answer = TypeVar("_Answer")
 
 # A clip shows 100 % only once its file is stored.
 _MOST_BEFORE_DONE = 99.9
@@ -257,7 +260,6 @@ class ClipMaker:
         self._touch()
         await self._record_soon()
         prediction_id = target.prediction_id
-        queue = self._request.queues.clips(target.provider)
         every = timedelta(seconds=self._request.fallback_poll_seconds)
         deadline = workflow.now() + self.timeout
         checks = 0
@@ -273,15 +275,11 @@ class ClipMaker:
                     pass
                 checks += 1
                 try:
-                    update = await workflow.execute_activity_method(
+                    update = await self._on_prediction(
                         ClipActivities.check_prediction,
                         target,
-                        task_queue=queue,
-                        start_to_close_timeout=policies.CHECK_TIMEOUT,
-                        priority=self._priority,
-                        retry_policy=policies.CHECK_RETRY,
-                        summary=f"{clip.summary}: status read {checks}",
-                        activity_id=f"{activity_id}-check-{checks}",
+                        f"{clip.summary}: status read {checks}",
+                        f"{activity_id}-check-{checks}",
                     )
                 except ActivityError as error:
                     workflow.logger.warning(
@@ -296,13 +294,27 @@ class ClipMaker:
                     return
         except asyncio.CancelledError:
             # Nobody wants the clip any more: stop paying for it upstream, then end.
-            await workflow.execute_activity_method(
-                ClipActivities.cancel_prediction,
-                target,
-                task_queue=queue,
-                start_to_close_timeout=policies.CHECK_TIMEOUT,
-                priority=self._priority,
-                retry_policy=policies.CHECK_RETRY,
-                summary=f"{clip.summary}: cancel upstream",
+            await self._on_prediction(
+                ClipActivities.cancel_prediction, target, f"{clip.summary}: cancel upstream"
             )
             raise
+
+    async def _on_prediction(
+        self,
+        call: Callable[[ClipActivities, CheckInput], Awaitable[_Answer]],
+        target: CheckInput,
+        summary: str,
+        activity_id: str | None = None,
+    ) -> _Answer:
+        """A quick call about one upstream prediction (a status read, a cancel), on its
+        provider's clip queue."""
+        return await workflow.execute_activity_method(
+            call,
+            target,
+            task_queue=self._request.queues.clips(target.provider),
+            start_to_close_timeout=policies.CHECK_TIMEOUT,
+            priority=self._priority,
+            retry_policy=policies.CHECK_RETRY,
+            summary=summary,
+            activity_id=activity_id,
+        )
