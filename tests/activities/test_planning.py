@@ -12,6 +12,8 @@ from activities.planning import plan_generation, plan_scenes, split_sentences
 from storyreel.contracts import PlanInput, Platform, SceneIn
 from storyreel.errors import BadInputError
 
+pytestmark = pytest.mark.fast
+
 
 def test_sentences_become_scenes_at_two_and_a_half_words_per_second() -> None:
     script = (
