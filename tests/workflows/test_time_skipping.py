@@ -19,7 +19,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from storyreel.contracts import (
-    WORKFLOW_NAME,
     ClipInput,
     ClipResult,
     ClipStatus,
@@ -166,7 +165,7 @@ async def pipeline(
 
 async def start(
     env: WorkflowEnvironment, workflow_queue: str, queues: TaskQueues, count: int, **changes: object
-) -> WorkflowHandle[object, GenerationState]:
+) -> WorkflowHandle[VideoGenerationWorkflow, GenerationState]:
     fields: dict[str, object] = {
         "title": "fast",
         "scenes": [
@@ -180,23 +179,22 @@ async def start(
     fields.update(changes)
     request = GenerationInput.model_validate(fields)
     return await env.client.start_workflow(
-        WORKFLOW_NAME,
+        VideoGenerationWorkflow.run,
         request,
         id=f"fast-{uuid.uuid4().hex}",
         task_queue=workflow_queue,
-        result_type=GenerationState,
     )
 
 
 async def state_when(
-    handle: WorkflowHandle[object, GenerationState],
+    handle: WorkflowHandle[VideoGenerationWorkflow, GenerationState],
     predicate: Callable[[GenerationState], bool],
     timeout: float = 30.0,
 ) -> GenerationState:
     """Query until ``predicate`` holds (a condition, not a fixed sleep)."""
     async with asyncio.timeout(timeout):
         while True:
-            state = await handle.query("get_state", result_type=GenerationState)
+            state = await handle.query(VideoGenerationWorkflow.get_state)
             if predicate(state):
                 return state
             await asyncio.sleep(0.05)
@@ -362,7 +360,7 @@ async def test_cancelling_a_run_cancels_its_running_clip_and_records_cancelled(
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
-        state = await handle.query("get_state", result_type=GenerationState)
+        state = await handle.query(VideoGenerationWorkflow.get_state)
 
     assert isinstance(failure.value.cause, CancelledError)
     assert fakes.clip_cancelled, "the clip activity saw the cancel"
