@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.clips import ClipActivities
     from storyreel.contracts import (
         CLIP_ACTIVITY_PREFIX,
+        CLIP_DONE,
         Charge,
         CheckInput,
         ClipInput,
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ClipTry,
         GenerationInput,
         GenerationState,
+        PredictionUpdate,
         ProviderChoice,
     )
     from storyreel.errors import FALLBACK_TYPES
@@ -172,6 +174,15 @@ class ClipMaker:
         self._touch = touch
         self._record_soon = record_soon
         self.ended: set[str] = set()
+
+    def observe(self, clip: ClipState | None, update: PredictionUpdate) -> None:
+        """A provider's verified call about a prediction: the clip following it (if any)
+        shows its progress, and an ended prediction ends the wait for it."""
+        if clip is not None and clip.prediction_id == update.prediction_id:
+            if update.progress is not None and clip.status not in CLIP_DONE:
+                raise_progress(clip, update.progress)
+        if update.ended:
+            self.ended.add(update.prediction_id)
 
     @property
     def timeout(self) -> timedelta:

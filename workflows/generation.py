@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.planning import plan_generation
     from activities.storyboard import StoryboardActivities
     from storyreel.contracts import (
-        CLIP_DONE,
         CLIP_ENDED,
         WORKFLOW_NAME,
         Charge,
@@ -46,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         clip_failed,
         clip_made,
         describe_failure,
-        raise_progress,
     )
     from workflows.inputs import clip_input, plan_input, stitch_input, storyboard_input
     from workflows.metrics import close_clip_stage, count_clip, generation_metrics
@@ -120,13 +118,7 @@ class VideoGenerationWorkflow:
     @workflow.signal
     def prediction_update(self, signal: PredictionSignal) -> None:
         """A provider called back (verified by the API): a clip's prediction has ended."""
-        update = signal.update
-        clip = self._state.clip(signal.clip_id)
-        if clip is not None and clip.prediction_id == update.prediction_id:
-            if update.progress is not None and clip.status not in CLIP_DONE:
-                raise_progress(clip, update.progress)
-        if update.ended:
-            self._clip_maker.ended.add(update.prediction_id)
+        self._clip_maker.observe(self._state.clip(signal.clip_id), signal.update)
 
     @workflow.signal
     def approve(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from temporalio.common import Priority
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -21,11 +22,13 @@ from storyreel.contracts import (
     GenerationInput,
     GenerationState,
     Platform,
+    PredictionUpdate,
     ProviderChoice,
     SceneIn,
 )
 from workflows import policies
 from workflows.clips import (
+    ClipMaker,
     attempts_used,
     clip_activity_id,
     clip_failed,
@@ -164,3 +167,28 @@ def test_a_failed_clip_keeps_the_reason_and_counts_its_attempts() -> None:
         "flagged as sensitive",
         3,
     )
+
+
+async def _no_record() -> None:
+    return None
+
+
+def test_a_call_moves_the_followed_clip_and_ends_the_wait_once_ended() -> None:
+    request = GenerationInput(
+        title="t",
+        scenes=[SceneIn(description="a gull", duration=2.0)],
+        platform=Platform.youtube,
+        provider="a",
+    )
+    maker = ClipMaker(request, Priority(), lambda: None, _no_record)
+    clip = ClipState(clip_id=1, status=ClipStatus.processing, prediction_id="p1", progress=10.0)
+    maker.observe(clip, PredictionUpdate(prediction_id="p1", phase="running", progress=50.0))
+    assert clip.progress == 50.0 and not maker.ended
+    maker.observe(clip, PredictionUpdate(prediction_id="old", phase="running", progress=90.0))
+    assert clip.progress == 50.0, "a call about another prediction does not move this clip"
+    maker.observe(None, PredictionUpdate(prediction_id="p0", phase="succeeded"))
+    maker.observe(clip, PredictionUpdate(prediction_id="p1", phase="succeeded", progress=100))
+    assert maker.ended == {"p0", "p1"} and clip.progress == 99.9
+    done = ClipState(clip_id=2, status=ClipStatus.complete, prediction_id="p2", progress=100.0)
+    maker.observe(done, PredictionUpdate(prediction_id="p2", phase="running", progress=20.0))
+    assert done.progress == 100.0, "a made clip's progress stays at 100"
