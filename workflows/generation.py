@@ -1,10 +1,12 @@
 """``VideoGenerationWorkflow``: plan -> storyboard -> clips (parallel) -> assemble -> publish.
 
 The class orchestrates: it issues the activities, waits for signals and keeps the state.
-What it decides by rule lives in pure modules beside it, tested on their own: ``budget``
-(which clips may start), ``clips`` (each clip's providers, fallbacks and failures),
-``metrics`` (where the time went), ``summary`` (what the Web UI shows). The patch ids, and
-when each can go, are in ``patches``.
+What it decides by rule lives in pure modules beside it, each tested on its own: ``budget``
+(which clips may start), ``clips`` (a clip's providers, fallbacks and failures, and the
+``ClipMaker`` that calls them), ``inputs`` and ``scenes`` (what each activity is given),
+``metrics`` (where the time went), ``summary`` (what the Web UI shows). ``planner``,
+``records`` and ``progress`` hold the plan call, the database record and the status
+bookkeeping. The patch ids, and when each can go, are in ``patches``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities.assembly import AssemblyActivities
-    from activities.llm_planner import LLMPlanner
-    from activities.planning import plan_generation
     from activities.storyboard import StoryboardActivities
     from storyreel.contracts import (
         CLIP_ENDED,
@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from storyreel.priority import task_priority
-    from workflows import policies
+    from workflows import planner, policies
     from workflows.budget import Budget
     from workflows.clips import (
         ClipMaker,
@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
         clip_made,
         describe_failure,
     )
-    from workflows.inputs import clip_input, plan_input, stitch_input, storyboard_input
+    from workflows.inputs import clip_input, stitch_input, storyboard_input
     from workflows.metrics import close_clip_stage, count_clip, generation_metrics
     from workflows.patches import PLAIN_PROMPT
     from workflows.progress import Progress
@@ -173,28 +173,7 @@ class VideoGenerationWorkflow:
         self._progress.enter(Stage.plan, GenerationStatus.planning)
         await self._records.stage()
         request = self._request
-        planned = plan_input(request, self._state.generation_id)
-        if request.planner == "llm":
-            # Only runs that ask for it (none before this code) take this path: no patch.
-            plan = await workflow.execute_activity_method(
-                LLMPlanner.plan_with_llm,
-                planned,
-                task_queue=request.queues.media,
-                start_to_close_timeout=policies.LLM_PLAN_TIMEOUT,
-                priority=self._priority,
-                retry_policy=policies.LLM_PLAN_RETRY,
-                summary="plan: script to scenes (LLM)",
-            )
-        else:
-            plan = await workflow.execute_activity(
-                plan_generation,
-                planned,
-                task_queue=request.queues.media,
-                start_to_close_timeout=policies.PLAN_TIMEOUT,
-                priority=self._priority,
-                retry_policy=policies.PLAN_RETRY,
-                summary="plan: script to scenes",
-            )
+        plan = await planner.plan(request, self._state.generation_id, self._priority)
         self._scenes = plan.scenes
         self._state.scenes = list(plan.scenes)
         self._state.warnings.extend(plan.warnings)
