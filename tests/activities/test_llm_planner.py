@@ -21,6 +21,8 @@ from activities.llm_planner import (
 from storyreel.contracts import PlanInput, Platform
 from tests.fake_llm import plan_json, serve_llm
 
+pytestmark = pytest.mark.fast
+
 SCRIPT = "A keeper climbs the lighthouse. She lights the lamp. Ships pass safely."
 KEY = "sk-test-planner-0123456789"
 

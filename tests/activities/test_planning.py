@@ -8,10 +8,12 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.planning import check_counts, plan_generation
+from activities.planning import plan_generation
 from storyreel.contracts import PlanInput, Platform, SceneIn
 from storyreel.errors import BadInputError
 from storyreel.planning import plan_scenes, split_sentences
+
+pytestmark = pytest.mark.fast
 
 
 def test_sentences_become_scenes_at_two_and_a_half_words_per_second() -> None:
@@ -65,9 +67,3 @@ async def test_too_long_for_the_platform_is_a_non_retryable_bad_input() -> None:
 def test_a_script_without_words_is_refused() -> None:
     with pytest.raises(BadInputError, match="no sentences"):
         plan_scenes(PlanInput(generation_id="g", script="... !!! ..."))
-
-
-def test_counts_must_agree() -> None:
-    check_counts(3, 3, 3)
-    with pytest.raises(BadInputError, match="3 beats, 2 storyboard images, 3 clips"):
-        check_counts(3, 2, 3)

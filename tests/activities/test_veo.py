@@ -24,6 +24,8 @@ from storyreel.errors import (
     ProviderThrottledError,
 )
 
+pytestmark = pytest.mark.fast
+
 KEY = "AIzaTopSecretKeyThatMustNeverBeLogged"
 API = "https://generativelanguage.googleapis.com"
 MODEL = "veo-3.1-generate-preview"

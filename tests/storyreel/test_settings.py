@@ -8,6 +8,8 @@ import pytest
 
 from storyreel.settings import Settings
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from workflows.generation import clip_prompt
+import pytest
+
+from workflows.summary import clip_prompt
+
+pytestmark = pytest.mark.fast
 
 
 def test_context_goes_above_the_scene() -> None:

@@ -114,10 +114,12 @@ def test_hard_cuts_caption_each_clip_then_stream_copy(
     assert "overlay" in result.step_seconds
 
 
-def test_plain_join_for_older_callers(tmp_path: Path, storage: LocalStorage) -> None:
+def test_bare_clips_are_a_plain_join(tmp_path: Path, storage: LocalStorage) -> None:
     activities = AssemblyActivities(storage, tmp_path / "work")
     request = StitchInput(
-        generation_id="g2", platform=Platform.youtube, clip_keys=["clips/1.mp4", "clips/2.mp4"]
+        generation_id="g2",
+        platform=Platform.youtube,
+        clips=[AssemblyClip(key="clips/1.mp4"), AssemblyClip(key="clips/2.mp4")],
     )
     result, _ = run(activities, request)
     assert result.stream_copy and result.mode == "copy" and result.overlay_mode is None

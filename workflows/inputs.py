@@ -1,0 +1,100 @@
+"""What each activity of a generation is given, built from the request and the run's state.
+Pure functions: no workflow calls."""
+
+from __future__ import annotations
+
+from storyreel.contracts import (
+    CLIP_DONE,
+    AssemblyClip,
+    ClipInput,
+    ClipState,
+    GenerationInput,
+    GenerationState,
+    PlanInput,
+    PlannedScene,
+    StitchInput,
+    StoryboardInput,
+)
+
+
+def plan_input(request: GenerationInput, generation_id: str) -> PlanInput:
+    """The planner's input; the LLM planner also takes the language and the context."""
+    plan = PlanInput(
+        generation_id=generation_id,
+        script=request.script,
+        scenes=request.scenes,
+        duration=request.duration,
+        platform=request.platform,
+    )
+    if request.planner != "llm":
+        return plan
+    return plan.model_copy(
+        update={"language": request.language, "consistency_context": request.consistency_context}
+    )
+
+
+def storyboard_input(
+    request: GenerationInput, generation_id: str, scene: PlannedScene, scene_count: int
+) -> StoryboardInput:
+    return StoryboardInput(
+        generation_id=generation_id,
+        scene=scene,
+        scene_count=scene_count,
+        platform=request.platform,
+        provider=request.image_provider,
+        model=request.image_model,
+        seed=request.seed,
+        use_cache=request.use_cache,
+    )
+
+
+def clip_input(
+    request: GenerationInput, state: GenerationState, clip: ClipState, scene: PlannedScene
+) -> ClipInput:
+    """The input of the clip's first provider (a fallback's go changes provider and model)."""
+    return ClipInput(
+        generation_id=state.generation_id,
+        clip_id=clip.clip_id,
+        clip_count=len(state.clips),
+        prompt=clip.prompt,
+        scene=scene,
+        platform=request.platform,
+        provider=request.provider,
+        model=request.model,
+        seed=request.seed,
+        image_key=state.storyboard_keys[clip.clip_id - 1],
+        use_cache=request.use_cache,
+    )
+
+
+def stitch_input(
+    request: GenerationInput, state: GenerationState, scenes: list[PlannedScene]
+) -> StitchInput:
+    """The assembly of the clips made (skipped ones are left out), each with its scene's
+    caption and narration (the description when the scene has none)."""
+    clips = []
+    for clip in state.clips:
+        if clip.status not in CLIP_DONE or not clip.key:
+            continue
+        scene = scenes[clip.clip_id - 1]
+        clips.append(
+            AssemblyClip(
+                key=clip.key,
+                clip_id=clip.clip_id,
+                caption=scene.caption or scene.description,
+                narration_text=scene.narration or scene.description,
+                media=clip.media,
+            )
+        )
+    return StitchInput(
+        generation_id=state.generation_id,
+        platform=request.platform,
+        clips=clips,
+        captions=request.captions,
+        narration=request.narration,
+        voice=request.voice,
+        language=request.language,
+        music=request.music,
+        transition=request.transition,
+        transition_seconds=request.transition_seconds,
+    )
