@@ -97,10 +97,14 @@ async def test_five_clips_take_about_as_long_as_one(client: Client, settings: Se
 
     assert state.status is GenerationStatus.completed
     assert log["counts"]["creates"] == 5
-    wall = state.clip_stage.wall_seconds
-    # In parallel: about one clip's time, far from the 5 x latency of one after another (the
-    # precise ratio is B1 in make bench; a loaded CI machine only stretches the renders).
-    assert latency <= wall <= 2.5 * latency, f"clip stage took {wall:.1f} s for {latency} s clips"
+    # In parallel: every clip was under way at one same moment (the last one started before
+    # the first one ended), whatever a loaded machine does to the renders' speed. How close
+    # the stage comes to one clip's time is B1 in make bench, measured, not asserted here.
+    starts = [clip.started_at for clip in state.clips if clip.started_at]
+    ends = [clip.ended_at for clip in state.clips if clip.ended_at]
+    assert len(starts) == len(ends) == 5
+    assert max(starts) < min(ends), (starts, ends)
+    assert state.clip_stage.wall_seconds >= latency
     assert all(clip.cost == pytest.approx(0.10) for clip in state.clips)  # 2 s × 0.05
     assert state.cost == pytest.approx(0.5)
 
