@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -179,6 +180,18 @@ def build_workers(
     work_root = settings.data_dir / "tmp"
     # Every worker of one release shares the build id (unversioned when none is set).
     versioning = deployment_config(settings.worker_build_id)
+    # What every worker of this process shares: its client, the executor its sync work runs
+    # on, a graceful stop and the release's build id.
+    worker = functools.partial(
+        Worker,
+        client,
+        activity_executor=executor,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        deployment_config=versioning,
+    )
+    # Activities that report progress: heartbeats (and their details, the live percent; and a
+    # cancellation, the other way) cross within this, not 80 % of the heartbeat timeout.
+    throttle = timedelta(seconds=settings.heartbeat_throttle_seconds)
     workers: list[Worker] = []
     for queue in queues:
         kind, _, provider = queue.partition(":")
@@ -188,8 +201,7 @@ def build_workers(
             assert records is not None
             batches = BatchActivities(records)
             workers.append(
-                Worker(
-                    client,
+                worker(
                     task_queue=settings.workflow_task_queue,
                     workflows=[VideoGenerationWorkflow, BatchWorkflow],
                     # Runs write their record (batches their bookkeeping) on this queue: taken
@@ -199,10 +211,7 @@ def build_workers(
                         batches.claim_batch_item,
                         batches.close_batch,
                     ],
-                    activity_executor=executor,
                     workflow_runner=workflow_runner(),
-                    graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-                    deployment_config=versioning,
                 )
             )
         elif kind == "media":
@@ -218,8 +227,7 @@ def build_workers(
             assert records is not None
             recorder = RecordActivities(records)
             workers.append(
-                Worker(
-                    client,
+                worker(
                     task_queue=settings.media_task_queue,
                     activities=[
                         plan_generation,
@@ -229,15 +237,8 @@ def build_workers(
                         assembly.publish_generation,
                         recorder.record_generation,
                     ],
-                    activity_executor=executor,
                     max_concurrent_activities=settings.executor_size(),
-                    # Assembly progress reaches the server (and a cancellation reaches the
-                    # assembly) within this, not 80 % of the 60 s heartbeat timeout.
-                    max_heartbeat_throttle_interval=timedelta(
-                        seconds=settings.heartbeat_throttle_seconds
-                    ),
-                    graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-                    deployment_config=versioning,
+                    max_heartbeat_throttle_interval=throttle,
                 )
             )
         elif kind == "clips" and provider:
@@ -249,8 +250,7 @@ def build_workers(
             )
             limit = settings.provider_limit(provider)
             workers.append(
-                Worker(
-                    client,
+                worker(
                     task_queue=settings.clip_task_queue(provider),
                     activities=[
                         clips.generate_clip,
@@ -258,15 +258,10 @@ def build_workers(
                         clips.check_prediction,
                         clips.cancel_prediction,
                     ],
-                    # Live progress: heartbeats (and their details) reach the server this often.
-                    max_heartbeat_throttle_interval=timedelta(
-                        seconds=settings.heartbeat_throttle_seconds
-                    ),
+                    max_heartbeat_throttle_interval=throttle,
                     # Provider-wide limits: the server spreads starts across all workers.
                     max_concurrent_activities=limit.max_concurrent,
                     max_task_queue_activities_per_second=limit.activities_per_second,
-                    graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-                    deployment_config=versioning,
                 )
             )
         else:

@@ -15,7 +15,8 @@
         └── ProviderThrottledError still rate limited after the client's own retries
 
 Activities turn these into ``ApplicationError`` with ``type`` = the class name and
-``non_retryable`` from the class, so retry policies can name them.
+``non_retryable`` from the class, so retry policies can name them. An error is final unless its
+class says it is worth another try (``retryable``): FFmpeg and provider trouble.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from temporalio.exceptions import ApplicationError
 class StoryreelError(Exception):
     """Base of every error storyreel raises on purpose."""
 
-    retryable: ClassVar[bool] = True
+    retryable: ClassVar[bool] = False
 
     def to_application_error(self, **details: object) -> ApplicationError:
         return ApplicationError(
@@ -40,39 +41,37 @@ class StoryreelError(Exception):
 
 
 class BadInputError(StoryreelError):
-    retryable = False
+    pass
 
 
 class StorageKeyError(StoryreelError):
-    retryable = False
+    pass
 
 
 class NotFoundError(StoryreelError):
-    retryable = False
+    pass
 
 
 class ConflictError(StoryreelError):
-    retryable = False
+    pass
 
 
 class UnauthorizedError(StoryreelError):
-    retryable = False
+    pass
 
 
 class RateLimitedError(StoryreelError):
-    retryable = False
-
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
 class MediaError(StoryreelError):
-    pass
+    retryable = True
 
 
 class ProviderError(StoryreelError):
-    pass
+    retryable = True
 
 
 class PredictionFailedError(ProviderError):
