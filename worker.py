@@ -180,14 +180,10 @@ def build_workers(
     work_root = settings.data_dir / "tmp"
     # Every worker of one release shares the build id (unversioned when none is set).
     versioning = deployment_config(settings.worker_build_id)
-    # What every worker of this process shares: its client, the executor its sync work runs
-    # on, a graceful stop and the release's build id.
+    # What every worker of this process shares: its client, a graceful stop and the release's
+    # build id. (The clip workers' activities are async: they take no executor.)
     worker = functools.partial(
-        Worker,
-        client,
-        activity_executor=executor,
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-        deployment_config=versioning,
+        Worker, client, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN, deployment_config=versioning
     )
     # Activities that report progress: heartbeats (and their details, the live percent; and a
     # cancellation, the other way) cross within this, not 80 % of the heartbeat timeout.
@@ -211,6 +207,7 @@ def build_workers(
                         batches.claim_batch_item,
                         batches.close_batch,
                     ],
+                    activity_executor=executor,
                     workflow_runner=workflow_runner(),
                 )
             )
@@ -237,6 +234,7 @@ def build_workers(
                         assembly.publish_generation,
                         recorder.record_generation,
                     ],
+                    activity_executor=executor,
                     max_concurrent_activities=settings.executor_size(),
                     max_heartbeat_throttle_interval=throttle,
                 )
