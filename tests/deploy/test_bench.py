@@ -9,50 +9,45 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_small_bench_run_measures_b2_and_b3(tmp_path: Path) -> None:
+def bench(tmp_path: Path, *flags: str, timeout: float = 600) -> tuple[dict[str, Any], list[str]]:
+    """``bench.py`` run as ``make bench`` runs it, with ``flags``: its results and its report."""
     out = tmp_path / "bench.json"
     run = subprocess.run(
-        [
-            sys.executable, str(ROOT / "deploy" / "bench" / "bench.py"),
-            "--only", "B2,B3",
-            "--b2-generations", "2", "--b2-rounds", "1",
-            "--b3-generations", "2", "--b3-latency", "1",
-            "--out", str(out),
-        ],
+        [sys.executable, str(ROOT / "deploy" / "bench" / "bench.py"), *flags, "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert run.returncode == 0, run.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results: dict[str, Any] = json.loads(out.read_text())
+    return results, run.stdout.splitlines()
+
+
+def test_a_small_bench_run_measures_b2_and_b3(tmp_path: Path) -> None:
+    results, lines = bench(
+        tmp_path, "--only", "B2,B3", "--b2-generations", "2", "--b2-rounds", "1",
+        "--b3-generations", "2", "--b3-latency", "1",
+    )  # fmt: skip
     assert results["B2"]["bare"] > 0 and results["B2"]["ours"] > 0
     assert results["B3"]["completed"] == results["B3"]["generations"] == 2
     assert results["B3"]["gets"] > 0 and results["B3"]["get_errors"] == 0
-    lines = run.stdout.splitlines()
-    assert any(line.startswith("B2 ") for line in lines), run.stdout
-    assert any(line.startswith("B3 ") for line in lines), run.stdout
+    assert any(line.startswith("B2 ") for line in lines), lines
+    assert any(line.startswith("B3 ") for line in lines), lines
 
 
 def test_a_small_b5b_run_finishes_the_same_video_three_ways(tmp_path: Path) -> None:
-    out, frames = tmp_path / "bench.json", tmp_path / "frames"
-    run = subprocess.run(
-        [
-            sys.executable, str(ROOT / "deploy" / "bench" / "bench.py"),
-            "--only", "B5b", "--b5b-clips", "2", "--b5b-seconds", "1", "--b5b-rounds", "1",
-            "--b5b-frames", str(frames), "--out", str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
+    frames = tmp_path / "frames"
+    results, lines = bench(
+        tmp_path, "--only", "B5b", "--b5b-clips", "2", "--b5b-seconds", "1", "--b5b-rounds", "1",
+        "--b5b-frames", str(frames),
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(out.read_text())["B5b"]
+    result = results["B5b"]
     assert min(result["ours"], result["single_pass"], result["moviepy"]) > 0
     assert result["ratio"] > 0 and result["moviepy_ratio"] > 0
     assert result["overlay_mode"] == "inline"
@@ -65,30 +60,20 @@ def test_a_small_b5b_run_finishes_the_same_video_three_ways(tmp_path: Path) -> N
         )  # fmt: skip
         assert abs(made["duration"] - outputs["ours"]["duration"]) < 0.1
     assert all(Path(frame).is_file() for frame in result["frames"].values())
-    lines = [line for line in run.stdout.splitlines() if line.startswith("B5b ")]
-    assert len(lines) == 2, run.stdout
+    assert len([line for line in lines if line.startswith("B5b ")]) == 2, lines
 
 
 def test_a_small_b7_run_calls_back_every_clip_and_reads_each_once_or_twice(
     tmp_path: Path,
 ) -> None:
-    out = tmp_path / "bench.json"
-    run = subprocess.run(
-        [
-            sys.executable, str(ROOT / "deploy" / "bench" / "bench.py"),
-            "--only", "B7", "--b7-clips", "20", "--b7-latency", "5", "--b7-polling-clips", "10",
-            "--out", str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp_path,
+    results, lines = bench(
+        tmp_path, "--only", "B7", "--b7-clips", "20", "--b7-latency", "5",
+        "--b7-polling-clips", "10", timeout=900,
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    hooks, polled = (json.loads(out.read_text())["B7"][side] for side in ("webhooks", "polling"))
+    hooks, polled = results["B7"]["webhooks"], results["B7"]["polling"]
     assert hooks["completed_clips"] == hooks["clips"] == hooks["creates"] == 20
     assert hooks["webhooks_sent"] >= 20 and hooks["max_reads_per_clip"] <= 2
     assert polled["completed_clips"] == polled["clips"] == 10
     # Polling every 2 s a 5 s prediction reads it more than once; the webhook path does not.
     assert polled["reads_per_clip"] > hooks["reads_per_clip"]
-    assert any(line.startswith("B7 ") for line in run.stdout.splitlines()), run.stdout
+    assert any(line.startswith("B7 ") for line in lines), lines
