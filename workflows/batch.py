@@ -125,6 +125,8 @@ class BatchWorkflow:
         assert request is not None
         batch = self._batch
         outcome = GenerationStatus.failed
+        # The bookkeeping follows every way out but one: not in a ``finally``, which also runs
+        # when an evicted run's coroutines are closed, outside the workflow's event loop.
         try:
             handle = await workflow.start_child_workflow(
                 WORKFLOW_NAME,
@@ -147,12 +149,14 @@ class BatchWorkflow:
         except WorkflowAlreadyStartedError:
             workflow.logger.warning("generation %s was already started", claim.generation_id)
         except asyncio.CancelledError:
-            outcome = GenerationStatus.cancelled
+            self._settle(claim.generation_id, GenerationStatus.cancelled)
             raise
-        finally:
-            self._running -= 1
-            self._outcomes[claim.generation_id] = outcome
-            self._show()
+        self._settle(claim.generation_id, outcome)
+
+    def _settle(self, generation_id: str, outcome: GenerationStatus) -> None:
+        self._running -= 1
+        self._outcomes[generation_id] = outcome
+        self._show()
 
     async def _close(self) -> BatchResult:
         outcomes = list(self._outcomes.values())

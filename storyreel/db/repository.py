@@ -330,7 +330,9 @@ class Records:
         """The recorded state; None if there is none or it is another user's."""
         with self._reading() as session:
             row = session.get(Generation, generation_id)
-            if row is None or row.user_id != user_id:
+            if row is None:
+                return _waiting_batch_item(session, generation_id, user_id)
+            if row.user_id != user_id:
                 return None
             clips = session.exec(
                 select(Clip)
@@ -712,6 +714,21 @@ def placeholder_state(
         updated_at=PLACEHOLDER_TIME if status is GenerationStatus.queued else now,
         error=error,
     )
+
+
+def _waiting_batch_item(
+    session: Session, generation_id: str, user_id: int
+) -> GenerationState | None:
+    """A batch lists every generation id at once, but an item's record is written when its turn
+    comes: until then the id answers as the user's queued generation (or as nothing)."""
+    item = session.exec(
+        select(BatchItem)
+        .join(Batch, col(Batch.id) == col(BatchItem.batch_id))
+        .where(col(BatchItem.generation_id) == generation_id, col(Batch.user_id) == user_id)
+    ).first()
+    if item is None:
+        return None
+    return placeholder_state(generation_id, GenerationInput.model_validate(item.input))
 
 
 def _user_id(user: User | int) -> int:

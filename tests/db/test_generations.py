@@ -8,7 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlmodel import Session, col, select
 
-from storyreel.contracts import ClipState, ClipStatus, GenerationState, GenerationStatus
+from storyreel.contracts import (
+    ClipState,
+    ClipStatus,
+    GenerationInput,
+    GenerationState,
+    GenerationStatus,
+)
 from storyreel.db import Records
 from storyreel.db.models import Clip, Generation
 from storyreel.errors import BadInputError, ConflictError, NotFoundError
@@ -256,3 +262,23 @@ def test_every_field_of_a_generation_has_its_column() -> None:
 def test_every_field_of_a_clip_has_its_column() -> None:
     columns = set(Clip.__table__.columns.keys())  # type: ignore[attr-defined]
     assert set(ClipState.model_fields) - columns - {"media"} == set()
+
+
+def test_a_batch_item_before_its_turn_answers_as_its_owners_queued_generation(
+    records: Records, alice: int, bob: int
+) -> None:
+    """A batch lists every generation id at POST; an item's record comes with its turn. Until
+    then its id must not be a 404 for the batch's owner (the page and clients follow the ids)."""
+    items = [GenerationInput.model_validate(request_for(f"item {n}")) for n in range(2)]
+    records.create_batch("batch-1", alice, "two", items, ["gen-b-0", "gen-b-1"])
+    claimed = records.claim_batch_item("batch-1", 0, alice, max_running=5)
+    assert claimed.request is not None
+
+    waiting = records.get_generation("gen-b-1", alice)
+    assert waiting is not None
+    assert (waiting.status, waiting.title, waiting.clips) == (GenerationStatus.queued, "item 1", [])
+    assert records.get_generation("gen-b-1", bob) is None
+    assert records.get_generation("gen-nowhere", alice) is None
+    # Its turn writes the real record, which wins from then on.
+    records.claim_batch_item("batch-1", 1, alice, max_running=5)
+    assert _rows(records, "gen-b-1")[0] is not None
