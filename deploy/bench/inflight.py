@@ -16,6 +16,7 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,10 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def clips_settled(handles: list[Any]) -> list[GenerationState]:
-    """Every run's state once all their clips have ended (queried, a few at a time)."""
+async def when_all(
+    handles: list[Any], ready: Callable[[GenerationState], bool], every: float
+) -> list[GenerationState]:
+    """Every run's state once ``ready`` holds for all of them (queried, ten at a time)."""
     gate = asyncio.Semaphore(10)
 
     async def state(handle: Any) -> GenerationState:
@@ -67,24 +70,17 @@ async def clips_settled(handles: list[Any]) -> list[GenerationState]:
 
     while True:
         states = await asyncio.gather(*(state(h) for h in handles))
-        if all(
-            state.clips and all(clip.status in CLIP_ENDED for clip in state.clips)
-            for state in states
-        ):
+        if all(ready(state) for state in states):
             return list(states)
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(every)
 
 
-async def all_past_storyboard(handles: list[Any]) -> None:
-    gate = asyncio.Semaphore(10)
+def past_storyboard(state: GenerationState) -> bool:
+    return state.stage not in (None, Stage.plan, Stage.storyboard)
 
-    async def past(handle: Any) -> bool:
-        async with gate:
-            state = await handle.query("get_state", result_type=GenerationState)
-            return state.stage not in (None, Stage.plan, Stage.storyboard)
 
-    while not all(await asyncio.gather(*(past(h) for h in handles))):
-        await asyncio.sleep(1.0)
+def clips_ended(state: GenerationState) -> bool:
+    return bool(state.clips) and all(clip.status in CLIP_ENDED for clip in state.clips)
 
 
 async def in_flight(s: Stack, clips: int, latency: float) -> dict[str, Any]:
@@ -93,12 +89,7 @@ async def in_flight(s: Stack, clips: int, latency: float) -> dict[str, Any]:
     # The first run draws the shared storyboards; the others find them in the cache (B7
     # measures clips in flight, not a thousand FFmpeg storyboard renders).
     first = await start_generation(s.client, s.settings, run_request(0))
-    while (await first.query("get_state", result_type=GenerationState)).stage in (
-        None,
-        Stage.plan,
-        Stage.storyboard,
-    ):
-        await asyncio.sleep(0.5)
+    await when_all([first], past_storyboard, every=0.5)
     handles = [first] + list(
         await asyncio.gather(
             *(start_generation(s.client, s.settings, run_request(n)) for n in range(1, runs))
@@ -107,14 +98,13 @@ async def in_flight(s: Stack, clips: int, latency: float) -> dict[str, Any]:
     if "media" in s.pids:
         # Every storyboard is drawn once each run is in its clip stage: the media worker stops,
         # so no run's stitching (a hundred 1080p encodes on two cores) competes with the clips.
-        await all_past_storyboard(handles)
+        await when_all(handles, past_storyboard, every=1.0)
         await asyncio.to_thread(s.embedded.stop_one, "media")
-    states = await clips_settled(handles)
+    states = await when_all(handles, clips_ended, every=2.0)
     wall = time.monotonic() - started
     log = await s.sim("GET", "/_sim/log")
     rss = peak_rss_mib(s.pids["worker"])
-    # The clip stage is what B7 is about: the runs' stitching (a hundred 1080p encodes on two
-    # cores) is not waited for.
+    # The clip stage is what B7 is about: the runs' stitching is neither run nor waited for.
     await asyncio.gather(*(h.terminate("B7 measured its clips") for h in handles))
     every = [clip for state in states for clip in state.clips]
     done = sum(1 for clip in every if clip.status is ClipStatus.complete)
