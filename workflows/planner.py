@@ -3,8 +3,12 @@ code shipped, so it needs no patch), else the rule-based one."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
 from temporalio import workflow
-from temporalio.common import Priority
+from temporalio.common import Priority, RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm_planner import LLMPlanner
@@ -14,25 +18,39 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import plan_input
 
 
+@dataclass(frozen=True)
+class Planner:
+    """One planner activity with its own timeout, retry policy and Web UI summary."""
+
+    activity: Callable[..., Awaitable[PlanResult]]
+    timeout: timedelta
+    retry: RetryPolicy
+    summary: str
+
+
+PLANNERS = {
+    "rules": Planner(
+        plan_generation, policies.PLAN_TIMEOUT, policies.PLAN_RETRY, "plan: script to scenes"
+    ),
+    "llm": Planner(
+        LLMPlanner.plan_with_llm,
+        policies.LLM_PLAN_TIMEOUT,
+        policies.LLM_PLAN_RETRY,
+        "plan: script to scenes (LLM)",
+    ),
+}
+
+
 async def plan(request: GenerationInput, generation_id: str, priority: Priority) -> PlanResult:
     """The run's scenes from its planner, on the media queue."""
-    planned = plan_input(request, generation_id)
-    if request.planner == "llm":
-        return await workflow.execute_activity_method(
-            LLMPlanner.plan_with_llm,
-            planned,
-            task_queue=request.queues.media,
-            start_to_close_timeout=policies.LLM_PLAN_TIMEOUT,
-            priority=priority,
-            retry_policy=policies.LLM_PLAN_RETRY,
-            summary="plan: script to scenes (LLM)",
-        )
-    return await workflow.execute_activity(
-        plan_generation,
-        planned,
+    planner = PLANNERS[request.planner]
+    result: PlanResult = await workflow.execute_activity(
+        planner.activity,
+        plan_input(request, generation_id),
         task_queue=request.queues.media,
-        start_to_close_timeout=policies.PLAN_TIMEOUT,
+        start_to_close_timeout=planner.timeout,
         priority=priority,
-        retry_policy=policies.PLAN_RETRY,
-        summary="plan: script to scenes",
+        retry_policy=planner.retry,
+        summary=planner.summary,
     )
+    return result
