@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Path, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -13,6 +14,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from api.auth import UserDep, authenticate, bearer_key, has_session, identify, owner_id
 from api.deps import GenerationsDep, RecordsDep, SettingsDep
 from api.events import EventStream
+from api.service import Generations
 from api.views import (
     Accepted,
     ActionAccepted,
@@ -43,6 +45,7 @@ SceneIndex = Annotated[int, Path(description="1-based scene index.", ge=1, le=10
 EVENT_POLL_SECONDS = 0.5
 MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".png": "image/png"}
 WS_AUTH_SECONDS = 10.0
+Route = TypeVar("Route", bound=Callable[..., object])
 
 
 def _links(settings: Settings, generation: str) -> Links:
@@ -97,9 +100,21 @@ async def get_generation(
     return to_view(state, _links(settings, generation_id))
 
 
-@router.post(
-    "/{generation_id}/clips/{clip_id}/retry", status_code=202, response_model=ActionAccepted
-)
+def _action(
+    path: str, conflict: str, missing: str = "No such generation.", **route: Any
+) -> Callable[[Route], Route]:
+    """A POST that asks a run to do something: 202 once the workflow has been told, 404 for
+    no such run (or another user's), 409 when the run is in no state to do it."""
+    return router.post(
+        f"/{{generation_id}}{path}",
+        status_code=202,
+        response_model=ActionAccepted,
+        responses={404: {"description": missing}, 409: {"description": conflict}},
+        **route,
+    )
+
+
+@_action("/clips/{clip_id}/retry", "The clip is not failed.")
 async def retry_clip(
     generation_id: GenerationId,
     clip_id: ClipId,
@@ -113,57 +128,50 @@ async def retry_clip(
     return ActionAccepted(id=generation_id, action="retry_clip", clip_id=clip_id)
 
 
-@router.post("/{generation_id}/cancel", status_code=202, response_model=ActionAccepted)
-async def cancel_generation(
-    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
-) -> ActionAccepted:
-    """Cancel the run: clip activities, upstream predictions and temp files stop with it."""
-    await generations.cancel(generation_id, owner_id(user))
-    return ActionAccepted(id=generation_id, action="cancel")
+def _run_action(
+    action: str,
+    path: str,
+    act: Callable[[Generations, str, int], Awaitable[None]],
+    conflict: str,
+    description: str,
+) -> None:
+    """``POST /{generation_id}<path>``: tell the caller's run to do ``action`` (no body)."""
+
+    @_action(path, conflict, name=f"{path.strip('/')}_generation", description=description)
+    async def run_action(
+        generation_id: GenerationId, user: UserDep, generations: GenerationsDep
+    ) -> ActionAccepted:
+        await act(generations, generation_id, owner_id(user))
+        return ActionAccepted(id=generation_id, action=action)
 
 
-@router.post(
-    "/{generation_id}/finish",
-    status_code=202,
-    response_model=ActionAccepted,
-    responses={409: {"description": "The run is not awaiting_retry, or every clip failed."}},
+_run_action(
+    "cancel",
+    "/cancel",
+    Generations.cancel,
+    "The run has already ended.",
+    "Cancel the run: clip activities, upstream predictions and temp files stop with it.",
 )
-async def finish_generation(
-    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
-) -> ActionAccepted:
-    """Assemble the video from the clips that succeeded, leaving the failed ones out.
-
-    Only a run in ``awaiting_retry`` can be finished (else 409); it sends the workflow the
-    ``finish_without_failed`` signal.
-    """
-    await generations.finish(generation_id, owner_id(user))
-    return ActionAccepted(id=generation_id, action="finish_without_failed")
-
-
-@router.post(
-    "/{generation_id}/approve",
-    status_code=202,
-    response_model=ActionAccepted,
-    responses={409: {"description": "The run is not awaiting_approval."}},
+_run_action(
+    "finish_without_failed",
+    "/finish",
+    Generations.finish,
+    "The run is not awaiting_retry, or every clip failed.",
+    "Assemble the video from the clips that succeeded, leaving the failed ones out.\n\n"
+    "Only a run in ``awaiting_retry`` can be finished (else 409); it sends the workflow the "
+    "``finish_without_failed`` signal.",
 )
-async def approve_generation(
-    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
-) -> ActionAccepted:
-    """Approve the storyboard of a run started with ``review: "storyboard"``: its clips start
-    (and only now cost anything). Sends the workflow the ``approve`` signal."""
-    await generations.approve(generation_id, owner_id(user))
-    return ActionAccepted(id=generation_id, action="approve")
-
-
-@router.post(
-    "/{generation_id}/scenes/{scene}",
-    status_code=202,
-    response_model=ActionAccepted,
-    responses={
-        404: {"description": "No such generation or scene."},
-        409: {"description": "The run is not awaiting_approval."},
-    },
+_run_action(
+    "approve",
+    "/approve",
+    Generations.approve,
+    "The run is not awaiting_approval.",
+    'Approve the storyboard of a run started with ``review: "storyboard"``: its clips start '
+    "(and only now cost anything). Sends the workflow the ``approve`` signal.",
 )
+
+
+@_action("/scenes/{scene}", "The run is not awaiting_approval.", "No such generation or scene.")
 async def edit_scene(
     generation_id: GenerationId,
     scene: SceneIndex,
@@ -189,25 +197,39 @@ async def _file(
     return FileResponse(where, media_type=media, filename=f"{generation}-{where.name}")
 
 
-@router.get("/{generation_id}/video", response_class=FileResponse)
-async def get_video(
-    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
-) -> Response:
-    """The finished MP4 (or a redirect to a presigned URL)."""
-    key = video_key(generation_id)
-    return await _file(generations, generation_id, owner_id(user), key, "video")
+MEDIA_RESPONSES: dict[int | str, dict[str, object]] = {
+    307: {"description": "Stored on S3: a presigned URL to fetch it from."},
+    404: {"description": "No such generation, or the file is not there yet."},
+}
 
 
-@router.get("/{generation_id}/thumbnail", response_class=FileResponse)
-async def get_thumbnail(
-    generation_id: GenerationId, user: UserDep, generations: GenerationsDep
-) -> Response:
-    """A representative frame of the finished video (JPEG)."""
-    key = thumbnail_key(generation_id)
-    return await _file(generations, generation_id, owner_id(user), key, "thumbnail")
+def _media(path: str, **route: Any) -> Callable[[Route], Route]:
+    """A GET of one stored file of the caller's run: the file itself (local storage) or a 307
+    to a presigned URL (S3); 404 until it is there."""
+    return router.get(
+        f"/{{generation_id}}{path}",
+        response_class=FileResponse,
+        responses=MEDIA_RESPONSES,
+        **route,
+    )
 
 
-@router.get("/{generation_id}/clips/{clip_id}/video", response_class=FileResponse)
+def _output(name: str, key_of: Callable[[str], str], description: str) -> None:
+    """``GET /{generation_id}/<name>``: one output of the finished run, by its storage key."""
+
+    @_media(f"/{name}", name=f"get_{name}", description=description)
+    async def get_output(
+        generation_id: GenerationId, user: UserDep, generations: GenerationsDep
+    ) -> Response:
+        key = key_of(generation_id)
+        return await _file(generations, generation_id, owner_id(user), key, name)
+
+
+_output("video", video_key, "The finished MP4 (or a redirect to a presigned URL).")
+_output("thumbnail", thumbnail_key, "A representative frame of the finished video (JPEG).")
+
+
+@_media("/clips/{clip_id}/video")
 async def get_clip(
     generation_id: GenerationId, clip_id: ClipId, user: UserDep, generations: GenerationsDep
 ) -> Response:
@@ -216,12 +238,9 @@ async def get_clip(
     return await _file(generations, generation_id, owner_id(user), key, f"clip {clip_id}")
 
 
-@router.get("/{generation_id}/storyboard/{index}", response_class=FileResponse)
+@_media("/storyboard/{index}")
 async def get_storyboard_image(
-    generation_id: GenerationId,
-    index: Annotated[int, Path(description="1-based scene index.", ge=1, le=10_000)],
-    user: UserDep,
-    generations: GenerationsDep,
+    generation_id: GenerationId, index: SceneIndex, user: UserDep, generations: GenerationsDep
 ) -> Response:
     """One scene's storyboard image (the clip's first frame / reference)."""
     key = await generations.storyboard_key(generation_id, owner_id(user), index)
