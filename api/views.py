@@ -13,12 +13,12 @@ from storyreel.contracts import (
     ClipFields,
     ClipStatus,
     GenerationFields,
+    GenerationHeadline,
     GenerationState,
     GenerationStatus,
     PlannedScene,
     Platform,
     SceneChanges,
-    Stage,
 )
 from storyreel.db.models import GenerationPublic
 
@@ -60,21 +60,16 @@ class GenerationView(GenerationFields):
     links: Links
 
 
-class GenerationSummary(BaseModel):
+class GenerationSummary(GenerationHeadline):
     """A generation in a listing (no clips: fetch the generation for those)."""
 
-    id: str
-    title: str
+    # Always present in a listing (defaults only in the workflow's own state).
     status: GenerationStatus
-    stage: Stage | None = None
     platform: Platform
     provider: str
-    thumbnail_url: str | None = None
-    duration: float | None = None
-    cost: float = 0.0
-    error: str | None = None
     created_at: datetime
-    updated_at: datetime | None = None
+    id: str
+    thumbnail_url: str | None = None
     links: Links
 
 

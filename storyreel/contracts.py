@@ -687,9 +687,8 @@ class GenerationMetrics(BaseModel):
     bottleneck: Stage | None = Field(default=None, description="The stage that took longest.")
 
 
-class GenerationFields(BaseModel):
-    """What a generation's state, its record and the API's view of it share: a new field of a
-    generation is added here (plus its column and migration, when the record keeps it)."""
+class GenerationHeadline(BaseModel):
+    """What a listing shows of a generation (its state, record and view have all of it)."""
 
     title: str
     status: GenerationStatus = GenerationStatus.queued
@@ -698,15 +697,22 @@ class GenerationFields(BaseModel):
     provider: str = "local"
     duration: float | None = None
     error: str | None = None
+    cost: float = 0.0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class GenerationFields(GenerationHeadline):
+    """What a generation's state, its record and the API's view of it share: a new field of a
+    generation is added here, or to the headline when listings show it too (plus its column and
+    migration, when the record keeps it)."""
+
     warnings: list[str] = Field(default_factory=list)
     timings: list[StageTiming] = Field(default_factory=list)
     clip_stage: ClipStageMetrics = Field(default_factory=ClipStageMetrics)
     skipped_clips: list[int] = Field(default_factory=list)
-    cost: float = 0.0
     budget: float | None = None
     retry_deadline: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 class GenerationState(GenerationFields):
