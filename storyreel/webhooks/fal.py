@@ -21,6 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 
 import httpx
 from cryptography.exceptions import InvalidSignature
@@ -121,6 +122,7 @@ def _verifies(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
     return True
 
 
+@dataclass(eq=False)
 class FalWebhookVerifier:
     """A ``WebhookVerifier`` for fal deliveries, checked against the keys at ``jwks_url``.
 
@@ -131,28 +133,22 @@ class FalWebhookVerifier:
     cannot be fetched the delivery is refused with 503, so fal delivers it again later.
     """
 
-    def __init__(
-        self,
-        jwks_url: str = DEFAULT_JWKS_URL,
-        *,
-        user_id: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        cache_seconds: float = JWKS_CACHE_SECONDS,
-        refresh_after: float = 60.0,
-        max_age: float = MAX_AGE_SECONDS,
-        clock: Callable[[], float] = time.time,
-        timeout: float = 10.0,
-    ) -> None:
-        self.jwks_url = jwks_url
-        self.user_id = user_id
-        self.cache_seconds = cache_seconds
-        self.refresh_after = refresh_after
-        self.max_age = max_age
-        self.clock = clock
+    jwks_url: str = DEFAULT_JWKS_URL
+    _: KW_ONLY
+    user_id: str | None = None
+    transport: InitVar[httpx.AsyncBaseTransport | None] = None
+    cache_seconds: float = JWKS_CACHE_SECONDS
+    refresh_after: float = 60.0
+    max_age: float = MAX_AGE_SECONDS
+    clock: Callable[[], float] = time.time
+    timeout: InitVar[float] = 10.0
+    _http: httpx.AsyncClient = field(init=False)
+    _keys: list[Ed25519PublicKey] = field(init=False, default_factory=list)
+    _fetched_at: float | None = field(init=False, default=None)
+    _lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+
+    def __post_init__(self, transport: httpx.AsyncBaseTransport | None, timeout: float) -> None:
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
-        self._keys: list[Ed25519PublicKey] = []
-        self._fetched_at: float | None = None
-        self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"FalWebhookVerifier(jwks_url={self.jwks_url!r}, keys={len(self._keys)})"
