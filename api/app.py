@@ -15,6 +15,7 @@ from api import batch_routes, metrics, routes, session, webhooks
 from api.auth import RequestLimiter
 from api.batches import Batches
 from api.cookies import SessionSigner, session_secret
+from api.deliveries import deliveries_from_settings
 from api.service import Generations
 from storyreel import __version__
 from storyreel.db import open_records
@@ -71,13 +72,13 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         app.state.limiter = RequestLimiter(settings.requests_per_minute)
         app.state.generations = Generations(temporal, settings, storage, records)
         app.state.batches = Batches(temporal, settings, storage, records)
-        app.state.webhooks = webhooks.webhooks_from_settings(settings)
+        app.state.deliveries = deliveries_from_settings(settings, temporal, records)
         secret = await asyncio.to_thread(session_secret, settings)
         app.state.sessions = SessionSigner(secret, settings.session_seconds)
         try:
             yield
         finally:
-            await app.state.webhooks.aclose()
+            await app.state.deliveries.aclose()
             records.dispose()
 
     app = FastAPI(

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from temporalio.client import Client
 
 from api.batches import Batches
+from api.deliveries import Deliveries
 from api.service import Generations
 from storyreel.db import Records
 from storyreel.settings import Settings
@@ -28,6 +29,7 @@ def app_state(name: str, _kind: type[T]) -> Callable[[HTTPConnection], Awaitable
     return dependency
 
 
+DeliveriesDep = Annotated[Deliveries, Depends(app_state("deliveries", Deliveries))]
 BatchesDep = Annotated[Batches, Depends(app_state("batches", Batches))]
 RecordsDep = Annotated[Records, Depends(app_state("records", Records))]
 TemporalDep = Annotated[Client, Depends(app_state("client", Client))]
