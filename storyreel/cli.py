@@ -260,6 +260,23 @@ def status(generation_id: Annotated[str, typer.Argument(help="Generation id.")])
     api = Api()
     view = api("GET", f"/v1/generations/{generation_id}")
     console.print(f"[bold]{view['title']}[/bold]: {view['status']} ({view.get('stage') or '-'})")
+    if view["status"] == "awaiting_approval":
+        # Nothing is paid for yet: what a reviewer decides on is the scenes, not the clips.
+        scenes = Table("scene", "seconds", "what the camera sees", "what is said", "caption")
+        for scene in view["scenes"]:
+            scenes.add_row(
+                str(scene["index"]),
+                f"{scene['duration']:.1f}",
+                scene["description"],
+                scene.get("narration") or "",
+                scene.get("caption") or "",
+            )
+        console.print(scenes)
+        console.print(
+            f"Change a scene: storyreel edit {generation_id} SCENE --description ...; "
+            f"start the clips: storyreel approve {generation_id}"
+        )
+        return
     table = Table("clip", "status", "progress", "attempts", "error")
     for clip in view["clips"]:
         table.add_row(

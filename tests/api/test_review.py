@@ -80,6 +80,13 @@ async def test_a_reviewed_run_waits_unpaid_takes_edits_and_starts_on_approval(
     finally:
         await other.aclose()
 
+    # A reviewer at the terminal sees the scenes to decide on, the edit included.
+    code, output = await cli(live_api, "status", gid)
+    assert code == 0, output
+    assert "awaiting_approval" in output and "what the camera sees" in output, output
+    assert "A red kite over the dunes" in " ".join(output.split()), output
+    assert f"storyreel approve {gid}" in " ".join(output.split()), output
+
     code, output = await cli(live_api, "approve", gid)
     assert code == 0, output
     final = await poll_until(live_api, gid, {"completed", "failed"}, [])
