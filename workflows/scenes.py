@@ -23,14 +23,21 @@ def planned_clips(scenes: list[PlannedScene], context: str, legacy: str = "") ->
 def edited_scenes(
     scenes: list[PlannedScene], edit: SceneEdit
 ) -> tuple[PlannedScene, list[PlannedScene]] | None:
-    """The edited scene (the fields the edit sets, over the old ones) and the scenes with it,
+    """The edited scene (the fields the edit sets, over the old ones; a new description leaves
+    what is said and captioned as it was) and the scenes with it,
     later scenes starting where it now ends; None for a scene that does not exist. The edited
     scene is drawn and prompted as edited, before the new starts are counted."""
     if not 1 <= edit.index <= len(scenes):
         return None
     # A signal's payload carries every field (unset ones as null): null means "unchanged".
     changes = edit.model_dump(exclude={"index"}, exclude_none=True)
-    scene = scenes[edit.index - 1].model_copy(update=changes)
+    old = scenes[edit.index - 1]
+    if "description" in changes:
+        # What is said and written fell back to the description (the rule planner's sentence):
+        # a new picture keeps them as they were unless the edit changes them too.
+        changes.setdefault("narration", old.narration or old.description)
+        changes.setdefault("caption", old.caption or old.description)
+    scene = old.model_copy(update=changes)
     changed = list(scenes)
     changed[edit.index - 1] = scene
     start = 0.0

@@ -68,6 +68,29 @@ def test_an_edit_retimes_later_scenes_and_keeps_unset_fields() -> None:
     assert edited_scenes(scenes, SceneEdit(index=4, caption="x")) is None
 
 
+def test_a_new_picture_keeps_what_is_said_and_written() -> None:
+    # The rule planner's scenes say and caption their sentence through the description.
+    scenes = three_scenes()
+    edited = edited_scenes(scenes, SceneEdit(index=2, description="gulls dive"))
+    assert edited is not None
+    scene, _ = edited
+    assert (scene.description, scene.narration, scene.caption) == (
+        "gulls dive",
+        "scene 2",
+        "scene 2",
+    )
+    # Said and written on their own, or changed with the picture: as given.
+    own = scenes[1].model_copy(update={"narration": "Out to sea", "caption": "Sea"})
+    edited = edited_scenes([scenes[0], own, scenes[2]], SceneEdit(index=2, description="x"))
+    assert edited is not None and (edited[0].narration, edited[0].caption) == ("Out to sea", "Sea")
+    both = SceneEdit(index=2, description="x", narration="Away they go")
+    edited = edited_scenes(scenes, both)
+    assert edited is not None and (edited[0].narration, edited[0].caption) == (
+        "Away they go",
+        "scene 2",
+    )
+
+
 def test_only_the_llm_planner_gets_language_and_context() -> None:
     rules = plan_input(request(language="de", consistency_context="ink"), "g")
     assert (rules.language, rules.consistency_context) == (None, "")
