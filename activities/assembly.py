@@ -46,6 +46,11 @@ logger = logging.getLogger(__name__)
 
 Observer = Callable[[GenerationState], None]
 
+SILENT_NARRATION = (
+    "narration was asked for, but this worker's voice is silent (STORYREEL_TTS_PROVIDER=silent, "
+    "or espeak-ng is not installed): the video has no speech"
+)
+
 
 @dataclass(frozen=True)
 class FinishingOptions:
@@ -247,6 +252,7 @@ class AssemblyActivities:
             narration=narration is not None,
             music=music is not None,
             step_seconds=steps.seconds,
+            warnings=[SILENT_NARRATION] if narration and isinstance(self.tts, SilentTTS) else [],
         )
         activity.logger.info(
             "assembled %s: %d clips, %.2f s, join %s, overlays %s, steps %s",

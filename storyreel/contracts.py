@@ -569,6 +569,9 @@ class StitchResult(BaseModel):
     step_seconds: dict[str, float] = Field(
         default_factory=dict, description="Seconds per assembly step (fetch, overlay, stitch...)."
     )
+    warnings: list[str] = Field(
+        default_factory=list, description="What the video lacks of what was asked (the run's too)."
+    )
 
 
 class PublishInput(BaseModel):

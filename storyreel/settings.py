@@ -210,9 +210,10 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Most clips captioned at once; 0 = one per core."
     )
     tts_provider: Literal["silent", "espeak", "openai"] = Field(
-        default="silent",
-        description="Narration voice: silent track, local espeak-ng (silent when absent), or an "
-        "OpenAI-compatible speech endpoint at tts_url.",
+        default="espeak",
+        description="Narration voice: local espeak-ng (a silent track, and a warning on the run, "
+        "when it is not installed), a silent track, or an OpenAI-compatible speech endpoint at "
+        "tts_url.",
     )
     tts_url: str | None = Field(
         default=None,

@@ -320,6 +320,7 @@ class VideoGenerationWorkflow:
         state.video_key, state.thumbnail_key = result.key, result.thumbnail_key
         state.duration = result.duration
         state.assembly = result
+        state.warnings.extend(result.warnings)
         self._progress.close_stage()
 
     async def _publish(self, final: GenerationStatus) -> None:

@@ -118,6 +118,8 @@ class Fakes:
             width=1920,
             height=1080,
             stream_copy=True,
+            # As a worker whose voice is silent answers a run that asked for narration.
+            warnings=["the video has no speech"] if request.narration else [],
         )
 
     @activity.defn(name="publish_generation")
@@ -219,7 +221,9 @@ async def test_a_run_plans_draws_makes_every_clip_and_stitches_them(
 ) -> None:
     fakes = Fakes()
     async with pipeline(time_skipping_env, fakes) as (workflow_queue, queues):
-        handle = await start(time_skipping_env, workflow_queue, queues, 3, user_id=7)
+        handle = await start(
+            time_skipping_env, workflow_queue, queues, 3, user_id=7, narration=True
+        )
         state = await handle.result()
 
     assert state.status is GenerationStatus.completed
@@ -230,6 +234,9 @@ async def test_a_run_plans_draws_makes_every_clip_and_stitches_them(
     assert state.video_key is not None and state.video_key.endswith("video.mp4")
     assert state.metrics is not None and state.metrics.clips == 3
     assert fakes.published[-1].status is GenerationStatus.completed
+    # What the assembly could not give is the run's warning too (the page shows it).
+    assert state.warnings == ["the video has no speech"]
+    assert fakes.published[-1].warnings == state.warnings
     # An owned run records at every stage, ending with the completed state.
     assert fakes.recorded[0] == "queued" and fakes.recorded[-1] == "completed"
     assert {"planning", "storyboarding", "generating", "assembling"} <= set(fakes.recorded)

@@ -9,7 +9,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.assembly import AssemblyActivities, FinishingOptions
+from activities.assembly import SILENT_NARRATION, AssemblyActivities, FinishingOptions
 from activities.media import ffmpeg
 from storyreel.contracts import (
     PLATFORMS,
@@ -80,7 +80,7 @@ def test_every_step_runs_in_order_and_heartbeats(tmp_path: Path, storage: LocalS
     assert result.mode == "xfade" and result.overlay_mode == "inline"
     assert result.duration == pytest.approx(1.6, abs=0.1)
     assert (result.video_codec, result.audio_codec, result.fps) == ("h264", "aac", 30.0)
-    assert result.narration and not result.music
+    assert result.narration and not result.music and result.warnings == []
     assert tts.texts == [("first words", "en-gb"), ("second words", "en-gb")]
     steps = [beat["step"] for beat in beats if isinstance(beat, dict)]
     order = ["fetch", "stitch", "narration", "mix", "export", "thumbnail", "upload"]
@@ -91,6 +91,17 @@ def test_every_step_runs_in_order_and_heartbeats(tmp_path: Path, storage: LocalS
     assert tone_level(sound, 0.65, 0.95, 300) > 300
     assert storage.exists("generations/g1/thumbnail.jpg")
     assert list(work.iterdir()) == []
+
+
+def test_narration_from_a_silent_voice_is_a_warning(tmp_path: Path, storage: LocalStorage) -> None:
+    # A worker whose voice is silent (STORYREEL_TTS_PROVIDER=silent, or no espeak-ng).
+    activities = AssemblyActivities(storage, tmp_path / "work", options=FinishingOptions())
+    clips = [AssemblyClip(key="clips/1.mp4", narration_text="Hello there")]
+    request = StitchInput(generation_id="g3", platform=Platform.youtube, clips=clips)
+    quiet, _ = run(activities, request.model_copy(update={"narration": True}))
+    assert quiet.warnings == [SILENT_NARRATION]
+    plain, _ = run(activities, request.model_copy(update={"generation_id": "g4"}))
+    assert plain.warnings == [], "nothing was asked that the video lacks"
 
 
 def test_hard_cuts_caption_each_clip_then_stream_copy(
