@@ -268,3 +268,34 @@ async def test_a_storyboard_is_reviewed_edited_and_approved_from_the_page(
     view = (await live_api.http.get(f"/v1/generations/{gid}")).json()
     assert view["clips"][1]["prompt"].endswith("SCENE: A red kite over the dunes")
     assert view["scenes"][1]["caption"] == "The kite"
+
+
+async def test_a_run_says_on_its_page_what_its_video_lacks(live_api: LiveApi) -> None:
+    # The test worker's voice is silent (as a worker without espeak-ng): narration asked for
+    # is missing from the video, and the page says so instead of playing it without a word.
+    body = {
+        "title": "A quiet harbour",
+        "scenes": [{"description": "Boats at rest", "duration": 2}],
+        "platform": "youtube",
+        "narration": True,
+    }
+    gid = (await live_api.http.post("/v1/generations", json=body)).json()["id"]
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{live_api.url}/#key={live_api.key}&run={gid}")
+        await expect(page.locator("#status")).to_have_attribute(
+            "data-status", "completed", timeout=120_000
+        )
+        warning = page.locator("#warnings")
+        await expect(warning).to_be_visible()
+        await expect(warning).to_contain_text("the video has no speech")
+        await screenshot(page, "page-warning.png")
+        # Another run of the same person without narration shows no warning.
+        quiet = {**body, "title": "A harbour", "narration": False}
+        other = (await live_api.http.post("/v1/generations", json=quiet)).json()["id"]
+        await page.goto(f"{live_api.url}/#run={other}")
+        await page.reload()
+        await expect(page.locator("#status")).to_have_attribute(
+            "data-status", "completed", timeout=120_000
+        )
+        await expect(warning).to_be_hidden()
