@@ -53,6 +53,19 @@ async def screenshot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
+async def run_page(browser: BrowserContext, api: LiveApi, gid: str) -> Page:
+    """The page signed in with the API key (in the fragment, as `storyreel up` prints it) and
+    showing run ``gid``."""
+    page = await browser.new_page()
+    await page.goto(f"{api.url}/#key={api.key}&run={gid}")
+    return page
+
+
+async def reaches(page: Page, status: str, timeout: float = 120_000) -> None:
+    """The open run's status chip says ``status`` (within ``timeout`` ms)."""
+    await expect(page.locator("#status")).to_have_attribute("data-status", status, timeout=timeout)
+
+
 async def all_images_loaded(page: Page, selector: str) -> None:
     """Every image under ``selector`` has arrived (the cookie works for ``<img>``)."""
     await page.wait_for_function(
@@ -171,8 +184,7 @@ async def test_a_failed_clip_is_retried_with_a_new_prompt_from_the_page(
     }
     gid = (await live_api.http.post("/v1/generations", json=body)).json()["id"]
     async with chromium() as browser:
-        page = await browser.new_page()
-        await page.goto(f"{live_api.url}/#key={live_api.key}&run={gid}")
+        page = await run_page(browser, live_api, gid)
         failed = page.locator('.clip[data-id="2"]')
         await expect(failed).to_have_attribute("data-status", "failed", timeout=120_000)
         await expect(failed.locator(".error")).to_contain_text("upstream exploded")
@@ -202,15 +214,10 @@ async def test_a_run_waiting_on_a_failed_clip_is_finished_from_the_page(
     }
     gid = (await live_api.http.post("/v1/generations", json=body)).json()["id"]
     async with chromium() as browser:
-        page = await browser.new_page()
-        await page.goto(f"{live_api.url}/#key={live_api.key}&run={gid}")
-        await expect(page.locator("#status")).to_have_attribute(
-            "data-status", "awaiting_retry", timeout=120_000
-        )
+        page = await run_page(browser, live_api, gid)
+        await reaches(page, "awaiting_retry")
         await page.click("#finish")
-        await expect(page.locator("#status")).to_have_attribute(
-            "data-status", "completed", timeout=120_000
-        )
+        await reaches(page, "completed")
         await expect(page.locator("#player")).to_be_visible(timeout=60_000)
         await expect(page.locator("#facts")).to_contain_text("without clip 2")
         await expect(page.locator("#finish")).to_have_count(0)
@@ -237,9 +244,7 @@ async def test_a_storyboard_is_reviewed_edited_and_approved_from_the_page(
         await page.check("#review")
         await page.click("#submit")
 
-        await expect(page.locator("#status")).to_have_attribute(
-            "data-status", "awaiting_approval", timeout=60_000
-        )
+        await reaches(page, "awaiting_approval", timeout=60_000)
         scenes = page.locator("#storyboard figure")
         await expect(scenes).to_have_count(3, timeout=30_000)
         await all_images_loaded(page, "#storyboard img")
@@ -260,9 +265,7 @@ async def test_a_storyboard_is_reviewed_edited_and_approved_from_the_page(
         await screenshot(page, "page-review-edited.png")
 
         await page.click("#approve")
-        await expect(page.locator("#status")).to_have_attribute(
-            "data-status", "completed", timeout=120_000
-        )
+        await reaches(page, "completed")
         await expect(page.locator("#player")).to_be_visible(timeout=60_000)
     gid = page.url.split("#run=")[1]
     view = (await live_api.http.get(f"/v1/generations/{gid}")).json()
@@ -281,11 +284,8 @@ async def test_a_run_says_on_its_page_what_its_video_lacks(live_api: LiveApi) ->
     }
     gid = (await live_api.http.post("/v1/generations", json=body)).json()["id"]
     async with chromium() as browser:
-        page = await browser.new_page()
-        await page.goto(f"{live_api.url}/#key={live_api.key}&run={gid}")
-        await expect(page.locator("#status")).to_have_attribute(
-            "data-status", "completed", timeout=120_000
-        )
+        page = await run_page(browser, live_api, gid)
+        await reaches(page, "completed")
         warning = page.locator("#warnings")
         await expect(warning).to_be_visible()
         await expect(warning).to_contain_text("the video has no speech")
@@ -295,7 +295,5 @@ async def test_a_run_says_on_its_page_what_its_video_lacks(live_api: LiveApi) ->
         other = (await live_api.http.post("/v1/generations", json=quiet)).json()["id"]
         await page.goto(f"{live_api.url}/#run={other}")
         await page.reload()
-        await expect(page.locator("#status")).to_have_attribute(
-            "data-status", "completed", timeout=120_000
-        )
+        await reaches(page, "completed")
         await expect(warning).to_be_hidden()
