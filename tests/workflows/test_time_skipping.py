@@ -134,11 +134,17 @@ class Fakes:
 
 
 @asynccontextmanager
-async def pipeline(
-    env: WorkflowEnvironment, fakes: Fakes, providers: tuple[str, ...] = ("fake",)
-) -> AsyncIterator[tuple[str, TaskQueues]]:
-    """Workers for this test's own queues: the workflow (with record writes, which run as
-    local activities), the media queue and one clip queue per provider."""
+async def running(
+    env: WorkflowEnvironment,
+    fakes: Fakes,
+    count: int,
+    *,
+    providers: tuple[str, ...] = ("fake",),
+    **changes: object,
+) -> AsyncIterator[WorkflowHandle[VideoGenerationWorkflow, GenerationState]]:
+    """A run of ``count`` scenes (``changes`` to its request) on workers of this test's own
+    queues: the workflow (with record writes, which run as local activities), the media queue
+    and one clip queue per provider. The workers stop when the block ends."""
     unique = uuid.uuid4().hex[:8]
     queues = TaskQueues(media=f"media-{unique}", clip_prefix=f"clips-{unique}")
     workflow_queue = f"wf-{unique}"
@@ -162,7 +168,7 @@ async def pipeline(
     async with AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
-        yield workflow_queue, queues
+        yield await start(env, workflow_queue, queues, count, **changes)
 
 
 async def start(
@@ -220,10 +226,7 @@ async def test_a_run_plans_draws_makes_every_clip_and_stitches_them(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     fakes = Fakes()
-    async with pipeline(time_skipping_env, fakes) as (workflow_queue, queues):
-        handle = await start(
-            time_skipping_env, workflow_queue, queues, 3, user_id=7, narration=True
-        )
+    async with running(time_skipping_env, fakes, 3, user_id=7, narration=True) as handle:
         state = await handle.result()
 
     assert state.status is GenerationStatus.completed
@@ -246,8 +249,7 @@ async def test_a_failed_clip_awaits_a_retry_and_the_retry_makes_it(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     fakes = Fakes(clip_rule=refuse({2}))
-    async with pipeline(time_skipping_env, fakes) as (workflow_queue, queues):
-        handle = await start(time_skipping_env, workflow_queue, queues, 3)
+    async with running(time_skipping_env, fakes, 3) as handle:
         waiting = await state_when(handle, lambda s: s.status is GenerationStatus.awaiting_retry)
         assert waiting.clips[1].status is ClipStatus.failed
         assert waiting.clips[1].error == "flagged as sensitive"
@@ -266,8 +268,7 @@ async def test_no_retry_within_the_window_fails_the_run(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     fakes = Fakes(clip_rule=refuse({1}))
-    async with pipeline(time_skipping_env, fakes) as (workflow_queue, queues):
-        handle = await start(time_skipping_env, workflow_queue, queues, 2)
+    async with running(time_skipping_env, fakes, 2) as handle:
         # The 24 h retry window passes at once: the server skips time while we wait.
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
@@ -282,10 +283,9 @@ async def test_a_refused_clip_moves_to_the_next_provider(
 ) -> None:
     fakes = Fakes(clip_rule=refuse({1}, provider="first"))
     chain = [ProviderChoice(provider="second", model="second/video")]
-    async with pipeline(time_skipping_env, fakes, ("first", "second")) as (workflow_queue, queues):
-        handle = await start(
-            time_skipping_env, workflow_queue, queues, 2, provider="first", fallback=chain
-        )
+    async with running(
+        time_skipping_env, fakes, 2, providers=("first", "second"), provider="first", fallback=chain
+    ) as handle:
         state = await handle.result()
 
     assert state.status is GenerationStatus.completed
@@ -303,15 +303,10 @@ async def test_a_clip_over_the_budget_does_not_start(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     fakes = Fakes()
-    async with pipeline(time_skipping_env, fakes) as (workflow_queue, queues):
-        handle = await start(
-            time_skipping_env,
-            workflow_queue,
-            queues,
-            3,
-            budget=0.45,
-            estimated_cost_per_second=0.1,  # 0.20 a 2 s clip: two fit, the third does not
-        )
+    # 0.20 a 2 s clip: two fit, the third does not.
+    async with running(
+        time_skipping_env, fakes, 3, budget=0.45, estimated_cost_per_second=0.1
+    ) as handle:
         waiting = await state_when(handle, lambda s: s.status is GenerationStatus.awaiting_retry)
         await handle.signal("finish_without_failed")
         state = await handle.result()
@@ -327,8 +322,7 @@ async def test_a_reviewed_storyboard_redraws_edits_and_waits_for_approval(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     fakes = Fakes()
-    async with pipeline(time_skipping_env, fakes) as (workflow_queue, queues):
-        handle = await start(time_skipping_env, workflow_queue, queues, 2, review="storyboard")
+    async with running(time_skipping_env, fakes, 2, review="storyboard") as handle:
         await state_when(handle, lambda s: s.status is GenerationStatus.awaiting_approval)
         assert not fakes.clip_ids, "nothing is paid for before approval"
         await handle.signal("edit_scene", SceneEdit(index=2, caption="Dusk"))
@@ -347,8 +341,7 @@ async def test_an_unapproved_storyboard_fails_when_the_review_window_ends(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     fakes = Fakes()
-    async with pipeline(time_skipping_env, fakes) as (workflow_queue, queues):
-        handle = await start(time_skipping_env, workflow_queue, queues, 1, review="storyboard")
+    async with running(time_skipping_env, fakes, 1, review="storyboard") as handle:
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()  # the 7-day window passes at once
 
@@ -360,8 +353,7 @@ async def test_cancelling_a_run_cancels_its_running_clip_and_records_cancelled(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     fakes = Fakes(hold_clips=True)
-    async with pipeline(time_skipping_env, fakes) as (workflow_queue, queues):
-        handle = await start(time_skipping_env, workflow_queue, queues, 1)
+    async with running(time_skipping_env, fakes, 1) as handle:
         async with asyncio.timeout(30):
             await fakes.clip_started.wait()
         await handle.cancel()
