@@ -15,8 +15,12 @@ class Budget:
 
     limit: float | None
     cost_per_second: float
-    reserved: float = 0.0
     _reservations: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def reserved(self) -> float:
+        """What the clips under way may still cost."""
+        return sum(self._reservations.values())
 
     def reserve(self, clip_id: int, seconds: float, spent: float) -> str | None:
         """Reserve the estimate of a clip of ``seconds``, or say why it may not start."""
@@ -25,7 +29,6 @@ class Budget:
         estimate = round(self.cost_per_second * seconds, 6)
         committed = spent + self.reserved
         if committed + estimate <= self.limit + _SLACK:
-            self.reserved += estimate
             self._reservations[clip_id] = estimate
             return None
         return (
@@ -35,4 +38,4 @@ class Budget:
 
     def release(self, clip_id: int) -> None:
         """The clip ended: its real cost (if any) is now in the spent total instead."""
-        self.reserved -= self._reservations.pop(clip_id, 0.0)
+        self._reservations.pop(clip_id, None)

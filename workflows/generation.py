@@ -83,7 +83,6 @@ class VideoGenerationWorkflow:
             created_at=now,
             updated_at=now,
         )
-        self._scenes: list[PlannedScene] = []
         self._retries: list[RetryClipRequest] = []
         self._finish_without_failed = False
         self._slots = asyncio.Semaphore(request.max_parallel_clips or DEFAULT_PARALLEL_CLIPS)
@@ -174,7 +173,6 @@ class VideoGenerationWorkflow:
         await self._records.stage()
         request = self._request
         plan = await planner.plan(request, self._state.generation_id, self._priority)
-        self._scenes = plan.scenes
         self._state.scenes = list(plan.scenes)
         self._state.warnings.extend(plan.warnings)
         # The request's own context wins over the one the planner wrote.
@@ -188,12 +186,12 @@ class VideoGenerationWorkflow:
         self._progress.enter(Stage.storyboard, GenerationStatus.storyboarding)
         await self._records.stage()
         # One image per scene, in order (gather keeps it): the clips take theirs by index.
-        keys = await asyncio.gather(*(self._draw(scene) for scene in self._scenes))
+        keys = await asyncio.gather(*(self._draw(scene) for scene in self._state.scenes))
         self._state.storyboard_keys = list(keys)
 
     async def _draw(self, scene: PlannedScene) -> str:
         """One scene's storyboard image; its storage key."""
-        request, count = self._request, len(self._scenes)
+        request, count = self._request, len(self._state.scenes)
         result = await workflow.execute_activity_method(
             StoryboardActivities.render_storyboard,
             storyboard_input(request, self._state.generation_id, scene, count),
@@ -230,14 +228,13 @@ class VideoGenerationWorkflow:
         self._progress.set_status(GenerationStatus.storyboarding)
 
     async def _apply(self, edit: SceneEdit) -> None:
-        edited = edited_scenes(self._scenes, edit)
+        edited = edited_scenes(self._state.scenes, edit)
         if edited is None:
             workflow.logger.warning("ignoring an edit of scene %d: no such scene", edit.index)
             return
-        old = self._scenes[edit.index - 1]
+        old = self._state.scenes[edit.index - 1]
         scene, scenes = edited
-        self._scenes = scenes
-        self._state.scenes = list(scenes)
+        self._state.scenes = scenes
         clip = self._state.clips[edit.index - 1]
         clip.prompt = clip_prompt(self._context, scene.description)
         clip.summary = clip_summary(scene.index, len(scenes), scene.description)
@@ -305,7 +302,7 @@ class VideoGenerationWorkflow:
     async def _assemble(self) -> None:
         self._progress.enter(Stage.assemble, GenerationStatus.assembling)
         await self._records.stage()
-        stitch = stitch_input(self._request, self._state, self._scenes)
+        stitch = stitch_input(self._request, self._state)
         result = await workflow.execute_activity_method(
             AssemblyActivities.stitch_video,
             stitch,
@@ -377,7 +374,7 @@ class VideoGenerationWorkflow:
 
     async def _run_clip_in_slot(self, clip: ClipState) -> Charge | None:
         """Make the clip once a slot is free and the budget allows; the charge to book."""
-        scene = self._scenes[clip.clip_id - 1]
+        scene = self._state.scenes[clip.clip_id - 1]
         round_ = self._rounds[clip.clip_id]
         async with self._slots:
             refusal = self._budget.reserve(clip.clip_id, scene.duration, self._state.cost)

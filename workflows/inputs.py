@@ -67,16 +67,14 @@ def clip_input(
     )
 
 
-def stitch_input(
-    request: GenerationInput, state: GenerationState, scenes: list[PlannedScene]
-) -> StitchInput:
+def stitch_input(request: GenerationInput, state: GenerationState) -> StitchInput:
     """The assembly of the clips made (skipped ones are left out), each with its scene's
     caption and narration (the description when the scene has none)."""
     clips = []
     for clip in state.clips:
         if clip.status not in CLIP_DONE or not clip.key:
             continue
-        scene = scenes[clip.clip_id - 1]
+        scene = state.scenes[clip.clip_id - 1]
         clips.append(
             AssemblyClip(
                 key=clip.key,

@@ -110,8 +110,9 @@ def test_the_stitch_takes_made_clips_in_order_with_their_scene_text() -> None:
             ClipState(clip_id=2, status=ClipStatus.failed),
             ClipState(clip_id=3, status=ClipStatus.cached, key="c3"),
         ],
+        scenes=scenes,
     )
-    stitch = stitch_input(request(transition="none"), state, scenes)
+    stitch = stitch_input(request(transition="none"), state)
     assert [(c.clip_id, c.caption, c.narration_text) for c in stitch.clips] == [
         (1, "Dawn", "At dawn"),
         (3, "scene 3", "scene 3"),
