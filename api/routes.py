@@ -30,6 +30,7 @@ from api.views import (
 from storyreel.contracts import (
     GENERATION_ENDED,
     GenerationRequest,
+    GenerationState,
     GenerationStatus,
     SceneEdit,
 )
@@ -187,10 +188,14 @@ async def edit_scene(
 
 
 async def _file(
-    generations: GenerationsDep, generation: str, user_id: int, key: str, kind: str
+    generations: GenerationsDep,
+    generation: str,
+    user_id: int,
+    kind: str,
+    key_of: Callable[[GenerationState], str | None],
 ) -> Response:
     """The file itself from local storage, or a redirect to a presigned URL (S3)."""
-    where = await generations.locate(generation, user_id, key, kind)
+    where = await generations.locate(generation, user_id, kind, key_of)
     if isinstance(where, str):
         return RedirectResponse(where, status_code=307)
     media = MEDIA_TYPES.get(where.suffix, "application/octet-stream")
@@ -222,7 +227,7 @@ def _output(name: str, key_of: Callable[[str], str], description: str) -> None:
         generation_id: GenerationId, user: UserDep, generations: GenerationsDep
     ) -> Response:
         key = key_of(generation_id)
-        return await _file(generations, generation_id, owner_id(user), key, name)
+        return await _file(generations, generation_id, owner_id(user), name, lambda _: key)
 
 
 _output("video", video_key, "The finished MP4 (or a redirect to a presigned URL).")
@@ -235,7 +240,7 @@ async def get_clip(
 ) -> Response:
     """One scene's clip, once it is complete."""
     key = clip_key(generation_id, clip_id)
-    return await _file(generations, generation_id, owner_id(user), key, f"clip {clip_id}")
+    return await _file(generations, generation_id, owner_id(user), f"clip {clip_id}", lambda _: key)
 
 
 @_media("/storyboard/{index}")
@@ -243,9 +248,13 @@ async def get_storyboard_image(
     generation_id: GenerationId, index: SceneIndex, user: UserDep, generations: GenerationsDep
 ) -> Response:
     """One scene's storyboard image (the clip's first frame / reference)."""
-    key = await generations.storyboard_key(generation_id, owner_id(user), index)
+
+    def drawn(state: GenerationState) -> str | None:
+        keys = state.storyboard_keys
+        return keys[index - 1] if index <= len(keys) else None
+
     kind = f"storyboard image {index}"
-    return await _file(generations, generation_id, owner_id(user), key, kind)
+    return await _file(generations, generation_id, owner_id(user), kind, drawn)
 
 
 async def _websocket_user(websocket: WebSocket, records: RecordsDep) -> int:

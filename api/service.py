@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -115,30 +116,32 @@ class Generations(Service):
             raise NotFoundError(f"no generation {generation_id!r}")
         return state
 
-    async def storyboard_key(self, generation_id: str, user_id: int, index: int) -> str:
-        """Where the caller's generation keeps storyboard image ``index`` (1-based)."""
+    async def locate(
+        self,
+        generation_id: str,
+        user_id: int,
+        kind: str,
+        key_of: Callable[[GenerationState], str | None],
+    ) -> Path | str:
+        """The caller's media at the key ``key_of`` finds in the run's record (None: none
+        yet): its file (local storage) or a presigned URL (S3); ``NotFoundError`` naming
+        ``kind`` while it is not there yet. One record read, which also checks ownership."""
         state = await self.record(generation_id, user_id)
-        if index > len(state.storyboard_keys):
-            raise NotFoundError(f"generation {generation_id} has no storyboard image {index} yet")
-        return state.storyboard_keys[index - 1]
-
-    async def locate(self, generation_id: str, user_id: int, key: str, kind: str) -> Path | str:
-        """The caller's media at ``key``: its file (local storage) or a presigned URL (S3);
-        ``NotFoundError`` naming ``kind`` while it is not there yet."""
-        state = await self.record(generation_id, user_id)
-        path = self.storage.local_path(key)
-        ready = (
-            path.is_file()
-            if path is not None
-            else await asyncio.to_thread(self.storage.exists, key)
-        )
-        if not ready:
+        key = key_of(state)
+        if key is None or not await self._stored(key):
             raise NotFoundError(
                 f"the {kind} of {generation_id} is not ready (status {state.status})"
             )
+        path = self.storage.local_path(key)
         if path is None:
             return await asyncio.to_thread(self.storage.url, key)
         return path
+
+    async def _stored(self, key: str) -> bool:
+        path = self.storage.local_path(key)
+        if path is not None:
+            return path.is_file()
+        return await asyncio.to_thread(self.storage.exists, key)
 
     async def describe(self, generation_id: str) -> WorkflowExecutionDescription | None:
         """Temporal's view of the run; None once Temporal no longer has it."""
