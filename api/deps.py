@@ -7,7 +7,6 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
-from temporalio.client import Client
 
 from api.batches import Batches
 from api.deliveries import Deliveries
@@ -32,6 +31,5 @@ def app_state(name: str, _kind: type[T]) -> Callable[[HTTPConnection], Awaitable
 DeliveriesDep = Annotated[Deliveries, Depends(app_state("deliveries", Deliveries))]
 BatchesDep = Annotated[Batches, Depends(app_state("batches", Batches))]
 RecordsDep = Annotated[Records, Depends(app_state("records", Records))]
-TemporalDep = Annotated[Client, Depends(app_state("client", Client))]
 SettingsDep = Annotated[Settings, Depends(app_state("settings", Settings))]
 GenerationsDep = Annotated[Generations, Depends(app_state("generations", Generations))]
