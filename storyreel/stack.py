@@ -73,14 +73,23 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise OSError("no free port found")
 
 
-def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
-    """SIGTERM, up to ``timeout`` seconds for a graceful exit, then SIGKILL."""
+def stop_process(process: subprocess.Popen[Any], timeout: float, *, group: bool = False) -> None:
+    """SIGTERM, up to ``timeout`` seconds for a graceful exit, then SIGKILL; with ``group``,
+    to the process group the process leads (its children too)."""
+
+    def send(signum: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
+
     if process.poll() is None:
-        process.terminate()
+        send(signal.SIGTERM)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        send(signal.SIGKILL)
         process.wait()
 
 
@@ -291,16 +300,8 @@ class Stack:
         """Stop one process (and its group), gracefully first; it is no longer watched."""
         process = self.processes.get(name)
         self.stopped.add(name)
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process is not None and process.poll() is None:
+            stop_process(process, STOP_GRACE_SECONDS, group=True)
 
     def stop(self) -> None:
         """API first, then the worker (finishing its activities), then the rest."""
