@@ -24,6 +24,7 @@ from typing import Protocol
 from storyreel.contracts import ClipStatus, PlatformSpec, PredictionUpdate
 
 Report = Callable[[ClipStatus, float], None]
+"""Called (on the event loop) with a status and a percentage (0-100) as a prediction advances."""
 
 
 def rising(report: Report) -> Report:
@@ -37,9 +38,6 @@ def rising(report: Report) -> Report:
         report(status, highest)
 
     return forward
-
-
-"""Called (on the event loop) with a status and a percentage (0-100) as a prediction advances."""
 
 
 @dataclass(frozen=True)
