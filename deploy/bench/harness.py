@@ -32,11 +32,21 @@ from storyreel.temporal import connect
 class Stack:
     client: Client
     settings: Settings
-    simulator_url: str
-    api_url: str
     key: str
-    pids: dict[str, int]
     embedded: EmbeddedStack
+
+    @property
+    def simulator_url(self) -> str:
+        return self.embedded.simulator
+
+    @property
+    def api_url(self) -> str:
+        return self.embedded.api_url
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """The stack's processes (stopped ones too) by name."""
+        return {name: process.pid for name, process in self.embedded.processes.items()}
 
     @property
     def headers(self) -> dict[str, str]:
@@ -120,8 +130,7 @@ async def stack(
             finally:
                 records.dispose()
             client = await connect(settings)
-            pids = {name: process.pid for name, process in embedded.processes.items()}
-            s = Stack(client, settings, embedded.simulator, embedded.api_url, key, pids, embedded)
+            s = Stack(client, settings, key, embedded)
             await s.sim("POST", "/_sim/config", json=simulator.model_dump(exclude={"data_dir"}))
             yield s
         finally:
