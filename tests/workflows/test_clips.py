@@ -19,13 +19,12 @@ from storyreel.contracts import (
     ClipResult,
     ClipState,
     ClipStatus,
-    GenerationInput,
     GenerationState,
     Platform,
     PredictionUpdate,
     ProviderChoice,
-    SceneIn,
 )
+from tests.workflows.conftest import request_for
 from workflows import policies
 from workflows.clips import (
     ClipMaker,
@@ -126,14 +125,7 @@ def test_progress_only_moves_forward_and_stops_short_of_done() -> None:
 
 
 def test_the_chain_is_the_provider_then_its_fallbacks() -> None:
-    request = GenerationInput(
-        title="t",
-        scenes=[SceneIn(description="a gull", duration=2.0)],
-        platform=Platform.youtube,
-        provider="a",
-        model="m",
-        fallback=[CHAIN[1]],
-    )
+    request = request_for(1, "a", model="m", fallback=[CHAIN[1]])
     assert provider_chain(request) == CHAIN
 
 
@@ -174,12 +166,7 @@ async def _no_record() -> None:
 
 
 def test_a_call_moves_the_followed_clip_and_ends_the_wait_once_ended() -> None:
-    request = GenerationInput(
-        title="t",
-        scenes=[SceneIn(description="a gull", duration=2.0)],
-        platform=Platform.youtube,
-        provider="a",
-    )
+    request = request_for(1, "a")
     maker = ClipMaker(request, Priority(), lambda: None, _no_record)
     clip = ClipState(clip_id=1, status=ClipStatus.processing, prediction_id="p1", progress=10.0)
     maker.observe(clip, PredictionUpdate(prediction_id="p1", phase="running", progress=50.0))
