@@ -1,14 +1,14 @@
 """Assembly and publish stages: the clips become the finished, platform-ready video.
 
-``stitch_video`` runs, in order: fetch the clips -> burn captions (in parallel, falling back to
-one by one) -> stitch in scene order with a transition -> narration through the configured TTS,
-aligned to where each scene starts -> music bed ducked under it -> platform export -> duration
-limit -> thumbnail (grabbed from the joined picture while the sound and export steps run) ->
-metadata -> upload. With a crossfade the captions are drawn in the stitch's own pass. It is a
-sync activity on the worker's executor and heartbeats ``{"step", "progress"}`` from its own
-thread all along, so a cancellation reaches it and every FFmpeg it started dies with it; its
-temp directory goes on every way out.
-"""
+``stitch_video`` runs, in order: fetch the clips -> speech through the configured TTS (the
+scenes side by side) -> burn captions (in parallel, falling back to one by one) -> stitch in
+scene order with a transition, in one FFmpeg run that also mixes the sound (each scene's speech
+where it starts, the music bed ducked under it) -> platform export (nothing to rewrite when the
+stitch already wrote the deliverable) -> duration limit -> thumbnail (grabbed from the joined
+video while it is exported and uploaded) -> metadata. With a crossfade the captions are drawn in
+the stitch's own pass too. It is a sync activity on the worker's executor and heartbeats
+``{"step", "progress"}`` from its own thread all along, so a cancellation reaches it and every
+FFmpeg it started dies with it; its temp directory goes on every way out."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,10 +24,10 @@ from pathlib import Path, PurePosixPath
 from temporalio import activity
 
 from activities.media import ffmpeg
-from activities.media.audio import TTS, EspeakTTS, SilentTTS, mix, narration_track, speech_seconds
+from activities.media.audio import TTS, EspeakTTS, SilentTTS, Soundtrack, speech_seconds
 from activities.media.export import check_duration, export, thumbnail
 from activities.media.overlay import OverlayJob, OverlayReport, Word, overlay_all, spread_words
-from activities.media.stitch import TRANSITIONLESS, StitchReport, known_details, stitch
+from activities.media.stitch import TRANSITIONLESS, known_details, stitch
 from storyreel.contracts import (
     PLATFORMS,
     AssemblyClip,
@@ -45,6 +45,8 @@ from storyreel.storage import Storage
 logger = logging.getLogger(__name__)
 
 Observer = Callable[[GenerationState], None]
+# Scenes spoken at once (local TTS processes, or requests to a speech server).
+SPEECH_WORKERS = 4
 
 SILENT_NARRATION = (
     "narration was asked for, but this worker's voice is silent (STORYREEL_TTS_PROVIDER=silent, "
@@ -97,17 +99,6 @@ def _crossfades(request: StitchInput, clips: int) -> bool:
     return clips > 1 and request.transition_seconds > 0 and request.transition not in TRANSITIONLESS
 
 
-def _poster_moment(joined: StitchReport) -> float:
-    """The middle of the scene playing at the video's midpoint: never inside a crossfade, and
-    one frame grab instead of scoring several candidates (each a seek and decode)."""
-    middle = joined.duration / 2
-    for index, (start, end) in enumerate(joined.scene_spans()):
-        if start <= middle < end:
-            clear = start + (joined.transition_seconds if index else 0.0)  # after its fade-in
-            return (min(clear, end) + end) / 2
-    return middle
-
-
 class AssemblyActivities:
     """The media-queue activities that finish and record a generation."""
 
@@ -151,12 +142,13 @@ class AssemblyActivities:
             fetched = list(paths)
             voice = self._voice(request)
             spoken: list[Path | None] | None = None
+            if request.narration:
+                # Speech first: word captions follow the very audio that will be heard, and
+                # the stitch mixes it in its own pass.
+                with steps("speech"):
+                    spoken = self._speak(clips, voice, workdir)
             words: list[tuple[Word, ...] | None] | None = None
             if request.captions == "words":
-                if request.narration:
-                    # Speech first: the highlight follows the very audio that will be heard.
-                    with steps("speech"):
-                        spoken = self._speak(clips, voice, workdir)
                 words = self._word_times(clips, paths, spoken)
             overlay: OverlayReport | None = None
             captioned = request.captions and (words or any(clip.caption for clip in clips))
@@ -167,6 +159,9 @@ class AssemblyActivities:
             if captioned and not inline:
                 with steps("overlay"):
                     paths, overlay = self._captions(clips, paths, spec, workdir, words)
+            soundtrack = None
+            if spoken is not None or music is not None:
+                soundtrack = Soundtrack(spoken or [], music, self.options.music_volume)
             with steps("stitch"):
                 joined = stitch(
                     paths,
@@ -183,55 +178,37 @@ class AssemblyActivities:
                     ],
                     captions=[clip.caption for clip in clips] if inline else None,
                     font=self.options.font,
+                    soundtrack=soundtrack,
                 )
-            # Every later step copies the joined picture, so the poster frame is grabbed from it
-            # while narration, mix and export run (a seek and a decode off the critical path).
+            # The poster frame is grabbed from the joined video while it is exported and
+            # uploaded (a seek and a decode off the critical path).
             with ThreadPoolExecutor(1, thread_name_prefix="poster") as grabber:
                 poster = grabber.submit(
                     thumbnail,
                     joined.path,
                     workdir / "thumbnail.jpg",
-                    _poster_moment(joined),
+                    joined.poster_at,
                     exe=self.ffmpeg_exe,
                 )
-                narration: Path | None = None
-                if request.narration:
-                    with steps("narration"):
-                        narration = self._narration(clips, joined, voice, workdir, spoken)
-                video = joined.path
-                if narration is not None or music is not None:
-                    with steps("mix"):
-                        video = workdir / "mixed.mp4"
-                        mix(
-                            joined.path,
-                            video,
-                            narration,
-                            music,
-                            music_volume=self.options.music_volume,
-                            on_progress=_progress("mix"),
-                            exe=self.ffmpeg_exe,
-                        )
                 with steps("export"):
                     final = workdir / "video.mp4"
                     info = export(
-                        video,
+                        joined.path,
                         final,
                         spec,
                         on_progress=_progress("export"),
                         exe=self.ffmpeg_exe,
                         threads=self.options.threads,
+                        faststart=True,
                     )
                     check_duration(info.duration, request.platform)
+                with steps("upload"):
+                    # The video goes up while the poster frame is still being grabbed.
+                    key = video_key(request.generation_id)
+                    self.storage.put_file(key, final)
                 with steps("thumbnail"):
-                    still = poster.result()
-            with steps("upload"):
-                key, thumb_key = (
-                    video_key(request.generation_id),
-                    thumbnail_key(request.generation_id),
-                )
-                self.storage.put_file(key, final)
-                _beat("upload", 0.9)
-                self.storage.put_file(thumb_key, still)
+                    thumb_key = thumbnail_key(request.generation_id)
+                    self.storage.put_file(thumb_key, poster.result())
         result = StitchResult(
             key=key,
             duration=info.duration,
@@ -249,10 +226,12 @@ class AssemblyActivities:
             bit_rate=info.bit_rate,
             transition=joined.transition,
             transition_seconds=joined.transition_seconds,
-            narration=narration is not None,
+            narration=request.narration,
             music=music is not None,
             step_seconds=steps.seconds,
-            warnings=[SILENT_NARRATION] if narration and isinstance(self.tts, SilentTTS) else [],
+            warnings=[SILENT_NARRATION]
+            if request.narration and isinstance(self.tts, SilentTTS)
+            else [],
         )
         activity.logger.info(
             "assembled %s: %d clips, %.2f s, join %s, overlays %s, steps %s",
@@ -296,17 +275,31 @@ class AssemblyActivities:
     def _speak(
         self, clips: list[AssemblyClip], voice: str | None, workdir: Path
     ) -> list[Path | None]:
-        """Each scene's speech, made before the captions so that they can follow it."""
-        spoken: list[Path | None] = []
-        for number, clip in enumerate(clips, start=1):
-            text = clip.narration_text or ""
-            if text.strip():
-                spoken.append(
-                    self.tts.synthesize(text, workdir / f"speech-{number:03d}.wav", voice)
-                )
-            else:
-                spoken.append(None)
-            _beat("speech", number / len(clips))
+        """Each scene's speech (``None`` where nothing is said), the scenes side by side: a
+        TTS call is mostly waiting on a process or a server."""
+        texts = [(clip.narration_text or "").strip() for clip in clips]
+        wanted = [index for index, text in enumerate(texts) if text]
+        spoken: list[Path | None] = [None] * len(clips)
+        if not wanted:
+            return spoken
+        pool = ThreadPoolExecutor(min(len(wanted), SPEECH_WORKERS), "speech")
+        try:
+            futures = {
+                pool.submit(
+                    self.tts.synthesize,
+                    clips[index].narration_text or "",
+                    workdir / f"speech-{index + 1:03d}.wav",
+                    voice,
+                ): index
+                for index in wanted
+            }
+            # Heartbeats from this (the activity's) thread, as each scene is done.
+            for done, future in enumerate(as_completed(futures), start=1):
+                spoken[futures[future]] = future.result()
+                _beat("speech", done / len(wanted))
+        finally:
+            # On a cancellation or a failure, scenes not yet started are not spoken at all.
+            pool.shutdown(cancel_futures=True)
         return spoken
 
     def _word_times(
@@ -363,30 +356,6 @@ class AssemblyActivities:
                 "parallel captions failed (%s); they were made one by one", report.fallback_reason
             )
         return out, report
-
-    def _narration(
-        self,
-        clips: list[AssemblyClip],
-        joined: StitchReport,
-        voice: str | None,
-        workdir: Path,
-        spoken: list[Path | None] | None = None,
-    ) -> Path:
-        """Each scene's text spoken from where the scene starts until the next one does."""
-        scenes = [
-            (start, max(0.1, end - start), clip.narration_text or "")
-            for (start, end), clip in zip(joined.scene_spans(), clips, strict=True)
-        ]
-        return narration_track(
-            scenes,
-            workdir / "narration.wav",
-            self.tts,
-            voice=voice,
-            total=joined.duration,
-            on_progress=_progress("narration"),
-            exe=self.ffmpeg_exe,
-            spoken=spoken,
-        )
 
     @activity.defn(name="publish_generation")
     def publish_generation(self, request: PublishInput) -> PublishResult:

@@ -14,6 +14,7 @@ import tempfile
 import time
 import wave
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -204,6 +205,117 @@ def close_tts(tts: TTS) -> None:
         tts.close()
 
 
+@dataclass(frozen=True)
+class Soundtrack:
+    """What a video's finished sound is made of, mixed in the pass that encodes its picture.
+
+    ``speech`` holds each scene's spoken words (a file per scene, ``None``: nothing said),
+    placed where the scene starts and cut where it ends; ``music`` is a bed looped to the end
+    at ``music_volume``, ducked under the voice when ``duck``.
+    """
+
+    speech: Sequence[Path | None] = ()
+    music: Path | None = None
+    music_volume: float = 0.35
+    duck: bool = True
+
+    def graph(
+        self, first_input: int, own: str | None, spans: Sequence[tuple[float, float]]
+    ) -> tuple[list[str], list[str]]:
+        """FFmpeg input arguments (numbered from ``first_input``) and the chains that make
+        ``[a]`` from them and ``own`` (the picture's own sound, a stream label, or ``None``):
+        exactly as long as the last span's end. ``spans`` are the scenes' ``(start, end)``."""
+        if self.speech and len(self.speech) != len(spans):
+            raise MediaError(f"speech for {len(self.speech)} scenes given for {len(spans)}")
+        length = spans[-1][1] if spans else 0.0
+        inputs: list[str] = []
+        placed: list[tuple[str, float, float]] = []
+        for speech, (start, end) in zip(self.speech, spans, strict=False):
+            if speech is not None:
+                placed.append((f"{first_input + len(placed)}:a:0", start, end - start))
+                inputs += ["-i", str(speech)]
+        parts = place_speech(placed, length, "narration") if placed else []
+        music = None
+        if self.music is not None:
+            music = f"{first_input + len(placed)}:a:0"
+            inputs += ["-stream_loop", "-1", "-i", str(self.music)]  # short beds repeat
+        parts += sound_mix(
+            own,
+            "narration" if placed else None,
+            music,
+            length,
+            duck=self.duck,
+            music_volume=self.music_volume,
+        )
+        return inputs, parts
+
+
+def place_speech(speech: Sequence[tuple[str, float, float]], length: float, out: str) -> list[str]:
+    """Chains putting each stream of speech ``(label, start, seconds)`` at its start, cut with
+    a short fade after ``seconds`` (it never talks over the next scene), summed into ``[out]``
+    of exactly ``length`` seconds (silence where nothing is said)."""
+    parts = [
+        f"[{label}]{AUDIO_FORMAT},atrim=end={seconds:.3f},"
+        f"afade=t=out:st={max(0.0, seconds - CUT_FADE):.3f}:d={CUT_FADE},"
+        f"adelay=delays={round(start * 1000)}:all=1[said{index}]"
+        for index, (label, start, seconds) in enumerate(speech)
+    ]
+    if not parts:
+        return [f"anullsrc=r=48000:cl=stereo:d={length:.3f}[{out}]"]
+    voices = "".join(f"[said{index}]" for index in range(len(parts)))
+    joined = f"{voices}amix=inputs={len(parts)}:duration=longest:normalize=0"
+    if len(parts) == 1:
+        joined = f"{voices}anull"
+    return [*parts, f"{joined},apad=whole_dur={length:.3f},atrim=end={length:.3f}[{out}]"]
+
+
+def sound_mix(
+    own: str | None,
+    voice: str | None,
+    music: str | None,
+    length: float,
+    *,
+    duck: bool = True,
+    music_volume: float = 0.35,
+) -> list[str]:
+    """Chains making ``[a]``, exactly ``length`` long, from stream labels (each optional).
+
+    The bed is ``own`` (the picture's sound) plus ``music`` at ``music_volume``; with a
+    ``voice`` and ``duck`` the bed is compressed by the voice (``sidechaincompress``) so speech
+    stays clear. With nothing at all, ``[a]`` is silence.
+    """
+    fit = f"apad=whole_dur={length:.3f},atrim=end={length:.3f}"
+    parts, bed = [], []
+    if own is not None:
+        parts.append(f"[{own}]{AUDIO_FORMAT},{fit}[own]")
+        bed.append("[own]")
+    if music is not None:
+        parts.append(f"[{music}]{AUDIO_FORMAT},volume={music_volume},{fit}[music]")
+        bed.append("[music]")
+    # Sums can exceed full scale (normalize=0 keeps levels predictable): a limiter catches it.
+    limit = "alimiter=limit=0.95:level=0"
+    if len(bed) == 2:
+        parts.append(f"[own][music]amix=inputs=2:duration=longest:normalize=0,{limit}[bed]")
+    elif bed:
+        parts.append(f"{bed[0]}anull[bed]")
+    if voice is None:
+        parts.append("[bed]anull[a]" if bed else f"anullsrc=r=48000:cl=stereo:d={length:.3f}[a]")
+        return parts
+    speech = f"[{voice}]{AUDIO_FORMAT},{fit}"
+    if not bed:
+        return [*parts, f"{speech}[a]"]
+    if duck:
+        # Threshold near -36 dBFS: typical speech (-20..-12 dBFS RMS) pulls the bed down
+        # by 12-20 dB; the slow release keeps it down through short pauses.
+        parts.append(f"{speech},asplit=2[voice][key]")
+        parts.append(
+            "[bed][key]sidechaincompress=threshold=0.015:ratio=6:attack=15:release=350[low]"
+        )
+    else:
+        parts += [f"{speech}[voice]", "[bed]anull[low]"]
+    return [*parts, f"[voice][low]amix=inputs=2:duration=first:normalize=0,{limit}[a]"]
+
+
 def narration_track(
     scenes: Sequence[Scene],
     dst: Path,
@@ -213,15 +325,14 @@ def narration_track(
     total: float | None = None,
     on_progress: ffmpeg.ProgressCallback | None = None,
     exe: str | None = None,
-    spoken: Sequence[Path | None] | None = None,
 ) -> Path:
-    """One audio file as long as the video with each scene's speech at its start.
+    """One audio file as long as the video with each scene's speech at its start, placed as
+    the stitch places it (:class:`Soundtrack`), for a soundtrack made apart from the picture.
 
     ``scenes`` are ``(start, duration, text)``; speech longer than its scene is cut (with a
     short fade) so it never talks over the next one. ``total`` defaults to the last scene's end.
     ``on_progress`` hears the fraction of scenes spoken after each one (TTS calls can be slow,
-    so a caller can heartbeat between them). ``spoken`` holds speech already made for each
-    scene (word captions time themselves on it first); those scenes are not spoken again.
+    so a caller can heartbeat between them).
     """
     length = total if total is not None else max((s + d for s, d, _ in scenes), default=0.0)
     if length <= 0:
@@ -229,98 +340,15 @@ def narration_track(
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".narration-") as work:
         inputs: list[str] = []
-        parts: list[str] = []
+        placed: list[tuple[str, float, float]] = []
         for index, (start, duration, text) in enumerate(scenes):
             if not text.strip():
                 continue
-            made = spoken[index] if spoken is not None else None
-            speech = made or tts.synthesize(text, Path(work) / f"scene-{index + 1}.wav", voice)
+            speech = tts.synthesize(text, Path(work) / f"scene-{index + 1}.wav", voice)
             if on_progress is not None:
                 on_progress((index + 1) / len(scenes))
-            label = len(parts)
+            placed.append((f"{len(placed)}:a:0", start, duration))
             inputs += ["-i", str(speech)]
-            parts.append(
-                f"[{label}:a:0]{AUDIO_FORMAT},atrim=end={duration:.3f},"
-                f"afade=t=out:st={max(0.0, duration - CUT_FADE):.3f}:d={CUT_FADE},"
-                f"adelay=delays={round(start * 1000)}:all=1[s{label}]"
-            )
-        if parts:
-            voices = "".join(f"[s{i}]" for i in range(len(parts)))
-            joined = f"{voices}amix=inputs={len(parts)}:duration=longest:normalize=0"
-            if len(parts) == 1:
-                joined = f"{voices}anull"
-            parts.append(f"{joined},apad=whole_dur={length:.3f},atrim=end={length:.3f}[out]")
-        else:
-            parts.append(f"anullsrc=r=48000:cl=stereo:d={length:.3f}[out]")
-        ffmpeg.run(
-            [*inputs, "-filter_complex", ";".join(parts), "-map", "[out]", str(dst)], exe=exe
-        )
+        graph = ";".join(place_speech(placed, length, "out"))
+        ffmpeg.run([*inputs, "-filter_complex", graph, "-map", "[out]", str(dst)], exe=exe)
     return dst
-
-
-def mix(
-    video: Path,
-    dst: Path,
-    narration: Path | None,
-    music: Path | None,
-    *,
-    duck: bool = True,
-    music_volume: float = 0.35,
-    on_progress: ffmpeg.ProgressCallback | None = None,
-    exe: str | None = None,
-) -> None:
-    """Give ``video`` its final AAC soundtrack; the picture is copied untouched.
-
-    The bed is the video's own sound plus ``music`` (looped, at ``music_volume``); with
-    narration and ``duck`` the bed is compressed by the voice (``sidechaincompress``) so
-    speech stays clear. Without narration or music the video keeps its own sound, or gets
-    silence: every output has an audio stream exactly as long as the picture.
-    """
-    info = ffmpeg.probe(video, exe)
-    length = f"{info.duration:.3f}"
-    fit = f"apad=whole_dur={length},atrim=end={length}"
-    inputs, parts, bed = ["-i", str(video)], [], []
-    if info.audio_codec:
-        parts.append(f"[0:a:0]{AUDIO_FORMAT},{fit}[own]")
-        bed.append("[own]")
-    voice = None
-    if narration is not None:
-        voice, inputs = "1", [*inputs, "-i", str(narration)]
-    if music is not None:
-        index = 1 if voice is None else 2
-        parts.append(f"[{index}:a:0]{AUDIO_FORMAT},volume={music_volume},{fit}[music]")
-        inputs += ["-stream_loop", "-1", "-i", str(music)]  # short beds repeat to the end
-        bed.append("[music]")
-    # Sums can exceed full scale (normalize=0 keeps levels predictable): a limiter catches it.
-    limit = "alimiter=limit=0.95:level=0"
-    if len(bed) == 2:
-        parts.append(f"[own][music]amix=inputs=2:duration=longest:normalize=0,{limit}[bed]")
-    elif bed:
-        parts.append(f"{bed[0]}anull[bed]")
-    if voice is None:
-        parts.append("[bed]anull[a]" if bed else f"anullsrc=r=48000:cl=stereo:d={length}[a]")
-    elif not bed:
-        parts.append(f"[{voice}:a:0]{AUDIO_FORMAT},{fit}[a]")
-    else:
-        speech = f"[{voice}:a:0]{AUDIO_FORMAT},{fit}"
-        if duck:
-            # Threshold near -36 dBFS: typical speech (-20..-12 dBFS RMS) pulls the bed down
-            # by 12-20 dB; the slow release keeps it down through short pauses.
-            parts.append(f"{speech},asplit=2[voice][key]")
-            parts.append(
-                "[bed][key]sidechaincompress=threshold=0.015:ratio=6:attack=15:release=350[low]"
-            )
-        else:
-            parts += [f"{speech}[voice]", "[bed]anull[low]"]
-        parts.append(f"[voice][low]amix=inputs=2:duration=first:normalize=0,{limit}[a]")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    ffmpeg.run(
-        [
-            *inputs, "-filter_complex", ";".join(parts), "-map", "0:v:0", "-map", "[a]",
-            "-c:v", "copy", "-c:a", "aac", "-b:a", "192k", "-t", length,
-            "-movflags", "+faststart", str(dst),
-        ],
-        duration=info.duration,
-        on_progress=on_progress,
-        exe=exe,
-    )  # fmt: skip

@@ -7,7 +7,9 @@ decision needs (profile, pixel format, bit rate, audio layout), read from the sa
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -131,16 +133,29 @@ def export(
     on_progress: ffmpeg.ProgressCallback | None = None,
     exe: str | None = None,
     threads: int | None = None,
+    faststart: bool = False,
 ) -> MediaDetails:
     """Write ``src`` as the platform's MP4: exactly WxH at its fps, H.264 High + AAC, faststart.
 
     The picture is scaled to fit and padded (letterbox/pillarbox), never cropped. A video
     stream that already conforms is copied; a missing audio stream becomes silence, so every
     export has one. The duration limit is not checked here: see :func:`check_duration`.
+
+    ``faststart``: ``src`` already has its index first (as every file :func:`stitch` writes);
+    one that conforms and has AAC sound is then the deliverable as it is, linked (or copied)
+    to ``dst`` instead of written again.
     """
     info = details(src, exe)
     if info.video_codec is None:
         raise MediaError(f"{src.name} has no video stream to export")
+    if faststart and info.audio_codec == "aac" and conforms(info, platform):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.unlink(missing_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+        return info
     inputs = ["-i", str(src)]
     if info.audio_codec is None:
         # Bounded by -t: the silent source never ends on its own.

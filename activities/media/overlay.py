@@ -1,7 +1,8 @@
 """Scene captions burnt into clips, kept inside each platform's safe area, many at once.
 
-Captions sit on a fixed, semi-transparent band (``drawbox``) whose geometry is computed here,
-so :func:`caption_box` says exactly where pixels change; the text is centred on the band.
+Captions sit on a fixed, semi-transparent band whose geometry is computed here, so
+:func:`caption_box` says exactly where pixels change; the text is centred on the band. Band
+and text are drawn once per clip (:class:`CaptionLayer`) and laid over every frame.
 The output keeps the clip's encoding parameters (:func:`export.clip_encoding`) so that
 stitching the overlaid clips can still stream-copy.
 """
@@ -42,6 +43,8 @@ PAUSE_CHARS = 4
 # Roboto Bold averages a little over half an em per character; 0.55 leaves room for capitals.
 CHAR_WIDTH_EM = 0.55
 LINE_HEIGHT_EM = 1.3
+# How much of the picture the caption band darkens.
+BAND_OPACITY = 0.55
 
 
 def _vertical(spec: PlatformSpec) -> bool:
@@ -157,9 +160,10 @@ def _between(start: float, end: float) -> str:
 
 def words_chain(
     words: Sequence[Word], spec: PlatformSpec, font: Path | None, work: Path, length: float
-) -> str:
-    """Filters drawing ``words`` karaoke style: the band, the box of the word being said
-    (under the text), and each word at its measured place while its page is on screen."""
+) -> tuple[Box, str]:
+    """Where the band goes, and the filters drawing ``words`` karaoke style over it: the box
+    of the word being said (under the text), and each word at its measured place while its
+    page is on screen."""
     placed, lines, size = place_words(words, spec, font)
     x, y, w, h = caption_box(spec, lines, size)
     pitch = round(size * LINE_HEIGHT_EM)
@@ -193,14 +197,7 @@ def words_chain(
             f":fontsize={size}:fontcolor=white:borderw=2:bordercolor=black@0.6:y_align=font"
             f":x={item.x:.0f}:y={top:.0f}:{_between(*shown[item.page])}"
         )
-    band = f"drawbox=x={x}:y={y}:w={w}:h={h}:color=black@0.55:t=fill"
-    return ",".join([band, *boxes, *texts])
-
-
-def band_filter(box: Box) -> str:
-    """The caption's semi-transparent band."""
-    x, y, w, h = box
-    return f"drawbox=x={x}:y={y}:w={w}:h={h}:color=black@0.55:t=fill"
+    return (x, y, w, h), ",".join([*boxes, *texts])
 
 
 def _text_filter(
@@ -221,66 +218,70 @@ def _text_filter(
     )
 
 
-def caption_filters(
-    caption: str, platform: PlatformSpec, text_file: Path, font: Path | None = None
-) -> str:
-    """The filters that burn ``caption`` in (band, then text), for any filter chain already at
-    the platform's frame; its text goes to ``text_file``, which must outlive the FFmpeg run.
-    An empty caption draws nothing (``""``)."""
-    lines, size = wrap_caption(caption, platform)
-    if not lines:
-        return ""
-    x, y, w, h = box = caption_box(platform, len(lines), size)
-    text_file.write_text("\n".join(lines), encoding="utf-8")
-    return f"{band_filter(box)},{_text_filter(text_file, size, font, f'{y}+({h}-text_h)/2')}"
-
-
 @dataclass(frozen=True)
-class CaptionImage:
-    """A caption's text drawn once on a transparent image, to lay at ``at`` over its band
-    (``box``); ``at`` is on even pixels, where a 4:2:0 overlay lands exactly."""
+class CaptionLayer:
+    """A caption drawn once, its band (``box``) and any text, by filter chains that make the
+    one-frame picture ``[label]``. Laid over a clip, ``overlay`` repeats it on every frame:
+    a blend per frame instead of laying out, rasterising and bordering the text (and filling
+    the band pixel by pixel) on every frame. ``at`` is on even pixels, where a 4:2:0
+    overlay lands exactly."""
 
     box: Box
     at: tuple[int, int]
-    path: Path
+    chains: str
+    label: str
+
+    def over(self, picture: str) -> str:
+        """This layer's chains, then ``[picture]`` with the layer laid over it, unterminated
+        (the caller goes on with ``,filter`` or ends it with ``[label]``)."""
+        x, y = self.at
+        return f"{self.chains};[{picture}][{self.label}]overlay={x}:{y}:format=yuv420"
 
 
-def caption_image(
+def band_layer(
+    platform: PlatformSpec, box: Box, label: str, text: tuple[Path, int, Path | None] | None = None
+) -> CaptionLayer:
+    """The band at ``box`` (black at ``BAND_OPACITY``), with ``text`` (its file, font size and
+    font) centred on it in white with a black border, as a :class:`CaptionLayer`."""
+    x, y, w, h = box
+    left, top = x - x % 2, y - y % 2
+    # drawtext on a transparent canvas keeps the text's alpha but loses its border's, so the
+    # colours (white text, black border and band) and the coverage (text 1, the border 0.6
+    # over the band's 0.55, the band alone 0.55) are drawn apart on opaque canvases and
+    # merged: laid over a frame, they compose as band-then-text would. The canvases span the
+    # frame from its top left, so the text lands where drawtext on the frame would put it.
+    canvas = f"color=black:s={platform.width}x{y + h}:r=1:d=1"
+    band = f"drawbox=x={x}:y={y}:w={w}:h={h}:color=white@{BAND_OPACITY}:t=fill"
+    colours = coverage = ""
+    if text is not None:
+        text_file, size, font = text
+        at = f"{y}+({h}-text_h)/2"
+        colours = "," + _text_filter(text_file, size, font, at, ("white", "black"))
+        coverage = "," + _text_filter(text_file, size, font, at, ("white", "white@0.6"))
+    chains = (
+        f"{canvas},format=rgb24{colours}[{label}c];{canvas},format=gray,{band}{coverage}"
+        f"[{label}m];[{label}c][{label}m]alphamerge,"
+        f"crop={x + w - left}:{y + h - top}:{left}:{top},format=rgba[{label}]"
+    )
+    return CaptionLayer(box, (left, top), chains, label)
+
+
+def caption_layer(
     caption: str,
     platform: PlatformSpec,
-    dst: Path,
+    text_file: Path,
+    label: str,
     font: Path | None = None,
-    exe: str | None = None,
-) -> CaptionImage | None:
-    """Draw ``caption``'s text (as :func:`caption_filters` does) once into the PNG ``dst``.
-
-    A long join then lays this image on each frame after :func:`band_filter`, instead of
-    laying out and rasterising the text with its border on every frame: the same pixels in
-    the same places, a fraction of the filter time. ``None`` for an empty caption.
-    """
+) -> CaptionLayer | None:
+    """``caption`` on its band, wrapped and placed in the safe area, as a layer ``[label]``;
+    its text goes to ``text_file``, which must outlive the FFmpeg run. ``None`` for an empty
+    caption."""
     lines, size = wrap_caption(caption, platform)
     if not lines:
         return None
+    text_file.write_text("\n".join(lines), encoding="utf-8")
     box = caption_box(platform, len(lines), size)
-    x, y, w, h = box
-    left, top = x - x % 2, y - y % 2
-    text = dst.with_suffix(".txt")
-    text.write_text("\n".join(lines), encoding="utf-8")
-    # drawtext on a transparent canvas keeps the text's alpha but loses its border's, so the
-    # colours (white text, black border) and the coverage (text 1, border 0.6) are drawn
-    # apart on opaque canvases and merged. The canvases span the frame from its top left, so
-    # the text lands by the very expressions (and rounding) of caption_filters.
-    canvas, at = f"color=black:s={platform.width}x{y + h}:d=1", f"{y}+({h}-text_h)/2"
-    colours = _text_filter(text, size, font, at, ("white", "black"))
-    coverage = _text_filter(text, size, font, at, ("white", "white@0.6"))
-    ffmpeg.run(
-        ["-filter_complex",
-         f"{canvas},format=rgb24,{colours}[c];{canvas},format=gray,{coverage}[m];"
-         f"[c][m]alphamerge,crop={x + w - left}:{y + h - top}:{left}:{top},format=rgba[out]",
-         "-map", "[out]", "-frames:v", "1", "-update", "1", str(dst)],
-        exe=exe,
-    )  # fmt: skip
-    return CaptionImage(box, (left, top), dst)
+    return band_layer(platform, box, label, (text_file, size, font))
 
 
 def overlay_caption(
@@ -304,17 +305,22 @@ def overlay_caption(
     dst.parent.mkdir(parents=True, exist_ok=True)
     limit = ["-threads", str(threads)] if threads else []
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".caption-") as work:
-        chain = fit_frame(platform)
         duration = ffmpeg.probe(src, exe).duration if on_progress or words else None
+        drawn = ""
         if words:
-            chain += "," + words_chain(words, platform, font, Path(work), duration or 0.0)
-        elif drawn := caption_filters(caption, platform, Path(work) / "caption.txt", font):
-            chain += f",{drawn}"
+            box, drawn = words_chain(words, platform, font, Path(work), duration or 0.0)
+            layer: CaptionLayer | None = band_layer(platform, box, "band")
+        else:
+            layer = caption_layer(caption, platform, Path(work) / "caption.txt", "caption", font)
+        graph = f"[0:v:0]{fit_frame(platform)}"
+        if layer is not None:
+            graph = f"{graph}[fitted];{layer.over('fitted')}"
+        graph += f"{',' if drawn else ''}{drawn},fps={platform.fps},format=yuv420p[v]"
         ffmpeg.run(
             [
-                *(["-filter_threads", str(threads)] if threads else []), *limit, "-i", str(src),
-                "-vf", f"{chain},fps={platform.fps},format=yuv420p",
-                "-map", "0:v:0", "-map", "0:a?", *clip_encoding(platform, threads),
+                *(["-filter_complex_threads", str(threads)] if threads else []), *limit,
+                "-i", str(src), "-filter_complex", graph,
+                "-map", "[v]", "-map", "0:a?", *clip_encoding(platform, threads),
                 "-c:a", "copy", str(dst),
             ],
             duration=duration,

@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Literal
 
 from activities.media import ffmpeg
+from activities.media.audio import Soundtrack
 from activities.media.export import MediaDetails, clip_encoding, details, fit_frame
-from activities.media.overlay import CaptionImage, band_filter, caption_image
+from activities.media.overlay import CaptionLayer, caption_layer
 from storyreel.contracts import TRANSITIONS, ClipMedia, PlatformSpec
 from storyreel.errors import BadInputError, MediaError
 
 # What asks for hard cuts instead of a transition.
 TRANSITIONLESS = frozenset({None, "", "none"})
 AUDIO_FORMAT = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
+SOUND = ["-c:a", "aac", "-b:a", "192k"]
 # Probes are mostly process start-up and waiting on the file: a few at once pay off even on
 # a small machine, and more than this gains nothing.
 PROBE_WORKERS = 8
@@ -52,6 +54,7 @@ class StitchReport:
     has_audio: bool
     seconds: float
     durations: tuple[float, ...] = ()
+    poster_at: float = 0.0
 
     def scene_spans(self) -> list[tuple[float, float]]:
         """``(start, end)`` of each scene's own time in the result: from where it starts until
@@ -72,6 +75,19 @@ def scene_starts(durations: Sequence[float], transition_seconds: float) -> list[
         starts.append(clock)
         clock += duration - transition_seconds
     return starts
+
+
+def poster_frame(spans: Sequence[tuple[float, float]], transition_seconds: float, fps: int) -> int:
+    """The frame that represents the video: the middle of the scene playing at the video's
+    midpoint, clear of its fade-in (never inside a crossfade)."""
+    middle = spans[-1][1] / 2
+    moment = middle
+    for index, (start, end) in enumerate(spans):
+        if start <= middle < end:
+            clear = start + (transition_seconds if index else 0.0)  # after its fade-in
+            moment = (min(clear, end) + end) / 2
+            break
+    return round(moment * fps)
 
 
 def clip_media(info: MediaDetails) -> ClipMedia:
@@ -144,22 +160,23 @@ def _graph(
     spec: PlatformSpec,
     transition: str | None,
     seconds: float,
-    captions: Sequence[CaptionImage | None],
+    captions: Sequence[CaptionLayer | None],
+    sound: str = "a",
 ) -> tuple[str, bool]:
-    """A filter graph ending in ``[v]`` (and ``[a]`` if any clip has sound).
+    """A filter graph ending in ``[v]`` (and ``[sound]`` if any clip has sound).
 
-    Each clip's caption (``None``: none) is drawn where the overlay step draws it: its band,
-    then its pre-drawn text image, whose inputs follow the clips' in the order given."""
+    Each clip's caption (``None``: none) is drawn as the overlay step draws it: its layer
+    (band and text, drawn once in this same graph) laid over every frame."""
     with_audio = any(info.audio_codec for info in infos)
     parts = []
-    image = len(infos)
     for index, (info, caption) in enumerate(zip(infos, captions, strict=True)):
-        chain = f"[{index}:v:0]{fit_frame(spec)}"
+        # A clip already at the platform's size only loses its aspect flag (a no-op scale
+        # and pad still cost a frame copy each, for every frame).
+        framed = (info.width, info.height) == (spec.width, spec.height)
+        chain = f"[{index}:v:0]{'setsar=1' if framed else fit_frame(spec)}"
         if caption is not None:
-            x, y = caption.at
-            parts.append(f"{chain},{band_filter(caption.box)}[b{index}]")
-            chain = f"[b{index}][{image}:v]overlay={x}:{y}:format=yuv420"
-            image += 1
+            parts.append(f"{chain}[b{index}]")
+            chain = caption.over(f"b{index}")
         parts.append(f"{chain},fps={spec.fps},format=yuv420p,setpts=PTS-STARTPTS[v{index}]")
         if not with_audio:
             continue
@@ -176,13 +193,13 @@ def _graph(
             )
     if transition is None:
         streams = "".join(f"[v{i}]" + (f"[a{i}]" if with_audio else "") for i in range(len(infos)))
-        outputs = "[v][a]" if with_audio else "[v]"
+        outputs = f"[v][{sound}]" if with_audio else "[v]"
         parts.append(f"{streams}concat=n={len(infos)}:v=1:a={int(with_audio)}{outputs}")
         return ";".join(parts), with_audio
     video, audio, clock = "v0", "a0", infos[0].duration
     for index in range(1, len(infos)):
         last = index == len(infos) - 1
-        joined_video, joined_audio = ("v", "a") if last else (f"xv{index}", f"xa{index}")
+        joined_video, joined_audio = ("v", sound) if last else (f"xv{index}", f"xa{index}")
         parts.append(
             f"[{video}][v{index}]xfade=transition={transition}:duration={seconds:.3f}"
             f":offset={clock - seconds:.3f}[{joined_video}]"
@@ -194,21 +211,14 @@ def _graph(
     return ";".join(parts), with_audio
 
 
-def _caption_images(
-    texts: Sequence[str], spec: PlatformSpec, work: Path, font: Path | None, exe: str | None
-) -> list[CaptionImage | None]:
-    """Each caption's text drawn once (side by side: each is an FFmpeg start-up and one frame)."""
-    if not any(texts):
-        return [None] * len(texts)
-    with ThreadPoolExecutor(min(len(texts), PROBE_WORKERS)) as pool:
-        return list(
-            pool.map(
-                lambda index: caption_image(
-                    texts[index], spec, work / f"caption-{index}.png", font, exe
-                ),
-                range(len(texts)),
-            )
-        )
+def _caption_layers(
+    texts: Sequence[str], spec: PlatformSpec, work: Path, font: Path | None
+) -> list[CaptionLayer | None]:
+    """Each clip's caption as a layer drawn inside the join's own graph (no run of its own)."""
+    return [
+        caption_layer(text, spec, work / f"caption-{index}.txt", f"caption{index}", font)
+        for index, text in enumerate(texts)
+    ]
 
 
 def stitch(
@@ -224,6 +234,7 @@ def stitch(
     known: Sequence[MediaDetails | None] | None = None,
     captions: Sequence[str | None] | None = None,
     font: Path | None = None,
+    soundtrack: Soundtrack | None = None,
 ) -> StitchReport:
     """Join ``clips`` in the given order into ``dst`` at the platform's size and rate.
 
@@ -239,6 +250,10 @@ def stitch(
     as :func:`overlay.overlay_caption` draws them: a join that re-encodes anyway (a transition)
     then costs one encode instead of a captioning encode per clip plus the join's. Captions
     rule out a stream copy.
+
+    ``soundtrack`` (speech per clip, music) is mixed over the clips' own sound in the same
+    run, each scene's speech from where the scene starts: the result then always has sound,
+    and needs no mixing pass of its own. A stream copy copies the picture only.
     """
     if not clips:
         raise BadInputError("no clips to stitch")
@@ -258,24 +273,46 @@ def stitch(
     seconds = 0.0
     if transition is not None:
         seconds = min(transition_seconds, min(info.duration for info in infos) / 2)
-    expected = expected_duration([info.duration for info in infos], seconds)
+    durations = [info.duration for info in infos]
+    expected = expected_duration(durations, seconds)
+    starts = scene_starts(durations, seconds)
+    spans = list(zip(starts, [*starts[1:], expected], strict=True))
+    poster = poster_frame(spans, seconds, platform.fps)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".stitch-") as work:
         mode: Literal["copy", "reencode", "xfade"]
         if transition is None and not any(texts) and _uniform(infos, platform):
             mode, with_audio = "copy", infos[0].audio_codec is not None
             listing = _listing(clips, Path(work) / "clips.txt")
-            args = ["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy"]
+            args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
+            if soundtrack is None:
+                args += ["-map", "0", "-c", "copy"]
+            else:
+                own = "0:a:0" if with_audio else None
+                extra, chains = soundtrack.graph(1, own, spans)
+                args += [
+                    *extra, "-filter_complex", ";".join(chains), "-map", "0:v:0", "-map", "[a]",
+                    "-c:v", "copy", *SOUND,
+                ]  # fmt: skip
+                with_audio = True
         else:
             mode = "reencode" if transition is None else "xfade"
-            images = _caption_images(texts, platform, Path(work), font, exe)
-            graph, with_audio = _graph(infos, platform, transition, seconds, images)
+            layers = _caption_layers(texts, platform, Path(work), font)
+            sound = "a" if soundtrack is None else "clips"
+            graph, with_audio = _graph(infos, platform, transition, seconds, layers, sound)
             inputs = [arg for clip in clips for arg in ("-i", str(clip))]
-            inputs += [arg for image in images if image for arg in ("-i", str(image.path))]
-            audio = ["-map", "[a]", "-c:a", "aac", "-b:a", "192k"] if with_audio else []
+            if soundtrack is not None:
+                extra, chains = soundtrack.graph(len(clips), sound if with_audio else None, spans)
+                inputs += extra
+                graph = ";".join([graph, *chains])
+                with_audio = True
+            audio = ["-map", "[a]", *SOUND] if with_audio else []
+            # A keyframe on the poster frame: grabbing the thumbnail then decodes a frame or
+            # two, not everything since the last keyframe (up to 250 frames at 1080x1920).
             args = [
                 *inputs, "-filter_complex", graph, "-map", "[v]",
-                *clip_encoding(platform, threads), *audio,
+                *clip_encoding(platform, threads), "-force_key_frames", f"expr:eq(n,{poster})",
+                *audio,
             ]  # fmt: skip
         written = ffmpeg.run(
             [*args, "-movflags", "+faststart", str(dst)],
@@ -302,5 +339,8 @@ def stitch(
         transition_seconds=seconds,
         has_audio=with_audio,
         seconds=time.monotonic() - began,
-        durations=tuple(info.duration for info in infos),
+        durations=tuple(durations),
+        # Just after the poster frame starts: a seek there lands on its keyframe, whatever
+        # the rounding of the time given to FFmpeg, and yields the frame after it.
+        poster_at=min((poster + 0.5) / platform.fps, max(0.0, duration - 1 / platform.fps)),
     )

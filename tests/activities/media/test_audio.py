@@ -1,4 +1,5 @@
-"""Narration placed on the scene timeline, TTS adapters, and the ducked music mix."""
+"""Narration placed on the scene timeline, TTS adapters, and the stitch's sound mix (speech,
+the clips' own sound, a music bed ducked under the voice)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from activities.media.audio import (
     EspeakTTS,
     OpenAITTS,
     SilentTTS,
+    Soundtrack,
     close_tts,
     make_tts,
-    mix,
     narration_track,
     speech_seconds,
 )
+from activities.media.stitch import stitch
 from storyreel.errors import MediaError, ProviderError, ProviderRefusedError
 
 from .helpers import SMALL, make_clip, samples, tone_level
@@ -141,39 +143,63 @@ def test_real_espeak(tmp_path: Path) -> None:
     assert ffmpeg.probe(track).duration == pytest.approx(2.5, abs=0.05)
 
 
-def test_every_mix_has_aac_sound_as_long_as_the_picture(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transition", [None, "fade"])
+def test_every_stitch_with_a_soundtrack_has_aac_sound_as_long_as_the_picture(
+    tmp_path: Path, transition: str | None
+) -> None:
     silent = make_clip(tmp_path / "silent.mp4", SMALL, 1.5, "red")
     sounding = make_clip(tmp_path / "sounding.mp4", SMALL, 1.5, "red", audio=True)
     music = tone(tmp_path / "music.wav", 1000, 0.5)  # shorter than the video: loops
-    narration = tone(tmp_path / "voice.wav", 300, 3.0)  # longer: cut
-    for video, voice, bed in [
+    voice = tone(tmp_path / "voice.wav", 300, 3.0)  # longer than its scene: cut
+    for clip, speech, bed in [
         (silent, None, None), (sounding, None, None), (silent, None, music),
-        (silent, narration, None), (sounding, narration, music),
+        (silent, voice, None), (sounding, voice, music),
     ]:  # fmt: skip
-        out = tmp_path / "out.mp4"
-        mix(video, out, voice, bed)
-        info = ffmpeg.probe(out)
-        assert (info.video_codec, info.audio_codec) == ("h264", "aac"), (video, voice, bed)
-        assert info.duration == pytest.approx(1.5, abs=0.06)
-        level = tone_level(samples(out), 0.6, 1.2, 1000)
-        assert (level > 50) == (bed is not None), (voice, bed, level)  # music loops to the end
+        track = Soundtrack([speech, None], bed)
+        joined = stitch([clip, clip], tmp_path / "out.mp4", SMALL, transition=transition,
+                        soundtrack=track)  # fmt: skip
+        assert joined.mode == ("copy" if transition is None else "xfade")
+        info = ffmpeg.probe(joined.path)
+        assert (info.video_codec, info.audio_codec) == ("h264", "aac"), (clip, speech, bed)
+        assert info.duration == pytest.approx(joined.expected_duration, abs=0.06)
+        sound = samples(joined.path)
+        end = joined.expected_duration
+        level = tone_level(sound, end - 0.9, end - 0.2, 1000)
+        assert (level > 50) == (bed is not None), (speech, bed, level)  # music loops to the end
+        said = tone_level(sound, 0.2, 0.8, 300)
+        assert (said > 50) == (speech is not None), (speech, bed, said)  # scene 1 speaks
+        # Scene 2 says nothing: scene 1's speech stops where scene 2 starts.
+        assert tone_level(sound, end - 0.9, end - 0.2, 300) < 50
+        if clip is sounding and bed is None and speech is None:
+            assert tone_level(sound, 0.2, 0.8, 330) > 50  # the clips' own sound stays
 
 
 @pytest.mark.parametrize("duck", [True, False])
 def test_music_ducks_under_the_voice(tmp_path: Path, duck: bool) -> None:
-    video = make_clip(tmp_path / "v.mp4", SMALL, 3.0, "red")
+    clips = [
+        make_clip(tmp_path / "one.mp4", SMALL, 1.0, "red"),
+        make_clip(tmp_path / "two.mp4", SMALL, 2.0, "blue"),
+    ]
     music = tone(tmp_path / "music.wav", 1000, 3.0, volume=0.8)
-    voice = narration_track([(0.0, 1.0, "speak")], tmp_path / "voice.wav", ToneTTS(), total=3.0)
-    out = tmp_path / "out.mp4"
-    mix(video, out, voice, music, duck=duck)
-    signal = samples(out)
+    speech = ToneTTS().synthesize("speak", tmp_path / "voice.wav")
+    track = Soundtrack([speech, None], music, duck=duck, music_volume=0.35)
+    joined = stitch(clips, tmp_path / "out.mp4", SMALL, transition=None, soundtrack=track)
+    signal = samples(joined.path)
     under_voice = tone_level(signal, 0.3, 0.9, 1000)
     alone = tone_level(signal, 2.0, 2.8, 1000)
     assert tone_level(signal, 0.3, 0.9, 300) > 300  # the voice is there
+    assert tone_level(signal, 1.2, 2.8, 300) < 50  # and cut where its scene ends
     if duck:
         assert under_voice < alone / 3
     else:
         assert under_voice == pytest.approx(alone, rel=0.2)
+
+
+def test_a_soundtrack_needs_speech_for_every_scene(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "one.mp4", SMALL, 1.0, "red")
+    voice = tone(tmp_path / "voice.wav", 300, 0.5)
+    with pytest.raises(MediaError, match="speech for 1 scenes given for 2"):
+        stitch([clip, clip], tmp_path / "out.mp4", SMALL, soundtrack=Soundtrack([voice]))
 
 
 def test_make_tts_picks_the_configured_voice(

@@ -1,6 +1,6 @@
 """The finishing chain end to end at every platform's real size.
 
-overlay -> stitch (without and with a transition) -> narration -> music mix -> export ->
+overlay -> stitch (without and with a transition, then with narration and music) -> export ->
 thumbnail, each output probed: resolution, codecs, duration against the formula, faststart.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from activities.media import ffmpeg
-from activities.media.audio import SilentTTS, mix, narration_track
+from activities.media.audio import SilentTTS, Soundtrack
 from activities.media.export import check_duration, details, export, thumbnail
 from activities.media.overlay import OverlayJob, caption_box, overlay_all, wrap_caption
 from activities.media.stitch import expected_duration, scene_starts, stitch
@@ -86,19 +86,23 @@ def test_finishing_chain(platform: Platform, tmp_path: Path) -> None:
     second = rgb_frame(faded.path, starts[1] + 0.75, corner)  # after the fade-in ends
     assert (dominant(first), dominant(second)) == ("red", "blue")
 
-    narration = narration_track(
-        [(s, d, c) for s, d, c in zip(starts, DURATIONS, CAPTIONS, strict=True)],
-        tmp_path / "narration.wav",
-        SilentTTS(),
-        total=faded.duration,
-    )
-    assert ffmpeg.probe(narration).duration == pytest.approx(faded.duration, abs=0.05)
+    # The same join with its sound: each scene's speech and a music bed, in the one run.
+    speech = [
+        SilentTTS().synthesize(c, tmp_path / f"speech-{n}.wav") for n, c in enumerate(CAPTIONS)
+    ]
     music = tmp_path / "music.wav"
     ffmpeg.run(["-f", "lavfi", "-i", "sine=f=220:d=1", str(music)])  # shorter: must loop
-    mixed = tmp_path / "mixed.mp4"
-    mix(faded.path, mixed, narration, music)
+    sounded = stitch(
+        captioned, tmp_path / "sounded.mp4", spec, transition="fade",
+        soundtrack=Soundtrack(speech, music),
+    )  # fmt: skip
+    assert sounded.has_audio and sounded.duration == pytest.approx(expected, abs=0.1)
 
-    final = export(mixed, tmp_path / "final.mp4", spec)
+    final = export(sounded.path, tmp_path / "final.mp4", spec)
+    # What the stitch wrote already is the deliverable: export links it instead of a rewrite.
+    as_is = export(sounded.path, tmp_path / "as-is.mp4", spec, faststart=True)
+    assert (tmp_path / "as-is.mp4").read_bytes() == sounded.path.read_bytes()
+    assert as_is.model_dump(exclude={"size_bytes"}) == final.model_dump(exclude={"size_bytes"})
     check_duration(final.duration, platform)
     assert (final.width, final.height, final.fps) == (spec.width, spec.height, 30.0)
     assert (final.video_codec, final.audio_codec) == ("h264", "aac")

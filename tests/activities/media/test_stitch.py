@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,25 @@ def test_captions_drawn_in_the_join_look_as_the_overlay_step_draws_them(tmp_path
         assert mean_difference(drawn, rgb_frame(clip, 0.5, box)) > 15
     with pytest.raises(BadInputError, match="1 captions given to stitch 2 clips"):
         stitch(clips, tmp_path / "bad.mp4", SMALL, captions=["one"])
+
+
+def keyframe_times(video: Path) -> list[float]:
+    """When each keyframe of ``video`` is shown (decoding keyframes only)."""
+    log = subprocess.run(
+        [ffmpeg.ffmpeg_exe(), "-hide_banner", "-skip_frame", "nokey", "-i", str(video),
+         "-vf", "showinfo", "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    ).stderr  # fmt: skip
+    return [float(time) for time in re.findall(r"pts_time:([\d.]+)", log)]
+
+
+def test_the_poster_frame_is_a_keyframe_clear_of_any_crossfade(tmp_path: Path) -> None:
+    colours = ("red", "blue", "green")
+    clips = [make_clip(tmp_path / f"{n}.mp4", SMALL, 1.0, c) for n, c in enumerate(colours)]
+    joined = stitch(clips, tmp_path / "out.mp4", SMALL, transition="fade", transition_seconds=0.4)
+    # The middle scene (0.6-1.2 s) plays at the midpoint (1.1 s); clear of its fade from 1.0 s.
+    assert 1.0 < joined.poster_at < 1.2
+    poster = (joined.poster_at * SMALL.fps) // 1 / SMALL.fps  # where that frame starts
+    assert any(abs(time - poster) < 0.002 for time in keyframe_times(joined.path))
+    red, green, blue = mean_colour(rgb_frame(joined.path, joined.poster_at, (0, 0, 64, 64)))
+    assert blue > 200 and red < 30 and green < 30, "a pure frame of scene 2, not a blend"
