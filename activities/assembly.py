@@ -200,6 +200,7 @@ class AssemblyActivities:
                         exe=self.ffmpeg_exe,
                         threads=self.options.threads,
                         faststart=True,
+                        known=joined.output,
                     )
                     check_duration(info.duration, request.platform)
                 with steps("upload"):

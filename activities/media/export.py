@@ -104,9 +104,14 @@ def clip_encoding(spec: PlatformSpec, threads: int | None = None) -> list[str]:
     ]  # fmt: skip
 
 
-def fit_frame(spec: PlatformSpec) -> str:
-    """Filters putting any picture on the platform's frame: scaled to fit, padded, never cropped."""
+def fit_frame(spec: PlatformSpec, size: tuple[int | None, int | None] | None = None) -> str:
+    """Filters putting any picture on the platform's frame: scaled to fit, padded, never cropped.
+
+    A picture whose ``size`` is known to be the frame's only loses its aspect flag: a no-op
+    scale and pad still cost a copy of every frame."""
     width, height = spec.width, spec.height
+    if size == (width, height):
+        return "setsar=1"
     return (
         f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
         f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1"
@@ -134,6 +139,7 @@ def export(
     exe: str | None = None,
     threads: int | None = None,
     faststart: bool = False,
+    known: MediaDetails | None = None,
 ) -> MediaDetails:
     """Write ``src`` as the platform's MP4: exactly WxH at its fps, H.264 High + AAC, faststart.
 
@@ -143,9 +149,9 @@ def export(
 
     ``faststart``: ``src`` already has its index first (as every file :func:`stitch` writes);
     one that conforms and has AAC sound is then the deliverable as it is, linked (or copied)
-    to ``dst`` instead of written again.
+    to ``dst`` instead of written again. ``known``: ``src``'s details, already probed.
     """
-    info = details(src, exe)
+    info = known or details(src, exe)
     if info.video_codec is None:
         raise MediaError(f"{src.name} has no video stream to export")
     if faststart and info.audio_codec == "aac" and conforms(info, platform):

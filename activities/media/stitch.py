@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from activities.media import ffmpeg
-from activities.media.audio import Soundtrack
+from activities.media.audio import AUDIO_FORMAT, Soundtrack
 from activities.media.export import MediaDetails, clip_encoding, details, fit_frame
 from activities.media.overlay import CaptionLayer, caption_layer
 from storyreel.contracts import TRANSITIONS, ClipMedia, PlatformSpec
@@ -29,7 +29,6 @@ from storyreel.errors import BadInputError, MediaError
 
 # What asks for hard cuts instead of a transition.
 TRANSITIONLESS = frozenset({None, "", "none"})
-AUDIO_FORMAT = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
 SOUND = ["-c:a", "aac", "-b:a", "192k"]
 # Probes are mostly process start-up and waiting on the file: a few at once pay off even on
 # a small machine, and more than this gains nothing.
@@ -40,8 +39,9 @@ PROBE_WORKERS = 8
 class StitchReport:
     """How the clips were joined and how long the result is (measured vs the formula).
 
-    ``duration`` is probed from a re-encoded result; a stream copy's comes from the clips
-    and FFmpeg's own account of what it wrote (within a frame of a probe).
+    ``duration`` is probed from a re-encoded result (``output`` holds what the probe said);
+    a stream copy's comes from the clips and FFmpeg's own account of what it wrote (within a
+    frame of a probe).
     """
 
     path: Path
@@ -55,12 +55,12 @@ class StitchReport:
     seconds: float
     durations: tuple[float, ...] = ()
     poster_at: float = 0.0
+    output: MediaDetails | None = None
 
     def scene_spans(self) -> list[tuple[float, float]]:
         """``(start, end)`` of each scene's own time in the result: from where it starts until
         the next one starts (a crossfade belongs to the scene fading in)."""
-        starts = scene_starts(self.durations, self.transition_seconds)
-        return list(zip(starts, [*starts[1:], self.duration], strict=True))
+        return scene_spans(self.durations, self.transition_seconds, self.duration)
 
 
 def expected_duration(durations: Sequence[float], transition_seconds: float) -> float:
@@ -75,6 +75,15 @@ def scene_starts(durations: Sequence[float], transition_seconds: float) -> list[
         starts.append(clock)
         clock += duration - transition_seconds
     return starts
+
+
+def scene_spans(
+    durations: Sequence[float], transition_seconds: float, end: float
+) -> list[tuple[float, float]]:
+    """``(start, end)`` of each scene: from where it starts until the next one does (the last
+    until ``end``)."""
+    starts = scene_starts(durations, transition_seconds)
+    return list(zip(starts, [*starts[1:], end], strict=True))
 
 
 def poster_frame(spans: Sequence[tuple[float, float]], transition_seconds: float, fps: int) -> int:
@@ -170,10 +179,7 @@ def _graph(
     with_audio = any(info.audio_codec for info in infos)
     parts = []
     for index, (info, caption) in enumerate(zip(infos, captions, strict=True)):
-        # A clip already at the platform's size only loses its aspect flag (a no-op scale
-        # and pad still cost a frame copy each, for every frame).
-        framed = (info.width, info.height) == (spec.width, spec.height)
-        chain = f"[{index}:v:0]{'setsar=1' if framed else fit_frame(spec)}"
+        chain = f"[{index}:v:0]{fit_frame(spec, (info.width, info.height))}"
         if caption is not None:
             parts.append(f"{chain}[b{index}]")
             chain = caption.over(f"b{index}")
@@ -275,8 +281,7 @@ def stitch(
         seconds = min(transition_seconds, min(info.duration for info in infos) / 2)
     durations = [info.duration for info in infos]
     expected = expected_duration(durations, seconds)
-    starts = scene_starts(durations, seconds)
-    spans = list(zip(starts, [*starts[1:], expected], strict=True))
+    spans = scene_spans(durations, seconds, expected)
     poster = poster_frame(spans, seconds, platform.fps)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".stitch-") as work:
@@ -321,6 +326,7 @@ def stitch(
             exe=exe,
             end_time=mode == "copy",
         )
+    output: MediaDetails | None = None
     if mode == "copy":
         # The concat demuxer lays each clip after the previous one's whole duration, so the
         # result lasts their sum; FFmpeg's last out_time says the same, or a bit more when the
@@ -328,7 +334,8 @@ def stitch(
         # Either way within a frame of a probe of the output, without paying for one.
         duration = max(expected, written or 0.0)
     else:
-        duration = ffmpeg.probe(dst, exe).duration
+        output = details(dst, exe)  # what the export would probe again otherwise
+        duration = output.duration
     return StitchReport(
         path=dst,
         mode=mode,
@@ -343,4 +350,5 @@ def stitch(
         # Just after the poster frame starts: a seek there lands on its keyframe, whatever
         # the rounding of the time given to FFmpeg, and yields the frame after it.
         poster_at=min((poster + 0.5) / platform.fps, max(0.0, duration - 1 / platform.fps)),
+        output=output,
     )

@@ -44,7 +44,7 @@ from activities.media import ffmpeg
 from activities.media.audio import narration_track
 from activities.media.export import details
 from activities.media.overlay import LINE_HEIGHT_EM, caption_box, wrap_caption
-from activities.media.stitch import clip_media, expected_duration, scene_starts
+from activities.media.stitch import clip_media, expected_duration, scene_spans, scene_starts
 from activities.providers import LocalClipProvider
 from activities.providers.base import ClipJob
 from storyreel.contracts import PLATFORMS, AssemblyClip, Platform, StitchInput
@@ -128,11 +128,10 @@ class Finish:
 
     def _narration(self) -> Path:
         """The narration the assembly makes, made once for the other two sides."""
-        starts = scene_starts(self.durations, self.overlap)
-        ends = [*starts[1:], self.length]
+        spans = scene_spans(self.durations, self.overlap, self.length)
         scenes = [
             (start, max(0.1, end - start), text)
-            for start, end, text in zip(starts, ends, self.captions, strict=True)
+            for (start, end), text in zip(spans, self.captions, strict=True)
         ]
         return narration_track(scenes, self.work / "narration.wav", self.tts, total=self.length)
 
