@@ -244,6 +244,11 @@ class GenerationRequest(BaseModel):
         description="When queues are busy, interactive work is dispatched before batch work. "
         "Default: interactive for POST /v1/generations, batch for the items of a batch.",
     )
+    clip_audio: Literal["keep", "duck", "drop"] = Field(
+        default="duck",
+        description="The sound of models that make their own (Veo 3, ...): kept as made, "
+        "ducked under the narration, or dropped.",
+    )
 
     @field_validator("transition")
     @classmethod
@@ -510,6 +515,14 @@ class ClipResult(BaseModel):
     cost: float = 0.0
     # None from workers (and histories) older than the field: the assembly then probes.
     media: ClipMedia | None = None
+    billed_seconds: float | None = Field(
+        default=None, description="The clip length asked of (and billed by) the provider."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the clip lacks of what was asked (a storyboard the model cannot "
+        "take, a scene longer than the model makes): the run's warnings too.",
+    )
 
 
 class AssemblyClip(BaseModel):
@@ -539,6 +552,7 @@ class StitchInput(BaseModel):
     music: str | None = None
     transition: str | None = None
     transition_seconds: float = 0.5
+    clip_audio: Literal["keep", "duck", "drop"] = "duck"
 
 
 class StitchResult(BaseModel):

@@ -12,14 +12,36 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Price(BaseModel):
-    """What a provider charges: per second of output video and/or per second of compute."""
+    """What a provider charges for one clip: per second of output video, per second of compute,
+    or a fixed price per clip length (``per_clip``: ``{"5": 1.40, "10": 2.80}``); clips with the
+    model's own sound may cost ``per_second_audio`` instead of ``per_second``."""
 
     per_second: float = Field(default=0.0, ge=0)
     per_predict_second: float = Field(default=0.0, ge=0)
+    per_clip: dict[str, float] = Field(
+        default_factory=dict, description="Price of one clip by its length in seconds ('5')."
+    )
+    per_second_audio: float | None = Field(
+        default=None, ge=0, description="Per second of video when the clip has sound."
+    )
 
-    def cost(self, video_seconds: float, predict_seconds: float | None) -> float:
+    def cost(
+        self, video_seconds: float, predict_seconds: float | None = None, audio: bool = False
+    ) -> float:
+        """What a clip of ``video_seconds`` (billed length) costs."""
         compute = predict_seconds if predict_seconds is not None else video_seconds
-        return round(self.per_second * video_seconds + self.per_predict_second * compute, 6)
+        per_second = self.per_second
+        if audio and self.per_second_audio is not None:
+            per_second = self.per_second_audio
+        flat = self._clip_price(video_seconds)
+        return round(flat + per_second * video_seconds + self.per_predict_second * compute, 6)
+
+    def _clip_price(self, seconds: float) -> float:
+        if not self.per_clip:
+            return 0.0
+        lengths = sorted((float(length), price) for length, price in self.per_clip.items())
+        # The price of the shortest listed length that covers the clip (else the longest).
+        return next((price for length, price in lengths if length + 1e-3 >= seconds), lengths[-1][1])
 
     def estimate_per_second(self) -> float:
         return self.per_second + self.per_predict_second

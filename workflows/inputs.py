@@ -95,4 +95,5 @@ def stitch_input(request: GenerationInput, state: GenerationState) -> StitchInpu
         music=request.music,
         transition=request.transition,
         transition_seconds=request.transition_seconds,
+        clip_audio=request.clip_audio,
     )

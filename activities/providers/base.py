@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from storyreel.catalogue import ModelSpec
 from storyreel.contracts import ClipStatus, PlatformSpec, PredictionUpdate
 
 Report = Callable[[ClipStatus, float], None]
@@ -52,6 +53,17 @@ class ClipJob:
     seed: int
     image: Path | None
     workdir: Path
+    spec: ModelSpec | None = None
+    """What the model takes and makes (the catalogue's entry, or read from the provider's
+    published schema); None: a provider without per-model facts (local)."""
+    audio: bool = True
+    """Whether the model's own sound is wanted (False: ask for none where it is a switch)."""
+
+    def clip_seconds(self) -> float:
+        """The clip length to ask for: the shortest the model makes that covers the scene."""
+        if self.spec is None:
+            return self.duration
+        return self.spec.durations.covering(self.duration)
 
 
 @dataclass(frozen=True)
