@@ -11,9 +11,8 @@ import argparse
 import asyncio
 import functools
 import logging
-import os
 import signal
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -30,20 +29,13 @@ from activities.clips import ClipActivities
 from activities.llm_planner import LLMPlanner
 from activities.media.audio import TTS, close_tts, make_tts
 from activities.planning import plan_generation
-from activities.providers import ClipProvider, ImageProvider, LocalClipProvider, LocalImageProvider
-from activities.providers.fal import FalClipProvider
-from activities.providers.fal_api import FalClient
-from activities.providers.replicate import ReplicateClipProvider, ReplicateImageProvider
-from activities.providers.replicate_api import ReplicateClient
-from activities.providers.runware import RunwareClipProvider
-from activities.providers.runware_api import RunwareClient
-from activities.providers.veo import VeoClipProvider
-from activities.providers.veo_api import VeoClient
+from activities.providers import ClipProvider, ImageProvider, registry
 from activities.records import RecordActivities
 from activities.storyboard import StoryboardActivities
 from storyreel.db import Records, open_records
 from storyreel.logs import configure_logging
 from storyreel.metrics import WorkerMetrics, new_registry
+from storyreel.providers import PROVIDERS, enabled_providers
 from storyreel.settings import Settings, get_settings
 from storyreel.storage import Storage, storage_from_settings
 from storyreel.temporal import connect, exit_after
@@ -54,93 +46,39 @@ from workflows.generation import VideoGenerationWorkflow
 log = logging.getLogger("storyreel.worker")
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
-PROVIDER_HINTS = {
-    "fal": "set FAL_KEY (or STORYREEL_FAL_QUEUE_URL)",
-    "replicate": "set REPLICATE_API_TOKEN",
-    "simulator": "set STORYREEL_SIMULATOR_URL",
-    "runware": "set RUNWARE_API_KEY",
-    "veo": "set GEMINI_API_KEY",
-}
 
 
 def local_providers(
     settings: Settings, executor: Executor
 ) -> tuple[dict[str, ClipProvider], dict[str, ImageProvider]]:
     """The embedded FFmpeg providers, rendering on the worker's executor."""
-    clips: dict[str, ClipProvider] = {
-        "local": LocalClipProvider(
-            settings.font_file, settings.ffmpeg_path, settings.ffmpeg_threads, executor
-        )
-    }
-    images: dict[str, ImageProvider] = {
-        "local": LocalImageProvider(settings.font_file, settings.ffmpeg_path, executor)
-    }
-    return clips, images
+    built = registry.build(PROVIDERS["local"], settings, executor)
+    assert built.images is not None
+    return {"local": built.clips}, {"local": built.images}
 
 
 def default_queues(settings: Settings) -> list[str]:
-    """Every queue this machine can serve: local clips, plus the remote providers configured."""
-    queues = ["workflows", "media", "clips:local"]
-    queues += [f"clips:{name}" for name, _ in remote_clients(settings)]
-    queues += [f"clips:{name}" for name in other_providers()]
-    return queues
-
-
-def other_providers(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Clip providers with their own protocol whose keys are set."""
-    env = os.environ if environ is None else environ
-    return [
-        name
-        for name, key in (("runware", "RUNWARE_API_KEY"), ("veo", "GEMINI_API_KEY"))
-        if env.get(key)
-    ]
-
-
-def remote_clients(settings: Settings) -> list[tuple[str, ReplicateClient]]:
-    """Replicate-protocol clients: the simulator when configured, Replicate with a token."""
-    clients: list[tuple[str, ReplicateClient]] = []
-    if settings.simulator_url:
-        clients.append(
-            (
-                "simulator",
-                ReplicateClient(
-                    settings.simulator_url,
-                    "simulator",
-                    poll_interval=settings.replicate_poll_interval,
-                ),
-            )
-        )
-    if os.environ.get("REPLICATE_API_TOKEN"):
-        clients.append(
-            ("replicate", ReplicateClient.from_env(poll_interval=settings.replicate_poll_interval))
-        )
-    return clients
+    """Every queue this machine can serve: the workflow, media, and the clips of every provider
+    its settings switch on (the registry says which setting switches each on)."""
+    return ["workflows", "media", *(f"clips:{spec.name}" for spec in enabled_providers(settings))]
 
 
 @asynccontextmanager
 async def open_providers(
     settings: Settings, executor: Executor
 ) -> AsyncIterator[tuple[dict[str, ClipProvider], dict[str, ImageProvider]]]:
-    """Local providers plus every configured remote one; HTTP clients close on exit."""
-    clips, images = local_providers(settings, executor)
+    """Every provider the settings switch on, built as the registry says; clients close on
+    exit."""
+    clips: dict[str, ClipProvider] = {}
+    images: dict[str, ImageProvider] = {}
     async with AsyncExitStack() as stack:
-        for name, client in remote_clients(settings):
-            await stack.enter_async_context(client)
-            clips[name] = ReplicateClipProvider(client)
-            images[name] = ReplicateImageProvider(client)
-        configured = other_providers()
-        if "fal" in configured:
-            fal = FalClient.from_env(poll_interval=settings.replicate_poll_interval)
-            stack.push_async_callback(fal.aclose)
-            clips["fal"] = FalClipProvider(fal)
-        if "runware" in configured:
-            runware = RunwareClient.from_env()
-            stack.push_async_callback(runware.aclose)
-            clips["runware"] = RunwareClipProvider(runware)
-        if "veo" in configured:
-            veo = VeoClient.from_env()
-            stack.push_async_callback(veo.aclose)
-            clips["veo"] = VeoClipProvider(veo)
+        for spec in enabled_providers(settings):
+            built = registry.build(spec, settings, executor)
+            if built.close is not None:
+                stack.push_async_callback(built.close)
+            clips[spec.name] = built.clips
+            if built.images is not None:
+                images[spec.name] = built.images
         yield clips, images
 
 
@@ -241,7 +179,8 @@ def build_workers(
             )
         elif kind == "clips" and provider:
             if provider not in clip_providers:
-                hint = PROVIDER_HINTS.get(provider, "unknown provider")
+                spec = PROVIDERS.get(provider)
+                hint = spec.hint if spec is not None else f"use one of {', '.join(PROVIDERS)}"
                 raise ValueError(f"no {provider!r} clip provider here: {hint}")
             clips = ClipActivities(
                 storage, clip_providers, work_root, settings.ffmpeg_path, settings.price

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Literal
@@ -23,6 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.service import ID_PATTERN
 from storyreel.contracts import ClipStatus, PredictionPhase, PredictionSignal, PredictionUpdate
 from storyreel.db import Records
+from storyreel.providers import enabled_providers
 from storyreel.settings import Settings
 from storyreel.webhooks.base import WebhookRejectedError, WebhookVerifier
 from storyreel.webhooks.fal import DEFAULT_JWKS_URL, FalWebhookVerifier
@@ -32,7 +32,6 @@ log = logging.getLogger("storyreel.api.webhooks")
 
 MAX_BODY_BYTES = 1 << 20
 SEEN_DELIVERIES = 10_000
-REPLICATE_API = "https://api.replicate.com"
 
 Outcome = Literal["accepted", "duplicate", "ignored"]
 """``accepted`` (acted on), ``duplicate`` (acted on before) or ``ignored`` (run gone)."""
@@ -139,19 +138,18 @@ class Deliveries:
 
 
 def deliveries_from_settings(settings: Settings, client: Client, records: Records) -> Deliveries:
-    """A verifier for every provider configured to call back."""
+    """A verifier for every provider of the registry that calls back and is switched on."""
     verifiers: dict[str, WebhookVerifier] = {}
-    if settings.simulator_url:
-        verifiers["simulator"] = ReplicateWebhookVerifier(
-            source=fetch_default_secret(settings.simulator_url, "simulator")
-        )
-    secret = settings.replicate_webhook_signing_secret
-    if secret is not None:
-        verifiers["replicate"] = ReplicateWebhookVerifier(secret.get_secret_value())
-    elif token := os.environ.get("REPLICATE_API_TOKEN"):
-        base = os.environ.get("REPLICATE_BASE_URL") or REPLICATE_API
-        verifiers["replicate"] = ReplicateWebhookVerifier(source=fetch_default_secret(base, token))
-    if settings.fal_queue_url or os.environ.get("FAL_KEY"):
-        jwks = settings.fal_jwks_url or DEFAULT_JWKS_URL
-        verifiers["fal"] = FalWebhookVerifier(jwks)
+    for spec in enabled_providers(settings):
+        if spec.verifier == "replicate":
+            secret = spec.signing_secret(settings)
+            verifiers[spec.name] = (
+                ReplicateWebhookVerifier(secret)
+                if secret
+                else ReplicateWebhookVerifier(
+                    source=fetch_default_secret(spec.base_url(settings), spec.key(settings))
+                )
+            )
+        elif spec.verifier == "fal":
+            verifiers[spec.name] = FalWebhookVerifier(settings.fal_jwks_url or DEFAULT_JWKS_URL)
     return Deliveries(verifiers, client, records)

@@ -7,55 +7,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storyreel.providers import PROVIDERS, Price, ProviderLimit
 
-class Price(BaseModel):
-    """What a provider charges for one clip: per second of output video, per second of compute,
-    or a fixed price per clip length (``per_clip``: ``{"5": 1.40, "10": 2.80}``); clips with the
-    model's own sound may cost ``per_second_audio`` instead of ``per_second``."""
-
-    per_second: float = Field(default=0.0, ge=0)
-    per_predict_second: float = Field(default=0.0, ge=0)
-    per_clip: dict[str, float] = Field(
-        default_factory=dict, description="Price of one clip by its length in seconds ('5')."
-    )
-    per_second_audio: float | None = Field(
-        default=None, ge=0, description="Per second of video when the clip has sound."
-    )
-
-    def cost(
-        self, video_seconds: float, predict_seconds: float | None = None, audio: bool = False
-    ) -> float:
-        """What a clip of ``video_seconds`` (billed length) costs."""
-        compute = predict_seconds if predict_seconds is not None else video_seconds
-        per_second = self.per_second
-        if audio and self.per_second_audio is not None:
-            per_second = self.per_second_audio
-        flat = self._clip_price(video_seconds)
-        return round(flat + per_second * video_seconds + self.per_predict_second * compute, 6)
-
-    def _clip_price(self, seconds: float) -> float:
-        if not self.per_clip:
-            return 0.0
-        lengths = sorted((float(length), price) for length, price in self.per_clip.items())
-        # The price of the shortest listed length that covers the clip (else the longest).
-        return next((price for length, price in lengths if length + 1e-3 >= seconds), lengths[-1][1])
-
-    def estimate_per_second(self) -> float:
-        return self.per_second + self.per_predict_second
-
-
-class ProviderLimit(BaseModel):
-    """Limits that hold across every generation and worker process for one provider.
-
-    ``activities_per_second`` is enforced by the Temporal server on the provider's clip queue
-    (all workers together); ``max_concurrent`` caps clip activities per worker process.
-    """
-
-    activities_per_second: float | None = Field(default=None, gt=0)
-    max_concurrent: int = Field(default=20, ge=1)
+__all__ = ["Price", "ProviderLimit", "Settings", "get_settings"]
 
 
 class Settings(BaseSettings):
@@ -157,7 +114,7 @@ class Settings(BaseSettings):
         description="Most time between heartbeats sent to Temporal: how live clip progress is.",
     )
     clip_providers: list[str] = Field(
-        default_factory=lambda: ["local", "simulator", "replicate", "fal", "runware", "veo"],
+        default_factory=lambda: list(PROVIDERS),
         description="Providers the API accepts; each needs workers on its clip queue.",
     )
     simulator_url: str | None = Field(
@@ -196,29 +153,38 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=60, description="Seconds between polls of a Replicate prediction."
     )
     prices: dict[str, Price] = Field(
-        default_factory=lambda: {
-            "local": Price(),
-            "simulator": Price(per_second=0.05),
-            "replicate": Price(per_second=0.10),
-            "fal": Price(per_second=0.10),
-            "runware": Price(per_second=0.08),
-            "veo": Price(per_second=0.40),
-        },
-        description="Price table, by 'provider/model' or 'provider' (JSON in the environment).",
+        default_factory=dict,
+        description="Prices by 'provider/model' or 'provider' (JSON in the environment); they "
+        "win over the model catalogue's, which wins over each provider's default.",
     )
     provider_limits: dict[str, ProviderLimit] = Field(
-        default_factory=lambda: {
-            # Replicate allows 600 prediction creates per minute per account: 10/s. Leave
-            # headroom for retried creates.
-            "replicate": ProviderLimit(activities_per_second=9, max_concurrent=50),
-            "simulator": ProviderLimit(max_concurrent=100),
-            "fal": ProviderLimit(max_concurrent=50),
-            "runware": ProviderLimit(max_concurrent=50),
-            # The Gemini API allows few Veo requests per minute on most tiers.
-            "veo": ProviderLimit(activities_per_second=0.15, max_concurrent=10),
-            "local": ProviderLimit(max_concurrent=8),
-        },
-        description="Per provider: server-enforced starts per second, per-worker concurrency.",
+        default_factory=dict,
+        description="Per provider: server-enforced starts per second, per-worker concurrency "
+        "(each provider's default from the registry, storyreel/providers.py).",
+    )
+    replicate_api_token: SecretStr | None = Field(
+        default=None, validation_alias="REPLICATE_API_TOKEN", description="Replicate API token."
+    )
+    replicate_base_url: str | None = Field(
+        default=None,
+        validation_alias="REPLICATE_BASE_URL",
+        description="Replicate's API root (default https://api.replicate.com).",
+    )
+    fal_key: SecretStr | None = Field(
+        default=None, validation_alias="FAL_KEY", description="fal API key."
+    )
+    runware_api_key: SecretStr | None = Field(
+        default=None, validation_alias="RUNWARE_API_KEY", description="Runware API key."
+    )
+    runware_base_url: str | None = Field(
+        default=None, description="Runware's API (default https://api.runware.ai/v1)."
+    )
+    gemini_api_key: SecretStr | None = Field(
+        default=None, validation_alias="GEMINI_API_KEY", description="Gemini API key (Veo)."
+    )
+    veo_base_url: str | None = Field(
+        default=None,
+        description="The Gemini API's root (default https://generativelanguage.googleapis.com).",
     )
     api_url: str = Field(
         default="http://127.0.0.1:8000", description="Where the CLI reaches the API."
@@ -286,7 +252,9 @@ class Settings(BaseSettings):
         "tts_url", "tts_api_key", "tts_voice", "metrics_port", "temporal_metrics_port",
         "worker_build_id", "llm_base_url", "llm_model", "llm_api_key", "ffmpeg_path",
         "font_file", "simulator_url", "storage_url", "database_url", "api_key", "public_url",
-        "replicate_webhook_signing_secret", "fal_queue_url", "fal_jwks_url", mode="before",
+        "replicate_webhook_signing_secret", "fal_queue_url", "fal_jwks_url",
+        "replicate_api_token", "replicate_base_url", "fal_key", "runware_api_key",
+        "runware_base_url", "gemini_api_key", "veo_base_url", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -313,10 +281,25 @@ class Settings(BaseSettings):
         return f"{self.clip_task_queue_prefix}-{provider}"
 
     def price(self, provider: str, model: str) -> Price:
-        return self.prices.get(f"{provider}/{model}") or self.prices.get(provider) or Price()
+        """A clip's price: this table's entry for the model, else the catalogue's, else this
+        table's for the provider, else the provider's default."""
+        if (entry := self.prices.get(f"{provider}/{model}")) is not None:
+            return entry
+        from storyreel.catalogue import lookup  # the catalogue prices with this module's Price
+
+        spec = lookup(provider, model)
+        if spec is not None and spec.price is not None:
+            return spec.price
+        if (entry := self.prices.get(provider)) is not None:
+            return entry
+        registered = PROVIDERS.get(provider)
+        return registered.price if registered is not None else Price()
 
     def provider_limit(self, provider: str) -> ProviderLimit:
-        return self.provider_limits.get(provider) or ProviderLimit()
+        if (limit := self.provider_limits.get(provider)) is not None:
+            return limit
+        registered = PROVIDERS.get(provider)
+        return registered.limit if registered is not None else ProviderLimit()
 
     def executor_size(self) -> int:
         return self.executor_workers or max(4, (os.cpu_count() or 1) * 4)

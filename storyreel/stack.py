@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from storyreel import lifeline
+from storyreel.providers import PROVIDERS
 from storyreel.temporal import dev_server_priority_args, dev_server_search_attribute_args
 
 STOP_GRACE_SECONDS = 15.0
@@ -162,17 +163,17 @@ class Stack:
             "STORYREEL_TEMPORAL_UI_URL": self.ui_url,
             "STORYREEL_API_URL": self.api_url,
             "STORYREEL_SIMULATOR_URL": self.simulator,
-            **self._fal_overrides(),
+            **self._simulated_providers(),
         }
 
-    def _fal_overrides(self) -> dict[str, str]:
-        """'provider: fal' on the simulator's fal protocol, unless a real fal is configured."""
-        if os.environ.get("FAL_KEY") or os.environ.get("STORYREEL_FAL_QUEUE_URL"):
-            return {}
-        return {
-            "STORYREEL_FAL_QUEUE_URL": f"{self.simulator}/fal",
-            "STORYREEL_FAL_JWKS_URL": f"{self.simulator}/fal/.well-known/jwks.json",
-        }
+    def _simulated_providers(self) -> dict[str, str]:
+        """Every provider of the registry that the environment does not configure runs on the
+        simulator's copy of its protocol ('provider: fal' works offline; a real key wins)."""
+        overrides: dict[str, str] = {}
+        for spec in PROVIDERS.values():
+            if spec.simulated is not None and not spec.configured_by_environment(os.environ):
+                overrides.update(spec.simulated(self.simulator))
+        return overrides
 
     def env(self) -> dict[str, str]:
         return {**os.environ, **self.env_overrides()}

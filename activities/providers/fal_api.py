@@ -13,9 +13,8 @@ outcome, never retried, while a bare 5xx is the service's own trouble and is.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Unpack
 from urllib.parse import quote
@@ -207,16 +206,6 @@ class FalClient(RetryingHTTP):
         super().__init__(base_url, **options)
         self.poll_interval = poll_interval
         self._key = key
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> FalClient:
-        """A client from ``FAL_KEY`` and ``STORYREEL_FAL_QUEUE_URL`` (the simulator's, say)."""
-        env = os.environ if environ is None else environ
-        return cls(
-            env.get("STORYREEL_FAL_QUEUE_URL") or DEFAULT_QUEUE_URL,
-            env.get("FAL_KEY") or None,
-            **options,
-        )
 
     def __repr__(self) -> str:
         key = "set" if self._key else "unset"

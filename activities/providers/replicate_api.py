@@ -9,9 +9,8 @@ its retry policy.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -219,16 +218,6 @@ class ReplicateClient(RetryingHTTP):
         self.poll_interval = poll_interval
         self.rate_limit: RateLimit | None = None
         self._token = api_token
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> ReplicateClient:
-        """A client configured like the official one: ``REPLICATE_API_TOKEN``, ``_BASE_URL``."""
-        env = os.environ if environ is None else environ
-        return cls(
-            env.get("REPLICATE_BASE_URL") or DEFAULT_BASE_URL,
-            env.get("REPLICATE_API_TOKEN") or None,
-            **options,
-        )
 
     def __repr__(self) -> str:
         token = "set" if self._token else "unset"

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from storyreel.settings import Price
+from storyreel.providers import Price
 
 DurationKind = Literal["int", "float", "string", "seconds_suffix"]
 """How a clip length is written in the model's input: ``5``, ``5.0``, ``"5"`` or ``"5s"``."""
@@ -144,7 +144,9 @@ class ModelSpec(BaseModel):
         "refuse the model before anything is paid for.",
     )
     price: ModelPrice | None = None
-    source: str | None = Field(default=None, description="The public page this entry was read from.")
+    source: str | None = Field(
+        default=None, description="The public page this entry was read from."
+    )
     read_on: date | None = None
     discovered: bool = Field(
         default=False, description="Described from the provider's published schema, not here."

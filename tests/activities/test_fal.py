@@ -464,11 +464,3 @@ async def test_the_key_is_in_no_repr_and_no_log(
     assert "retry" in caplog.text
     assert KEY not in caplog.text
     assert KEY.split(":")[1] not in caplog.text
-
-
-async def test_from_env_reads_the_key_and_the_queue_url() -> None:
-    env = {"FAL_KEY": KEY, "STORYREEL_FAL_QUEUE_URL": "http://127.0.0.1:9/fal"}
-    async with FalClient.from_env(env) as client, FalClient.from_env({}) as default:
-        assert client.base_url == "http://127.0.0.1:9/fal"
-        assert repr(client) == "FalClient(base_url='http://127.0.0.1:9/fal', key=set)"
-        assert (default.base_url, repr(default).endswith("key=unset)")) == (BASE, True)

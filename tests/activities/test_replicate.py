@@ -222,22 +222,6 @@ async def test_a_malformed_model_name_is_bad_input(
     assert script.requests == []
 
 
-async def test_from_env_reads_the_official_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
-    monkeypatch.setenv("REPLICATE_BASE_URL", "http://127.0.0.1:9999/")
-    script = Script(ok(prediction()))
-    async with ReplicateClient.from_env(transport=httpx.MockTransport(script)) as client:
-        await client.get("p1")
-    assert str(script.requests[0].url) == "http://127.0.0.1:9999/v1/predictions/p1"
-    assert script.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
-
-    script = Script(ok(prediction()))
-    async with ReplicateClient.from_env({}, transport=httpx.MockTransport(script)) as client:
-        await client.get("p1")
-    assert str(script.requests[0].url) == "https://api.replicate.com/v1/predictions/p1"
-    assert "Authorization" not in script.requests[0].headers
-
-
 async def test_rate_limit_headers_are_kept(connect: Callable[..., ReplicateClient]) -> None:
     client = connect(
         Script(ok(prediction(), headers={"ratelimit-remaining": "41", "ratelimit-reset": "2"}))

@@ -1,0 +1,274 @@
+"""The provider registry: every clip provider declared once.
+
+A provider is a name, the settings that switch it on (its key, or a base URL pointing at a
+double of it), how a worker builds its client (``factory``, a dotted path the worker imports:
+the kernel imports no role), whether it calls back and which signature its webhooks carry,
+its default limits and price, and where the embedded stack's simulator speaks its protocol.
+The worker's default queues, the API's accepted names, the webhook route's verifiers,
+``storyreel up`` and ``.env.example`` all read this table; nothing else lists providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+if TYPE_CHECKING:
+    from storyreel.settings import Settings
+
+
+class Price(BaseModel):
+    """What a provider charges for one clip: per second of output video, per second of compute,
+    or a fixed price per clip length (``per_clip``: ``{"5": 1.40, "10": 2.80}``); clips with the
+    model's own sound may cost ``per_second_audio`` instead of ``per_second``."""
+
+    per_second: float = Field(default=0.0, ge=0)
+    per_predict_second: float = Field(default=0.0, ge=0)
+    per_clip: dict[str, float] = Field(
+        default_factory=dict, description="Price of one clip by its length in seconds ('5')."
+    )
+    per_second_audio: float | None = Field(
+        default=None, ge=0, description="Per second of video when the clip has sound."
+    )
+
+    def cost(
+        self, video_seconds: float, predict_seconds: float | None = None, audio: bool = False
+    ) -> float:
+        """What a clip of ``video_seconds`` (its billed length) costs."""
+        compute = predict_seconds if predict_seconds is not None else video_seconds
+        per_second = self.per_second
+        if audio and self.per_second_audio is not None:
+            per_second = self.per_second_audio
+        flat = self._clip_price(video_seconds)
+        return round(flat + per_second * video_seconds + self.per_predict_second * compute, 6)
+
+    def _clip_price(self, seconds: float) -> float:
+        if not self.per_clip:
+            return 0.0
+        lengths = sorted((float(length), price) for length, price in self.per_clip.items())
+        # The price of the shortest listed length that covers the clip (else the longest).
+        return next((p for length, p in lengths if length + 1e-3 >= seconds), lengths[-1][1])
+
+
+class ProviderLimit(BaseModel):
+    """Limits that hold across every generation and worker process for one provider.
+
+    ``activities_per_second`` is enforced by the Temporal server on the provider's clip queue
+    (all workers together); ``max_concurrent`` caps clip activities per worker process.
+    """
+
+    activities_per_second: float | None = Field(default=None, gt=0)
+    max_concurrent: int = Field(default=20, ge=1)
+
+
+Verifier = Literal["replicate", "fal"]
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """One clip provider, as every part of storyreel knows it."""
+
+    name: str
+    title: str
+    factory: str
+    """``module:function`` building the worker's provider from settings (see worker.py)."""
+    enabled_by: tuple[str, ...]
+    """Settings any one of which, set, switches the provider on in a worker."""
+    hint: str
+    """What to set, for messages (``set FAL_KEY``)."""
+    key_setting: str | None = None
+    """The setting holding the provider's API key (a secret)."""
+    fixed_key: str | None = None
+    """The key of a double that takes any (the simulator's), when there is no key setting."""
+    signing_secret_setting: str | None = None
+    """The setting holding its webhook signing secret, when it is configured, not fetched."""
+    base_url_setting: str | None = None
+    default_base_url: str | None = None
+    protocol: str = ""
+    """Whose protocol and model names it speaks (the simulator: Replicate's)."""
+    verifier: Verifier | None = None
+    """The signature its webhook deliveries carry; None: it never calls back."""
+    limit: ProviderLimit = field(default_factory=ProviderLimit)
+    price: Price = field(default_factory=Price)
+    """Per second when neither ``STORYREEL_PRICES`` nor the model catalogue prices a model."""
+    simulated: Callable[[str], dict[str, str]] | None = None
+    """The environment that points it at the embedded simulator (``storyreel up``)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Its variables and what each is, for ``.env.example``."""
+
+    def enabled(self, settings: Settings) -> bool:
+        return any(_is_set(getattr(settings, name)) for name in self.enabled_by)
+
+    def key(self, settings: Settings) -> str | None:
+        if self.key_setting is None:
+            return self.fixed_key
+        value = getattr(settings, self.key_setting)
+        if isinstance(value, SecretStr):
+            return value.get_secret_value() or None
+        return str(value) if value else None
+
+    def signing_secret(self, settings: Settings) -> str | None:
+        if self.signing_secret_setting is None:
+            return None
+        value = getattr(settings, self.signing_secret_setting)
+        return value.get_secret_value() if isinstance(value, SecretStr) else None
+
+    def base_url(self, settings: Settings) -> str:
+        configured = getattr(settings, self.base_url_setting) if self.base_url_setting else None
+        url = configured or self.default_base_url
+        if not url:
+            raise ValueError(f"provider {self.name!r} has no base URL")
+        return str(url)
+
+    def configured_by_environment(self, environ: Mapping[str, str]) -> bool:
+        """Whether the environment itself configures this provider (then ``storyreel up``
+        leaves it alone instead of pointing it at the simulator)."""
+        return any(environ.get(name) for name, _ in self.env if not name.endswith("JWKS_URL"))
+
+
+def _is_set(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value())
+    return bool(value)
+
+
+def _fal_simulated(simulator: str) -> dict[str, str]:
+    return {
+        "STORYREEL_FAL_QUEUE_URL": f"{simulator}/fal",
+        "STORYREEL_FAL_JWKS_URL": f"{simulator}/fal/.well-known/jwks.json",
+    }
+
+
+def _replicate_simulated(simulator: str) -> dict[str, str]:
+    # Replicate's models on the simulator, which enforces their published input schemas.
+    return {"REPLICATE_BASE_URL": simulator, "REPLICATE_API_TOKEN": "r8_simulated"}
+
+
+def _runware_simulated(simulator: str) -> dict[str, str]:
+    return {"STORYREEL_RUNWARE_BASE_URL": f"{simulator}/runware/v1", "RUNWARE_API_KEY": "simulated"}
+
+
+def _veo_simulated(simulator: str) -> dict[str, str]:
+    return {"STORYREEL_VEO_BASE_URL": f"{simulator}/veo", "GEMINI_API_KEY": "simulated"}
+
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    spec.name: spec
+    for spec in (
+        ProviderSpec(
+            name="local",
+            title="local FFmpeg renders (no account, no network)",
+            factory="activities.providers.registry:local",
+            enabled_by=(),
+            hint="always available",
+            limit=ProviderLimit(max_concurrent=8),
+        ),
+        ProviderSpec(
+            name="simulator",
+            title="the Replicate-protocol simulator (storyreel simulator)",
+            factory="activities.providers.registry:replicate",
+            enabled_by=("simulator_url",),
+            hint="set STORYREEL_SIMULATOR_URL",
+            base_url_setting="simulator_url",
+            fixed_key="simulator",
+            protocol="replicate",
+            verifier="replicate",
+            limit=ProviderLimit(max_concurrent=100),
+            price=Price(per_second=0.05),
+        ),
+        ProviderSpec(
+            name="replicate",
+            title="Replicate predictions",
+            factory="activities.providers.registry:replicate",
+            enabled_by=("replicate_api_token",),
+            hint="set REPLICATE_API_TOKEN",
+            key_setting="replicate_api_token",
+            signing_secret_setting="replicate_webhook_signing_secret",
+            base_url_setting="replicate_base_url",
+            default_base_url="https://api.replicate.com",
+            protocol="replicate",
+            verifier="replicate",
+            # Replicate allows 600 prediction creates per minute per account: 10/s. Leave
+            # headroom for retried creates.
+            limit=ProviderLimit(activities_per_second=9, max_concurrent=50),
+            price=Price(per_second=0.10),
+            simulated=_replicate_simulated,
+            env=(
+                ("REPLICATE_API_TOKEN", "Replicate API token (r8_...)"),
+                ("REPLICATE_BASE_URL", "Replicate's API root (default https://api.replicate.com)"),
+            ),
+        ),
+        ProviderSpec(
+            name="fal",
+            title="fal's queue API",
+            factory="activities.providers.registry:fal",
+            enabled_by=("fal_key", "fal_queue_url"),
+            hint="set FAL_KEY (or STORYREEL_FAL_QUEUE_URL)",
+            key_setting="fal_key",
+            base_url_setting="fal_queue_url",
+            default_base_url="https://queue.fal.run",
+            protocol="fal",
+            verifier="fal",
+            limit=ProviderLimit(max_concurrent=50),
+            price=Price(per_second=0.10),
+            simulated=_fal_simulated,
+            env=(
+                ("FAL_KEY", "fal API key"),
+                ("STORYREEL_FAL_QUEUE_URL", "fal's queue API (default https://queue.fal.run)"),
+                ("STORYREEL_FAL_JWKS_URL", "where fal publishes its webhook keys"),
+            ),
+        ),
+        ProviderSpec(
+            name="runware",
+            title="Runware tasks",
+            factory="activities.providers.registry:runware",
+            enabled_by=("runware_api_key",),
+            hint="set RUNWARE_API_KEY",
+            key_setting="runware_api_key",
+            base_url_setting="runware_base_url",
+            default_base_url="https://api.runware.ai/v1",
+            protocol="runware",
+            limit=ProviderLimit(max_concurrent=50),
+            price=Price(per_second=0.08),
+            simulated=_runware_simulated,
+            env=(
+                ("RUNWARE_API_KEY", "Runware API key"),
+                ("STORYREEL_RUNWARE_BASE_URL", "Runware's API (default https://api.runware.ai/v1)"),
+            ),
+        ),
+        ProviderSpec(
+            name="veo",
+            title="Veo on the Gemini API",
+            factory="activities.providers.registry:veo",
+            enabled_by=("gemini_api_key",),
+            hint="set GEMINI_API_KEY",
+            key_setting="gemini_api_key",
+            base_url_setting="veo_base_url",
+            default_base_url="https://generativelanguage.googleapis.com",
+            protocol="veo",
+            # The Gemini API allows few Veo requests per minute on most tiers.
+            limit=ProviderLimit(activities_per_second=0.15, max_concurrent=10),
+            price=Price(per_second=0.40),
+            simulated=_veo_simulated,
+            env=(
+                ("GEMINI_API_KEY", "Gemini API key (Veo)"),
+                (
+                    "STORYREEL_VEO_BASE_URL",
+                    "the Gemini API's root (default https://generativelanguage.googleapis.com)",
+                ),
+            ),
+        ),
+    )
+}
+
+
+def provider(name: str) -> ProviderSpec | None:
+    return PROVIDERS.get(name)
+
+
+def enabled_providers(settings: Settings) -> list[ProviderSpec]:
+    """The providers this process's settings switch on (local always)."""
+    return [spec for spec in PROVIDERS.values() if not spec.enabled_by or spec.enabled(settings)]
