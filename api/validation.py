@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from storyreel.contracts import GenerationRequest, PlanInput
+from storyreel.contracts import PLATFORMS, GenerationRequest, PlanInput
 from storyreel.errors import BadInputError
 from storyreel.planning import plan_scenes
+from storyreel.quotes import Quote, pricing_for, quote
 from storyreel.settings import Settings
 from storyreel.storage import Storage
 from storyreel.voices import installed_languages
@@ -30,7 +31,7 @@ def check_request(
                 f"use one of {', '.join(settings.clip_providers)}"
             )
     try:
-        check_platform_duration(request)
+        check_billing(request, settings)
         check_music(request, storage)
     except BadInputError as error:
         raise BadInputError(f"{where}{error}") from None
@@ -51,15 +52,10 @@ def parse_item(raw: object, where: str) -> GenerationRequest:
         raise BadInputError("; ".join(problems)) from None
 
 
-def check_platform_duration(request: GenerationRequest) -> float:
-    """The planned length in seconds, or :class:`~storyreel.errors.BadInputError` (a 422 that
-    names the platform's limit) when the video would be too long for its platform.
-
-    The same pure planner the plan activity runs, so the API and the workflow agree: explicit
-    scenes count their durations, a script the planner's estimate (2.5 words per second, each
-    scene 2-10 s, beats capped by ``duration``). Transitions make the final video a little
-    shorter than this sum; the limit is checked on the sum, before any clip is paid for.
-    """
+def planned_lengths(request: GenerationRequest) -> list[float]:
+    """Each scene's planned length: the same pure planner the plan activity runs, so the API
+    and the workflow agree (explicit scenes count their durations, a script the planner's
+    estimate: 2.5 words per second, each scene 2-10 s, beats capped by ``duration``)."""
     plan = plan_scenes(
         PlanInput(
             generation_id="validation",
@@ -69,7 +65,50 @@ def check_platform_duration(request: GenerationRequest) -> float:
             platform=request.platform,
         )
     )
-    return round(sum(scene.duration for scene in plan.scenes), 3)
+    return [scene.duration for scene in plan.scenes]
+
+
+def check_billing(request: GenerationRequest, settings: Settings) -> Quote:
+    """The run's quote, or :class:`~storyreel.errors.BadInputError` (a 422) when the clips the
+    provider bills would be longer than the platform allows or cost more than the budget.
+
+    Billed seconds, not planned ones: a model that makes 5 or 10 s clips bills a 4 s scene as
+    5 s (the clip is trimmed to the scene, but paid in full). Checked before any clip is paid
+    for; the message names the scenes and the lengths the model makes.
+    """
+    pricing = pricing_for(
+        settings, request.provider, request.model, audio=request.clip_audio != "drop"
+    )
+    quoted = quote(pricing, planned_lengths(request))
+    limit = PLATFORMS[request.platform].max_duration
+    if limit is not None and quoted.billed_seconds > limit + 1e-3:
+        raise BadInputError(
+            f"too long for {request.platform.value}: it allows {limit:g} s, and "
+            f"{_billing(quoted)} come to {quoted.billed_seconds:g} s; use fewer or shorter "
+            "scenes, or a model whose lengths fit them"
+        )
+    if request.budget is not None and quoted.cost > request.budget + 1e-9:
+        raise BadInputError(
+            f"budget: the clips would cost about {quoted.cost:.2f}, over the budget of "
+            f"{request.budget:.2f}; {_billing(quoted)} come to {quoted.billed_seconds:g} s"
+        )
+    return quoted
+
+
+def _billing(quoted: Quote) -> str:
+    """``the 6 scenes on kwaivgi/kling-v2.1 (it makes 5 or 10 s clips: scene 1, 4 s, is
+    billed as 5 s; ...)``."""
+    count = len(quoted.scenes)
+    where = f"the {count} scene{'s' if count != 1 else ''} on {quoted.provider}/{quoted.model}"
+    stretched = quoted.stretched()
+    if not stretched:
+        return where
+    shown = "; ".join(
+        f"scene {scene.index}, {scene.seconds:g} s, is billed as {scene.billed_seconds:g} s"
+        for scene in stretched[:3]
+    )
+    more = f"; and {len(stretched) - 3} more" if len(stretched) > 3 else ""
+    return f"{where} (it makes {quoted.lengths} clips: {shown}{more})"
 
 
 def check_music(request: GenerationRequest, storage: Storage) -> None:

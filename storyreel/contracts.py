@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from storyreel.keys import GENERATED_PREFIXES
+from storyreel.quotes import ClipPricing, Quote
 
 WORKFLOW_NAME = "VideoGenerationWorkflow"
 BATCH_WORKFLOW_NAME = "BatchWorkflow"
@@ -305,7 +306,14 @@ class GenerationInput(GenerationRequest):
         default=None, gt=0, description="Start-to-close timeout of one clip attempt."
     )
     estimated_cost_per_second: float = Field(
-        default=0.0, description="Price estimate for the budget check, from the price table."
+        default=0.0,
+        description="Price per scene second for the budget check of runs started before "
+        "clip_pricing (it wins when set).",
+    )
+    clip_pricing: ClipPricing | None = Field(
+        default=None,
+        description="How the clip provider bills: its clip lengths and price (the budget books "
+        "billed seconds).",
     )
     review_window_seconds: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
     webhook_url: str | None = Field(
@@ -730,6 +738,11 @@ class GenerationFields(GenerationHeadline):
     skipped_clips: list[int] = Field(default_factory=list)
     budget: float | None = None
     retry_deadline: datetime | None = None
+    quote: Quote | None = Field(
+        default=None,
+        description="The clips as the provider bills them (each scene at the length the model "
+        "makes), priced before any clip is made.",
+    )
 
 
 class GenerationState(GenerationFields):

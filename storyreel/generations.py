@@ -24,6 +24,7 @@ from storyreel.contracts import (
     TaskQueues,
 )
 from storyreel.priority import task_priority
+from storyreel.quotes import pricing_for
 from storyreel.settings import Settings
 from storyreel.temporal import STATUS_ATTR, TITLE_ATTR, USER_ATTR
 
@@ -55,9 +56,9 @@ def prepare(
     if fields.get("max_parallel_clips") is None:
         fields["max_parallel_clips"] = settings.max_parallel_clips
     fields.setdefault("clip_timeout_seconds", settings.clip_timeout_seconds)
-    fields["estimated_cost_per_second"] = settings.price(
-        request.provider, request.model
-    ).estimate_per_second()
+    fields["clip_pricing"] = pricing_for(
+        settings, request.provider, request.model, audio=request.clip_audio != "drop"
+    )
     if settings.webhook_base:
         fields["webhook_url"] = settings.webhook_base
         fields["fallback_poll_seconds"] = settings.webhook_fallback_poll_seconds

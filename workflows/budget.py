@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from storyreel.quotes import ClipPricing
+
 # Estimates are rounded to micro-units; a clip that fits exactly is not refused for a rounding.
 _SLACK = 1e-9
 
@@ -15,6 +17,9 @@ class Budget:
 
     limit: float | None
     cost_per_second: float
+    pricing: ClipPricing | None = None
+    """How the provider bills (its clip lengths and price); without it, ``cost_per_second``
+    per scene second (runs started before the pricing travelled with the run)."""
     _reservations: dict[int, float] = field(default_factory=dict)
 
     @property
@@ -23,10 +28,14 @@ class Budget:
         return sum(self._reservations.values())
 
     def reserve(self, clip_id: int, seconds: float, spent: float) -> str | None:
-        """Reserve the estimate of a clip of ``seconds``, or say why it may not start."""
+        """Reserve the estimate of a clip for a scene of ``seconds``, or say why it may not
+        start."""
         if self.limit is None:
             return None
-        estimate = round(self.cost_per_second * seconds, 6)
+        if self.pricing is not None:
+            estimate = self.pricing.cost(seconds)
+        else:
+            estimate = round(self.cost_per_second * seconds, 6)
         committed = spent + self.reserved
         if committed + estimate <= self.limit + _SLACK:
             self._reservations[clip_id] = estimate

@@ -123,6 +123,9 @@ def clip_made(state: GenerationState, clip: ClipState, result: ClipResult, round
     )
     clip.prediction_id, clip.render_seconds = result.prediction_id, result.render_seconds
     clip.attempts += result.attempt
+    for warning in result.warnings:
+        if warning not in state.warnings:
+            state.warnings.append(warning)
     return charge
 
 

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from storyreel.priority import task_priority
+    from storyreel.quotes import quote
     from workflows import planner, policies
     from workflows.budget import Budget
     from workflows.clips import (
@@ -90,7 +91,9 @@ class VideoGenerationWorkflow:
         self._waited = timedelta()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._rounds: dict[int, int] = {}
-        self._budget = Budget(request.budget, request.estimated_cost_per_second)
+        self._budget = Budget(
+            request.budget, request.estimated_cost_per_second, request.clip_pricing
+        )
         self._approved = False
         self._context = ""
         self._edits: list[SceneEdit] = []
@@ -181,6 +184,13 @@ class VideoGenerationWorkflow:
         # Runs begun before the patch keep the prompts (and clip cache keys) they started with.
         legacy = "" if context or workflow.patched(PLAIN_PROMPT) else "\n\n"
         self._state.clips = planned_clips(plan.scenes, context, legacy)
+        self._requote()
+
+    def _requote(self) -> None:
+        """Price the scenes as the provider bills them (again after an edit)."""
+        if self._request.clip_pricing is not None:
+            lengths = [scene.duration for scene in self._state.scenes]
+            self._state.quote = quote(self._request.clip_pricing, lengths)
 
     async def _storyboard(self) -> None:
         self._progress.enter(Stage.storyboard, GenerationStatus.storyboarding)
@@ -238,6 +248,7 @@ class VideoGenerationWorkflow:
         clip = self._state.clips[edit.index - 1]
         clip.prompt = clip_prompt(self._context, scene.description)
         clip.summary = clip_summary(scene.index, len(scenes), scene.description)
+        self._requote()
         if needs_redraw(old, scene):
             self._progress.touch()
             self._state.storyboard_keys[edit.index - 1] = await self._draw(scene)

@@ -136,6 +136,7 @@ class Generation(GenerationBase, table=True):
     timings: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     clip_stage: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     skipped_clips: list[int] = Field(default_factory=list, sa_type=JSON)
+    quote: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     retry_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # When this process last wrote the row, as opposed to the run's own ``updated_at``.
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from api.validation import check_music, check_platform_duration
+from api.validation import check_billing, check_music
 from storyreel.contracts import GenerationRequest, Platform
 from storyreel.errors import BadInputError
+from storyreel.settings import Settings
 from storyreel.storage import LocalStorage
 
 
@@ -57,22 +58,61 @@ def test_good_voices_and_music_keys() -> None:
     assert request(music="music/harbour bed.mp3").music == "music/harbour bed.mp3"
 
 
+def billed(made: GenerationRequest) -> float:
+    return check_billing(made, Settings()).billed_seconds
+
+
 def test_too_long_for_the_platform_is_refused_up_front() -> None:
     # Explicit scenes: the sum of their durations.
-    assert check_platform_duration(request(scenes=scenes(6, 10.0), platform="youtube_shorts")) == 60
+    assert billed(request(scenes=scenes(6, 10.0), platform="youtube_shorts")) == 60
     with pytest.raises(BadInputError, match="youtube_shorts allows at most 60 s"):
-        check_platform_duration(request(scenes=scenes(7, 10.0), platform="youtube_shorts"))
+        billed(request(scenes=scenes(7, 10.0), platform="youtube_shorts"))
     with pytest.raises(BadInputError, match="instagram_reels allows at most 90 s"):
-        check_platform_duration(request(scenes=scenes(10, 10.0), platform="instagram_reels"))
-    assert check_platform_duration(request(scenes=scenes(30, 10.0), platform="youtube")) == 300
+        billed(request(scenes=scenes(10, 10.0), platform="instagram_reels"))
+    assert billed(request(scenes=scenes(30, 10.0), platform="youtube")) == 300
     # A script: the planner's estimate (10 words = 4 s a sentence, 30 sentences = 120 s).
     script = " ".join(f"Sentence {n} tells how the keeper climbs at dawn again." for n in range(30))
     long = GenerationRequest(title="t", script=script, platform=Platform.youtube_shorts)
     with pytest.raises(BadInputError, match="lasts 120 s|last 120 s"):
-        check_platform_duration(long)
+        billed(long)
     # A target duration caps the beats first, as the plan activity does: 12 beats of 4 s.
     capped = GenerationRequest(title="t", script=script, duration=60, platform="tiktok")
-    assert check_platform_duration(capped) == 48
+    assert billed(capped) == 48
+
+
+KLING = {"provider": "replicate", "model": "kwaivgi/kling-v2.1"}
+
+
+def test_the_platform_limit_counts_the_seconds_the_model_bills() -> None:
+    """Kling makes 5 or 10 s clips: twelve 4 s scenes (48 s planned, inside Shorts' 60 s) are
+    billed as 60 s, fourteen as 70 s: refused before anything is paid for, naming why."""
+    fits = request(scenes=scenes(12, 4.0), platform="youtube_shorts", **KLING)
+    assert billed(fits) == 60
+    over = request(scenes=scenes(14, 4.0), platform="youtube_shorts", **KLING)
+    with pytest.raises(BadInputError) as refused:
+        billed(over)
+    message = str(refused.value)
+    assert "youtube_shorts: it allows 60 s" in message
+    assert "replicate/kwaivgi/kling-v2.1 (it makes 5 or 10 s clips" in message
+    assert "scene 1, 4 s, is billed as 5 s" in message and "come to 70 s" in message
+    # The local provider makes any length: the same scenes bill what they last.
+    assert billed(request(scenes=scenes(14, 4.0), platform="youtube")) == 56
+
+
+def test_a_budget_is_checked_against_the_billed_price_up_front() -> None:
+    """Three 6 s scenes on Kling bill 10 s each: the quote is the catalogue's price of 30 s."""
+    settings = Settings()
+    made = request(scenes=scenes(3, 6.0), platform="youtube", **KLING)
+    price = settings.price("replicate", "kwaivgi/kling-v2.1").cost(10.0)
+    quoted = check_billing(made, settings)
+    assert [scene.billed_seconds for scene in quoted.scenes] == [10.0] * 3
+    assert quoted.cost == pytest.approx(3 * price)
+    check_billing(made.model_copy(update={"budget": 3 * price}), settings)
+    with pytest.raises(BadInputError, match=r"budget: the clips would cost about .* over the budget"):
+        check_billing(made.model_copy(update={"budget": 3 * price - 0.01}), settings)
+    # STORYREEL_PRICES wins over the catalogue.
+    cheap = Settings(prices={"replicate/kwaivgi/kling-v2.1": {"per_second": 0.0}})
+    assert check_billing(made.model_copy(update={"budget": 0.0}), cheap).cost == 0
 
 
 def test_music_must_exist_in_storage(tmp_path: Path) -> None:
