@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 
+from activities.simulator import runware, schemas, veo
 from activities.simulator.engine import Prediction, Simulator, SimulatorConfig, version_of
 from activities.simulator.fal import router as fal_queue
 from activities.simulator.webhooks import WEBHOOK_EVENTS
@@ -47,7 +48,8 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 
 
 class PredictionInput(BaseModel):
-    """The inputs the simulated models read; any others are kept and echoed back."""
+    """The inputs a model without a stored schema is checked against (``schemas/`` holds the
+    real ones); any others are kept and echoed back."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -61,7 +63,8 @@ class ModelPredictionRequest(BaseModel):
     # webhook and webhook_events_filter are honoured; stream and the like are ignored.
     model_config = ConfigDict(extra="allow")
 
-    input: PredictionInput
+    # Checked once the model is known: against its stored schema, else ``PredictionInput``.
+    input: dict[str, Any]
 
 
 class VersionPredictionRequest(ModelPredictionRequest):
@@ -115,7 +118,7 @@ async def _create(
     simulator: Simulator,
     model: str,
     version: str,
-    body: PredictionInput,
+    body: dict[str, Any],
     extra: dict[str, Any],
 ) -> Response:
     cancel_after = None
@@ -124,12 +127,16 @@ async def _create(
             cancel_after = parse_duration(header)
         except ValueError as error:
             return problem(422, "Invalid Cancel-After header", str(error))
+    schema = schemas.find("replicate", model)
+    inputs, invalid = _checked(schema, body)
+    if invalid:
+        detail = "".join(f"- {field['field']}: {field['description']}\n" for field in invalid)
+        return problem(422, "Input validation failed", detail, invalid_fields=invalid)
     admission = simulator.admit_create()
     if not admission.allowed:
         retry = admission.headers["Retry-After"]
         detail = f"Request was throttled. Expected available in {retry} second(s)."
         return problem(429, "Request was throttled", detail, headers=admission.headers)
-    inputs = body.model_dump(exclude_unset=True)
     base_url = str(request.base_url)
     webhook = extra.get("webhook")
     events = extra.get("webhook_events_filter")
@@ -145,6 +152,7 @@ async def _create(
             if isinstance(events, list)
             else WEBHOOK_EVENTS
         ),
+        schema=schema,
     )
     if simulator.config.create_delay:
         # The prediction already runs: its deliveries may reach the receiver before this answer.
@@ -158,13 +166,42 @@ async def _create(
     return answer(request, simulator, prediction.to_json(waited_out), 201, headers)
 
 
+def _checked(
+    schema: schemas.ModelSchema | None, body: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The input as the model will read it, and Replicate's ``invalid_fields`` (none: valid).
+
+    A model with a stored schema is held to it (unknown keys pass, as on Replicate); any other
+    model only to the few inputs the simulator reads (``PredictionInput``)."""
+    if schema is not None:
+        return body, schema.replicate_errors(body)
+    try:
+        return PredictionInput.model_validate(body).model_dump(exclude_unset=True), []
+    except ValidationError as error:
+        return body, [
+            {
+                "type": item["type"],
+                "field": ".".join(map(str, ("input", *item["loc"]))),
+                "description": item["msg"],
+            }
+            for item in error.errors()
+        ]
+
+
+def latest_version(model: str) -> str:
+    """The version id a create by model name runs: the stored one when the page showed it."""
+    schema = schemas.find("replicate", model)
+    return (schema.version if schema is not None else None) or version_of(model)
+
+
 @api.post("/models/{owner}/{name}/predictions", status_code=201)
 async def create_by_model(
     owner: str, name: str, body: ModelPredictionRequest, request: Request, sim: SimulatorDep
 ) -> Response:
     """Start a prediction of a model's latest version (the official client's ``model=``)."""
     model = f"{owner}/{name}"
-    return await _create(request, sim, model, version_of(model), body.input, body.model_extra or {})
+    version = latest_version(model)
+    return await _create(request, sim, model, version, body.input, body.model_extra or {})
 
 
 @api.post("/predictions", status_code=201)
@@ -175,7 +212,7 @@ async def create(body: VersionPredictionRequest, request: Request, sim: Simulato
         model = reference
     else:
         model, version = sim.model_of(reference) or DEFAULT_MODEL, reference
-    version = version or version_of(model)
+    version = version or latest_version(model)
     return await _create(request, sim, model, version, body.input, body.model_extra or {})
 
 
@@ -219,20 +256,76 @@ async def cancel_prediction(prediction_id: str, request: Request, sim: Simulator
     return answer(request, sim, prediction.to_json())
 
 
+VERSION_CREATED_AT = "2025-01-01T00:00:00.000000Z"
+
+
+def permissive_openapi() -> dict[str, Any]:
+    """The Cog schema served for a model without a stored one: the inputs the simulator reads,
+    any others allowed."""
+    string = {"type": "string"}
+    properties = {
+        "prompt": {**string, "title": "Prompt", "x-order": 0},
+        "image": {**string, "title": "Image", "format": "uri", "x-order": 1},
+        "duration": {"type": "number", "title": "Duration", "x-order": 2},
+        "aspect_ratio": {"allOf": [{"$ref": "#/components/schemas/aspect_ratio"}], "x-order": 3},
+        "seed": {"type": "integer", "title": "Seed", "x-order": 4},
+    }
+    aspect = {"enum": ["16:9", "9:16", "1:1"], "type": "string", "title": "aspect_ratio"}
+    components = {
+        "Input": {"type": "object", "title": "Input", "properties": properties},
+        "Output": {"type": "string", "title": "Output", "format": "uri"},
+        "aspect_ratio": {**aspect, "description": "An enumeration."},
+    }
+    info = {"title": "Cog", "version": "0.1.0"}
+    return {"openapi": "3.0.2", "info": info, "paths": {}, "components": {"schemas": components}}
+
+
+def version_record(model: str, version_id: str) -> dict[str, Any]:
+    schema = schemas.find("replicate", model)
+    stored = None if schema is None else schema.document["latest_version"]
+    return {
+        "id": version_id,
+        "created_at": (stored or {}).get("created_at") or VERSION_CREATED_AT,
+        "cog_version": (stored or {}).get("cog_version") or "0.13.0",
+        "openapi_schema": permissive_openapi() if stored is None else stored["openapi_schema"],
+    }
+
+
+@api.get("/models/{owner}/{name}")
+async def get_model(owner: str, name: str, request: Request, sim: SimulatorDep) -> Response:
+    """The model object with ``latest_version.openapi_schema``: the stored one for the models
+    in ``schemas/replicate/``, a permissive one for any other name."""
+    model = f"{owner}/{name}"
+    version = latest_version(model)
+    sim.remember(model, version)
+    schema = schemas.find("replicate", model)
+    if schema is not None:
+        payload = {**schema.document, "latest_version": version_record(model, version)}
+    else:
+        payload = {
+            "url": f"https://replicate.com/{model}",
+            "owner": owner,
+            "name": name,
+            "description": "A model the simulator knows no schema of: any input is accepted.",
+            "visibility": "public",
+            "github_url": None,
+            "paper_url": None,
+            "license_url": None,
+            "run_count": 0,
+            "cover_image_url": None,
+            "default_example": None,
+            "latest_version": version_record(model, version),
+        }
+    return answer(request, sim, payload)
+
+
 @api.get("/models/{owner}/{name}/versions/{version_id}")
 async def get_version(
     owner: str, name: str, version_id: str, request: Request, sim: SimulatorDep
 ) -> Response:
-    """A minimal version record, enough for ``client.run("owner/name:version")``."""
+    """A version record, enough for ``client.run("owner/name:version")``."""
     sim.remember(f"{owner}/{name}", version_id)
-    schema = {"components": {"schemas": {"Output": {"type": "string", "format": "uri"}}}}
-    payload = {
-        "id": version_id,
-        "created_at": "2025-01-01T00:00:00.000000Z",
-        "cog_version": "0.13.0",
-        "openapi_schema": schema,
-    }
-    return answer(request, sim, payload)
+    return answer(request, sim, version_record(f"{owner}/{name}", version_id))
 
 
 @api.get("/webhooks/default/secret")
@@ -343,10 +436,13 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="storyreel Replicate simulator", lifespan=lifespan)
     app.state.simulator = simulator
+    for schema in schemas.stored("replicate").values():
+        # Creates by a stored model's bare version id (``POST /v1/predictions``) resolve.
+        simulator.remember(schema.model, schema.version or version_of(schema.model))
     app.middleware("http")(_guard)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
-    for router in (api, files, admin, fal_queue):
+    for router in (api, files, admin, fal_queue, runware.router, veo.router):
         app.include_router(router)
     return app
 

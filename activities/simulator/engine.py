@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from activities.providers.base import ClipJob, ImageJob
 from activities.providers.local import LocalClipProvider, LocalImageProvider, run_stoppable
+from activities.simulator.schemas import DEFAULT_SECONDS, ModelSchema, seconds
 from activities.simulator.webhooks import WEBHOOK_EVENTS, Deliveries
 from storyreel.contracts import ClipStatus, PlatformSpec
 from storyreel.errors import MediaError
@@ -50,7 +51,18 @@ STEPS = 100
 BAR = " ▏▎▍▌▋▊▉"
 # Replicate keeps a prediction in ``starting`` while it finds a machine; we keep it short.
 MAX_STARTING = 0.5
-_TRIGGERS = re.compile(r"\[(refuse|refuse:[a-z]+|fail-once|fail|hang)\]")
+# Prompt triggers, honoured on every protocol:
+#   [refuse]        fails with the provider's content-policy refusal (never worth a retry)
+#   [refuse:fal]    refuses on that protocol only (``replicate``, ``fal``), so a fallback succeeds
+#   [fail]          fails as a crashed model would; [fail-once] only the first prediction of
+#                   that prompt, a retry (a new prediction of the same prompt) succeeds
+#   [hang]          stays processing forever (logs freeze halfway) until canceled
+#   [corrupt]       succeeds, but the output is not a playable file (a few bytes that are no
+#                   MP4 or PNG); [corrupt-once] only for the first prediction of that prompt
+# Triggers are cut out of the text drawn on the rendered clip.
+_TRIGGERS = re.compile(r"\[(refuse|refuse:[a-z]+|fail-once|fail|hang|corrupt-once|corrupt)\]")
+# Values longer than this are shortened in the log (image fields carry whole data URIs).
+LOG_VALUE_CHARS = 80
 
 
 class SimulatorConfig(BaseModel):
@@ -156,6 +168,11 @@ class Prediction:
     webhook_events: frozenset[str] = frozenset()
     gets: int = 0
     logs_sent_at: float | None = None
+    schema: ModelSchema | None = None
+    unknown_inputs: list[str] = field(default_factory=list)
+    """Input keys the model's stored schema does not take: ignored, as the real service does."""
+    corrupt: bool = False
+    protocol: str = "replicate"
 
     @property
     def prompt(self) -> str:
@@ -166,7 +183,20 @@ class Prediction:
         return self.status in TERMINAL
 
     @property
+    def seconds(self) -> float | None:
+        """The clip length the model makes: its ``duration`` input (``5``, ``"5"``, ``"5s"``),
+        else its schema's default, else 5 s; None for an image."""
+        if self.is_image:
+            return None
+        asked = seconds(self.input.get("duration"))
+        if asked is None and self.schema is not None:
+            asked = self.schema.default_seconds()
+        return DEFAULT_SECONDS if asked is None else min(20.0, max(1.0, asked))
+
+    @property
     def is_image(self) -> bool:
+        if self.schema is not None:
+            return not self.schema.makes_video
         name = self.model.rsplit("/", 1)[-1].lower()
         if "video" in name:
             return False  # image-to-video endpoints (fal's ``.../image-to-video``) make videos
@@ -230,6 +260,7 @@ class Simulator:
         self.counts = Counts()
         self._predictions: dict[str, Prediction] = {}
         self._failed_once: set[str] = set()
+        self._corrupted_once: set[str] = set()
         self._versions: dict[str, str] = {}
         self._window: deque[float] = deque()
         self._tmp = Path(tempfile.mkdtemp(prefix="storyreel-sim-"))
@@ -331,14 +362,20 @@ class Simulator:
         webhook: str | None = None,
         webhook_events: frozenset[str] = WEBHOOK_EVENTS,
         protocol: str = "replicate",
+        schema: ModelSchema | None = None,
     ) -> Prediction:
-        fate = self._fate(str(input.get("prompt", "")), protocol)
+        """Start a prediction; ``schema`` (already validated against) says what the model takes."""
+        prompt = str(input.get("prompt", ""))
+        fate = self._fate(prompt, protocol)
         jitter = self._fates.uniform(-self.config.jitter, self.config.jitter)
         ident = base64.b32encode(uuid.uuid4().bytes).decode().rstrip("=").lower()
         prediction = Prediction(
             ident, model, version, input, fate, max(0.0, self.config.latency + jitter), base_url
         )
         prediction.webhook, prediction.webhook_events = webhook, webhook_events
+        prediction.schema, prediction.protocol = schema, protocol
+        prediction.unknown_inputs = [] if schema is None else schema.unknown(input)
+        prediction.corrupt = self._corrupt(prompt)
         self._predictions[ident] = prediction
         self.remember(model, version)
         self.counts.creates += 1
@@ -348,6 +385,13 @@ class Simulator:
                 cancel_after, self._expire, prediction
             )
         return prediction
+
+    def _corrupt(self, prompt: str) -> bool:
+        if "[corrupt-once]" in prompt:
+            first = prompt not in self._corrupted_once
+            self._corrupted_once.add(prompt)
+            return first
+        return "[corrupt]" in prompt
 
     def remember(self, model: str, version: str) -> None:
         """Note which model a version id belongs to, so creates by bare version id resolve."""
@@ -387,6 +431,12 @@ class Simulator:
                 "status": p.status,
                 "canceled": p.canceled,
                 "gets": p.gets,
+                "protocol": p.protocol,
+                "inputs": {key: _shortened(value) for key, value in p.input.items()},
+                "unknown_inputs": p.unknown_inputs,
+                "schema": p.schema is not None,
+                "seconds": p.seconds,
+                "corrupt": p.corrupt,
             }
             for p in self._predictions.values()
         ]
@@ -398,6 +448,7 @@ class Simulator:
             shutil.rmtree(self.outputs / prediction.id, ignore_errors=True)
         self._predictions.clear()
         self._failed_once.clear()
+        self._corrupted_once.clear()
         self._window.clear()
         self.counts = Counts()
         self._reseed()
@@ -492,6 +543,8 @@ class Simulator:
                 await asyncio.gather(render, return_exceptions=True)
 
     async def _render(self, prediction: Prediction) -> Path:
+        if prediction.corrupt:
+            return self._corrupt_file(prediction)
         if not self.config.render:
             return await self._prepared_file(prediction.is_image)
         width, height = ASPECTS.get(str(prediction.input.get("aspect_ratio")), ASPECTS["16:9"])
@@ -505,12 +558,19 @@ class Simulator:
         if prediction.is_image:
             image = ImageJob(prediction.id, 0, text, spec, prediction.model, seed, workdir)
             return await run_stoppable(self._executor, lambda _: self._images.render_sync(image))
-        asked = prediction.input.get("duration")
-        duration = 5.0 if asked is None else min(10.0, max(1.0, float(asked)))
+        duration = prediction.seconds or DEFAULT_SECONDS
         clip = ClipJob("sim", 1, text, text, duration, spec, prediction.model, seed, None, workdir)
         return await run_stoppable(
             self._executor, lambda stop: self._clips.render(prediction.id, clip, _quiet, stop)
         )
+
+    def _corrupt_file(self, prediction: Prediction) -> Path:
+        """An output no player opens: 64 bytes derived from the id, under the usual name."""
+        workdir = self.outputs / prediction.id
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = workdir / f"{prediction.id}{'.png' if prediction.is_image else '.mp4'}"
+        path.write_bytes(hashlib.sha256(prediction.id.encode()).digest() * 2)
+        return path
 
     async def _prepared_file(self, image: bool) -> Path:
         """One tiny clip (or image) rendered on first use and served for every prediction."""
@@ -529,6 +589,15 @@ class Simulator:
 
                 self._prepared[image] = await run_stoppable(self._executor, work)
             return self._prepared[image]
+
+
+def _shortened(value: Any) -> Any:
+    """An input value as the log shows it: a data URI as its media type and size."""
+    if not isinstance(value, str) or len(value) <= LOG_VALUE_CHARS:
+        return value
+    if value.startswith("data:"):
+        return f"{value.split(',', 1)[0]},… ({len(value)} chars)"
+    return f"{value[:LOG_VALUE_CHARS]}… ({len(value)} chars)"
 
 
 def _quiet(_status: ClipStatus, _percent: float) -> None:

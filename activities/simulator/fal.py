@@ -5,6 +5,9 @@
     GET  /fal/{app}/requests/{id}                 the output, or the failure in fal's words
     PUT  /fal/{app}/requests/{id}/cancel          202 CANCELLATION_REQUESTED, 400 ALREADY_COMPLETED
     GET  /fal/.well-known/jwks.json               the key this simulator signs webhooks with
+    GET  /fal/openapi/queue/openapi.json?endpoint_id={model id}
+                                                  the endpoint's OpenAPI document (fal serves
+                                                  it at fal.ai/api/openapi/queue/openapi.json)
 
 ``{app}`` is the model id without its endpoint path (``fal-ai/kling-video`` for
 ``fal-ai/kling-video/v2/master/text-to-video``), as on fal. Point ``FalClient`` at
@@ -13,6 +16,11 @@ jwks.json``. The engine's knobs apply: latency, the outcome rates and prompt tri
 (``[refuse]``, ``[fail]``...), 5xx and malformed answers, the create rate limit. A finished
 request with a ``fal_webhook`` is POSTed there, signed with an ED25519 key made at start, and
 retried a few times when the receiver fails; cancelled requests are not delivered.
+
+An endpoint with a stored schema (``schemas/fal/``) is held to it on submit, as fal's pydantic
+apps are: a missing field, a wrong type, a value outside the enum or range is a 422 with
+``{"detail": [{"loc": ["body", field], "msg", "type", ...}]}``; keys it does not take are
+ignored (and logged). Any other endpoint accepts any JSON object.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from activities.simulator import schemas
 from activities.simulator.engine import Counts, Fate, Prediction, Simulator, iso, version_of
 from activities.simulator.webhooks import Sender
 from storyreel.webhooks.fal import signed_message
@@ -226,6 +235,41 @@ async def jwks(request: Request) -> dict[str, Any]:
     return _deliveries(request).jwks()
 
 
+def permissive_openapi(endpoint: str) -> dict[str, Any]:
+    """The document served for an endpoint without a stored schema: any input is accepted."""
+    name = "".join(part.capitalize() for part in endpoint.replace("-", "/").split("/")) + "Input"
+    properties = {
+        "prompt": {"title": "Prompt", "type": "string"},
+        "image_url": {"title": "Image Url", "type": "string"},
+        "duration": {"title": "Duration", "type": "string", "default": "5"},
+        "aspect_ratio": {"title": "Aspect Ratio", "type": "string", "default": "16:9"},
+        "seed": {"title": "Seed", "type": "integer"},
+    }
+    body = {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+    return {
+        "openapi": "3.0.4",
+        "info": {
+            "title": f"Queue OpenAPI for {endpoint}",
+            "version": "1.0.0",
+            "description": "Simulated: this endpoint has no stored schema; any input is accepted.",
+            "x-fal-metadata": {"endpointId": endpoint},
+        },
+        "components": {
+            "schemas": {
+                name: {"title": name, "type": "object", "properties": properties, "required": []}
+            }
+        },
+        "paths": {f"/{endpoint}": {"post": {"requestBody": {"required": True, **body}}}},
+    }
+
+
+@router.get("/openapi/queue/openapi.json")
+async def openapi(endpoint_id: str) -> dict[str, Any]:
+    """An endpoint's OpenAPI document, as fal publishes it (public, no key needed)."""
+    schema = schemas.find("fal", endpoint_id)
+    return permissive_openapi(endpoint_id) if schema is None else schema.document
+
+
 @router.get("/{app:path}/requests/{request_id}/status")
 async def status(app: str, request_id: str, request: Request, logs: int = 0) -> Response:
     """Where a request stands; ``logs=1`` adds the model's log lines (tqdm progress)."""
@@ -292,11 +336,17 @@ async def submit(model: str, request: Request, fal_webhook: str | None = None) -
         return _detail(422, [problem])
     if len(model.split("/")) < 2:
         return _detail(404, f"Application {model!r} not found.")
+    schema = schemas.find("fal", model)
+    if schema is not None and (invalid := schema.fal_errors(inputs)):
+        return _detail(422, invalid)
     admission = sim.admit_create()
     if not admission.allowed:
         retry = admission.headers["Retry-After"]
         return _detail(429, f"Rate limited; retry in {retry} second(s).", admission.headers)
-    prediction = sim.create(model, version_of(model), inputs, str(request.base_url), protocol="fal")
+    base_url = str(request.base_url)
+    prediction = sim.create(
+        model, version_of(model), inputs, base_url, protocol="fal", schema=schema
+    )
     if fal_webhook:
         _deliveries(request).schedule(prediction, fal_webhook, sim.counts)
     body = {"request_id": prediction.id, **_urls(request, prediction), "queue_position": 0}
