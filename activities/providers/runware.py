@@ -60,31 +60,75 @@ def task_uuid(job: ClipJob, resubmission: int = 0) -> str:
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
+# Where the first frame goes: ``inputs.frameImages``, a list of ``{"image", "frame"}`` entries
+# (runware.ai/docs/en/video-inference/api-reference, "inputs"; the model pages list the field
+# as ``inputs.frameImages``). The image may be a UUID, a URL, base64 or a data URI.
+FIRST_FRAME_FIELD = "inputs.frameImages"
+# Veo's sound switch on Runware (runware.ai/docs/en/providers/google, ``providerSettings``).
+GOOGLE_AUDIO_FIELD = "providerSettings.google.generateAudio"
+
+
+def put(task: dict[str, Any], path: str, value: object) -> None:
+    """Set ``value`` at a dotted ``path`` (``providerSettings.google.generateAudio``)."""
+    *parents, leaf = path.split(".")
+    node = task
+    for name in parents:
+        child = node.setdefault(name, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"{path}: {name} is not an object in the task")
+        node = child
+    node[leaf] = value
+
+
 def default_clip_task(
     job: ClipJob, durations: Mapping[str, Sequence[int]] = DEFAULT_DURATIONS
 ) -> dict[str, Any]:
     """A ``videoInference`` task for ``job`` without ``taskUUID`` (blocking: reads the image).
 
-    With a reference image the model takes the frame size from it (Kling, for one, accepts
-    either ``frameImages`` or ``width``/``height``, never both); without, the platform's size.
+    With ``job.spec`` (the model's catalogue entry) the length is the shortest the model makes
+    that covers the scene, written as the model spells it; the frame size is the model's
+    nearest listed size; seed and sound are sent only through the fields the model has. The
+    first frame goes in ``inputs.frameImages``; the model pages say "provide exactly one of
+    ``inputs.frameImages`` or ``width/height``", so a task with a first frame has no size (the
+    model takes it from the image). Without a spec: the ``durations`` table, the platform's
+    size, the seed, and Google's ``generateAudio`` switch for ``google:`` models.
     """
+    spec = job.spec
     task: dict[str, Any] = {
         "taskType": "videoInference",
         "deliveryMethod": "async",
         "model": job.model,
         "positivePrompt": job.prompt,
-        "duration": clip_seconds(job.model, job.duration, durations),
-        "seed": job.seed,
         "numberResults": 1,
         "outputType": "URL",
         "outputFormat": "MP4",
         "includeCost": True,
     }
-    image = image_data_uri(job.image) if job.image is not None else None
-    if image is not None:
-        task["frameImages"] = [{"inputImage": image, "frame": "first"}]
+    if spec is None:
+        task["duration"] = clip_seconds(job.model, job.duration, durations)
+        task["seed"] = job.seed
+        if job.model.startswith("google:"):
+            put(task, GOOGLE_AUDIO_FIELD, job.audio)
     else:
-        task["width"], task["height"] = job.platform.width, job.platform.height
+        if spec.durations.field is not None:
+            put(task, spec.durations.field, spec.durations.spell(job.clip_seconds()))
+        if spec.seed_field is not None:
+            put(task, spec.seed_field, job.seed)
+        if spec.audio_field is not None:
+            put(task, spec.audio_field, job.audio)
+        for name, value in spec.fixed_inputs.items():
+            put(task, name, value)
+    # A model whose entry names no first-frame input is sent none (it would be refused).
+    field = FIRST_FRAME_FIELD if spec is None else spec.first_frame_field
+    image = image_data_uri(job.image) if job.image is not None and field else None
+    if image is not None and field is not None:
+        frame: object = [{"image": image, "frame": "first"}]
+        if not field.endswith("frameImages"):
+            frame = image  # a model taking the image itself (``inputs.image``)
+        put(task, field, frame)
+    else:
+        size = spec.size(job.platform.width, job.platform.height) if spec else None
+        task["width"], task["height"] = size or (job.platform.width, job.platform.height)
     return task
 
 

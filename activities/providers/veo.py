@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 
 ClipBodyBuilder = Callable[[ClipJob], dict[str, Any]]
 
-# Clip lengths (seconds) each family accepts: Veo 2 any whole second from 5 to 8, Veo 3 and
-# 3.1 4, 6 or 8 (ai.google.dev/gemini-api/docs/video, "Veo model parameters").
+# Clip lengths (seconds) each family accepts when the model has no catalogue entry: Veo 2 any
+# whole second from 5 to 8, Veo 3 and 3.1 4, 6 or 8 (ai.google.dev/gemini-api/docs/video,
+# "Veo model parameters").
 VEO2_DURATIONS = (5, 6, 7, 8)
 VEO3_DURATIONS = (4, 6, 8)
 
@@ -41,12 +42,20 @@ def clip_seconds(model: str, duration: float) -> int:
 def default_clip_body(job: ClipJob) -> dict[str, Any]:
     """The ``predictLongRunning`` body for ``job`` (blocking: reads the image).
 
-    The seed is left out: the Gemini API documents it for Vertex-hosted Veo only, and an
-    unknown parameter would make every request a 400. The reference image goes inline as
-    ``bytesBase64Encoded`` when it is small enough.
+    The first frame goes in ``instances[0].image`` as ``bytesBase64Encoded`` + ``mimeType``
+    when it is small enough (the Gemini API's Veo endpoint is reported to answer
+    ``inlineData`` with a 400, see ``tests/fixtures/veo/README.md``). With ``job.spec`` the
+    length is the shortest the model makes that covers the scene, as the model spells it, the
+    aspect ratio the model's closest, and the resolution the first the entry lists (Veo's
+    default; 1080p and 4k make 8 s clips only); seed and sound go only through fields the
+    entry names, and ``negativePrompt`` is never sent (a job has none), so nothing the model
+    does not take is sent: the API refuses unknown parameters with a 400. Without a spec:
+    Veo 2/3 lengths and the platform's aspect ratio.
     """
+    spec = job.spec
     instance: dict[str, Any] = {"prompt": job.prompt}
-    if job.image is not None:
+    wants_image = spec is None or spec.first_frame_field is not None
+    if job.image is not None and wants_image:
         size = job.image.stat().st_size
         if size < MAX_INLINE_IMAGE_BYTES:
             instance["image"] = {
@@ -55,11 +64,37 @@ def default_clip_body(job: ClipJob) -> dict[str, Any]:
             }
         else:
             logger.warning("reference image %s is %d bytes: too large to send", job.image, size)
-    parameters = {
-        "aspectRatio": aspect_ratio(job.platform),
-        "durationSeconds": clip_seconds(job.model, job.duration),
-    }
+    if spec is None:
+        parameters: dict[str, Any] = {
+            "aspectRatio": aspect_ratio(job.platform),
+            "durationSeconds": clip_seconds(job.model, job.duration),
+        }
+        return {"instances": [instance], "parameters": parameters}
+    # The parameter names are the API's own; the entry says which values the model takes.
+    parameters = {}
+    ratio = spec.aspect_ratio(job.platform.width, job.platform.height)
+    if ratio is not None:
+        parameters["aspectRatio"] = ratio
+    if spec.durations.field is not None:
+        parameters["durationSeconds"] = spec.durations.spell(job.clip_seconds())
+    if spec.resolutions:
+        # The lowest: 1080p and 4k make 8 s clips only, and the clip is fitted to the frame.
+        parameters["resolution"] = min(spec.resolutions, key=_lines)
+    if spec.seed_field is not None:
+        parameters[spec.seed_field.removeprefix("parameters.")] = job.seed
+    if spec.audio_field is not None:
+        parameters[spec.audio_field.removeprefix("parameters.")] = job.audio
+    parameters.update(spec.fixed_inputs)
     return {"instances": [instance], "parameters": parameters}
+
+
+def _lines(resolution: str) -> int:
+    """``720p`` -> 720, ``4k`` -> 2160 (unknown words last)."""
+    text = resolution.lower()
+    if text.endswith("k") and text[:-1].isdigit():
+        return int(text[:-1]) * 540
+    digits = text.rstrip("p")
+    return int(digits) if digits.isdigit() else 1 << 30
 
 
 def _file_stem(prediction_id: str) -> str:

@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from activities.providers.runware import (
     task_uuid,
 )
 from activities.providers.runware_api import RunwareClient
+from storyreel.catalogue import Durations, ModelSpec
 from storyreel.contracts import PLATFORMS, ClipStatus, Platform, PredictionPhase
 from storyreel.errors import (
     PredictionFailedError,
@@ -145,7 +147,8 @@ async def test_submit_reads_the_uuid_then_sends_the_task(
             "outputType": "URL",
             "outputFormat": "MP4",
             "includeCost": True,
-            "frameImages": [{"inputImage": data_uri, "frame": "first"}],
+            # runware.ai/docs/en/video-inference/api-reference: inputs.frameImages[].image
+            "inputs": {"frameImages": [{"image": data_uri, "frame": "first"}]},
         }
     ]
 
@@ -199,11 +202,53 @@ async def test_a_duplicate_uuid_answer_is_followed_not_raised(
 
 def test_default_task_shapes(tmp_path: Path) -> None:
     wide = default_clip_task(clip_job(tmp_path, platform=PLATFORMS[Platform.youtube]))
-    assert (wide["width"], wide["height"]) == (1920, 1080) and "frameImages" not in wide
+    assert (wide["width"], wide["height"]) == (1920, 1080) and "inputs" not in wide
     assert clip_seconds("klingai:5@3", 5.0, {"klingai": (5, 10)}) == 5
     assert clip_seconds("klingai:5@3", 5.2, {"klingai": (5, 10)}) == 10
     assert clip_seconds("klingai:5@3", 14.0, {"klingai": (5, 10)}) == 10
     assert clip_seconds("bytedance:2@1", 3.2, {"klingai": (5, 10)}) == 4
+
+
+# As runware.ai/docs/models/google-veo-3-1-fast documents Veo 3.1 Fast on Runware.
+VEO_FAST = ModelSpec(
+    provider="runware",
+    model="google:3@3",
+    prompt_field="positivePrompt",
+    first_frame_field="inputs.frameImages",
+    durations=Durations(field="duration", values=[4, 6, 8]),
+    aspect_ratio_field=None,
+    sizes=["1280x720", "720x1280", "1920x1080", "1080x1920"],
+    seed_field="seed",
+    audio=True,
+    audio_field="providerSettings.google.generateAudio",
+)
+
+
+def test_a_task_from_the_models_entry(tmp_path: Path) -> None:
+    image = tmp_path / "board.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
+    job = clip_job(tmp_path, model="google:3@3", spec=VEO_FAST, duration=4.2, audio=False)
+    sized = default_clip_task(job)
+    assert sized["duration"] == 6 and sized["seed"] == 7
+    assert (sized["width"], sized["height"]) == (1080, 1920)  # the listed size nearest tiktok's
+    assert sized["providerSettings"] == {"google": {"generateAudio": False}}
+    framed = default_clip_task(replace(job, image=image, audio=True))
+    # "Provide exactly one of: inputs.frameImages or width/height" (the model page).
+    assert "width" not in framed and "height" not in framed
+    assert framed["inputs"]["frameImages"][0]["frame"] == "first"
+    assert framed["inputs"]["frameImages"][0]["image"].startswith("data:image/png;base64,")
+    assert framed["providerSettings"] == {"google": {"generateAudio": True}}
+    # An entry naming no seed, sound or first-frame input: none of them is sent.
+    bare = VEO_FAST.model_copy(
+        update={"seed_field": None, "audio_field": None, "first_frame_field": None}
+    )
+    plain = default_clip_task(replace(job, image=image, spec=bare))
+    assert not {"seed", "providerSettings", "inputs"} & set(plain)
+    assert (plain["width"], plain["height"]) == (1080, 1920)
+    # Without an entry, a google: model still gets its sound switch (job.audio).
+    assert default_clip_task(replace(job, spec=None))["providerSettings"] == {
+        "google": {"generateAudio": False}
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from activities.providers.base import ClipJob
 from activities.providers.veo import VeoClipProvider, clip_seconds, default_clip_body
 from activities.providers.veo_api import VeoClient
+from storyreel.catalogue import Durations, ModelSpec
 from storyreel.contracts import PLATFORMS, ClipStatus, Platform, PredictionPhase
 from storyreel.errors import (
     PredictionFailedError,
@@ -160,6 +162,37 @@ def test_a_wide_job_without_image(tmp_path: Path) -> None:
         "instances": [{"prompt": "A lighthouse at dusk\n\nSCENE: waves"}],
         "parameters": {"aspectRatio": "16:9", "durationSeconds": 4},
     }
+
+
+def test_a_body_from_the_models_entry(tmp_path: Path) -> None:
+    spec = ModelSpec(
+        provider="veo",
+        model=MODEL,
+        durations=Durations(field="durationSeconds", values=[4, 6, 8]),
+        aspect_ratio_field="aspectRatio",
+        aspect_ratios=["16:9", "9:16"],
+        resolution_field="resolution",
+        resolutions=["4k", "1080p", "720p"],
+        first_frame_field="image",
+    )
+    job = clip_job(tmp_path, spec=spec, duration=4.5, platform=PLATFORMS[Platform.youtube])
+    assert default_clip_body(job)["parameters"] == {
+        "aspectRatio": "16:9",
+        "durationSeconds": 6,
+        "resolution": "720p",  # the lowest: 1080p and 4k make 8 s clips only
+    }
+    seeded = spec.model_copy(update={"seed_field": "seed", "resolutions": []})
+    assert default_clip_body(replace(job, spec=seeded))["parameters"] == {
+        "aspectRatio": "16:9",
+        "durationSeconds": 6,
+        "seed": 7,
+    }
+    image = tmp_path / "board.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
+    no_frame = spec.model_copy(update={"first_frame_field": None})
+    assert (
+        "image" not in default_clip_body(replace(job, spec=no_frame, image=image))["instances"][0]
+    )
 
 
 # --------------------------------------------------------------------------------------------
