@@ -46,7 +46,7 @@ def default_clip_body(job: ClipJob) -> dict[str, Any]:
     when it is small enough (the Gemini API's Veo endpoint is reported to answer
     ``inlineData`` with a 400, see ``tests/fixtures/veo/README.md``). With ``job.spec`` the
     length is the shortest the model makes that covers the scene, as the model spells it, the
-    aspect ratio the model's closest, and the resolution the first the entry lists (Veo's
+    aspect ratio the model's closest, and the lowest resolution the entry lists (Veo's
     default; 1080p and 4k make 8 s clips only); seed and sound go only through fields the
     entry names, and ``negativePrompt`` is never sent (a job has none), so nothing the model
     does not take is sent: the API refuses unknown parameters with a 400. Without a spec:

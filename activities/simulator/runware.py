@@ -3,6 +3,9 @@
     POST /runware/v1        a JSON array of tasks: ``videoInference`` (async) and ``getResponse``
     GET  /runware/_sim/log  what each ``videoInference`` task carried (fields, first frame, size)
 
+The same record travels in the prediction's inputs as ``request``, so the engine's
+``GET /_sim/log`` shows it too (``inputs.request``, with ``protocol`` ``runware``).
+
 Point ``RunwareClient`` at ``http://host:port/runware/v1``. The key travels as
 ``Authorization: Bearer`` (or in an ``authentication`` task first in the array); a missing key,
 or one that begins with ``invalid``, is refused with HTTP 401 and ``invalidApiKey``, in the

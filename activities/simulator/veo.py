@@ -6,6 +6,8 @@
     GET  /veo/v1beta/files/{id}:download?alt=media             the video (keyed, like Google's)
     GET  /veo/_sim/log                                         what each request carried
 
+The record is also the prediction's ``request`` input, shown by the engine's ``GET /_sim/log``.
+
 Point ``VeoClient`` at ``http://host:port/veo``. The key travels as ``x-goog-api-key`` (or
 ``?key=``): none is ``403 PERMISSION_DENIED``, one beginning with ``invalid`` is ``400
 INVALID_ARGUMENT`` "API key not valid", both in Google's ``{"error": {code, message, status}}``

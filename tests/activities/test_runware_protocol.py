@@ -112,9 +112,15 @@ def client(url: str, key: str | None = KEY) -> RunwareClient:
 
 
 async def record_of(url: str, uuid_: str) -> dict[str, Any]:
+    """What the task carried, as the protocol's log and the engine's ``/_sim/log`` show it."""
     async with httpx.AsyncClient() as http:
         tasks = (await http.get(f"{url}/runware/_sim/log")).json()["tasks"]
+        engine = (await http.get(f"{url}/_sim/log")).json()["predictions"]
     (record,) = [task for task in tasks if task["taskUUID"] == uuid_]
+    (logged,) = [entry for entry in engine if entry["id"] == record["id"]]
+    assert logged["protocol"] == "runware"
+    assert logged["inputs"]["request"]["first_frame"] == record["first_frame"]
+    assert logged["inputs"]["request"]["duration"] == record["duration"]
     return dict(record)
 
 

@@ -128,8 +128,14 @@ async def test_a_4s_scene_on_veo_3_is_asked_as_4_with_the_storyboard_as_base64(
         output = await provider.wait(name, job, lambda _s, _p: None)
         async with httpx.AsyncClient() as http:
             (record,) = (await http.get(f"{url}/veo/_sim/log")).json()["operations"]
+            (logged,) = (await http.get(f"{url}/_sim/log")).json()["predictions"]
             unkeyed = await http.get(f"{url}/veo/v1beta/files/{name.rsplit('/', 1)[-1]}:download")
     assert record["operation"] == name and record["status"] == "succeeded"
+    assert logged["protocol"] == "veo" and logged["inputs"]["request"] == {
+        key: value
+        for key, value in record.items()
+        if key not in ("id", "protocol", "operation", "status")
+    }
     assert record["parameters"] == {
         "aspectRatio": "9:16",
         "durationSeconds": 4,
