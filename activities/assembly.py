@@ -3,7 +3,8 @@
 ``stitch_video`` runs, in order: fetch the clips -> speech through the configured TTS (the
 scenes side by side) -> burn captions (in parallel, falling back to one by one) -> stitch in
 scene order with a transition, in one FFmpeg run that also mixes the sound (each scene's speech
-where it starts, the music bed ducked under it) -> platform export (nothing to rewrite when the
+where it starts, the music bed and the clips' own sound ducked under it, or that sound kept as
+it is or dropped: ``clip_audio``) -> platform export (nothing to rewrite when the
 stitch already wrote the deliverable) -> duration limit -> thumbnail (grabbed from the joined
 video while it is exported and uploaded) -> metadata. With a crossfade the captions are drawn in
 the stitch's own pass too. It is a sync activity on the worker's executor and heartbeats
@@ -160,8 +161,11 @@ class AssemblyActivities:
                 with steps("overlay"):
                     paths, overlay = self._captions(clips, paths, spec, workdir, words)
             soundtrack = None
-            if spoken is not None or music is not None:
-                soundtrack = Soundtrack(spoken or [], music, self.options.music_volume)
+            # Dropping the clips' own sound takes a mix too (of silence, in the same run).
+            if spoken is not None or music is not None or request.clip_audio == "drop":
+                soundtrack = Soundtrack(
+                    spoken or [], music, self.options.music_volume, clip_audio=request.clip_audio
+                )
             with steps("stitch"):
                 joined = stitch(
                     paths,

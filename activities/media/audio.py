@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, runtime_checkable
 
 import httpx
 
@@ -31,8 +31,12 @@ WORDS_PER_SECOND = 2.5
 SILENT_RATE = 48000
 # Tail fade where speech is cut at the end of its scene, to avoid a click.
 CUT_FADE = 0.04
+# Sums can exceed full scale (normalize=0 keeps levels predictable): a limiter catches it.
+LIMIT = "alimiter=limit=0.95:level=0"
 
 Scene = tuple[float, float, str]
+# What becomes of the clips' own sound in the mix (``StitchInput.clip_audio``).
+ClipAudio = Literal["keep", "duck", "drop"]
 
 
 @runtime_checkable
@@ -211,13 +215,16 @@ class Soundtrack:
 
     ``speech`` holds each scene's spoken words (a file per scene, ``None``: nothing said),
     placed where the scene starts and cut where it ends; ``music`` is a bed looped to the end
-    at ``music_volume``, ducked under the voice when ``duck``.
+    at ``music_volume``, ducked under the voice when ``duck``. ``clip_audio`` says what
+    becomes of the clips' own sound: ``"duck"`` (under the voice, like the music), ``"keep"``
+    (mixed as it is) or ``"drop"`` (left out).
     """
 
     speech: Sequence[Path | None] = ()
     music: Path | None = None
     music_volume: float = 0.35
     duck: bool = True
+    clip_audio: ClipAudio = "duck"
 
     def graph(
         self, first_input: int, own: str | None, spans: Sequence[tuple[float, float]]
@@ -246,6 +253,7 @@ class Soundtrack:
             length,
             duck=self.duck,
             music_volume=self.music_volume,
+            clip_audio=self.clip_audio,
         )
         return inputs, parts
 
@@ -277,43 +285,54 @@ def sound_mix(
     *,
     duck: bool = True,
     music_volume: float = 0.35,
+    clip_audio: ClipAudio = "duck",
 ) -> list[str]:
     """Chains making ``[a]``, exactly ``length`` long, from stream labels (each optional).
 
     The bed is ``own`` (the picture's sound) plus ``music`` at ``music_volume``; with a
-    ``voice`` and ``duck`` the bed is compressed by the voice (``sidechaincompress``) so speech
-    stays clear. With nothing at all, ``[a]`` is silence.
+    ``voice``, what is ducked (``music`` when ``duck``, ``own`` when ``clip_audio="duck"``) is
+    compressed by the voice (``sidechaincompress``) so speech stays clear, the rest mixed as
+    it is. ``clip_audio="drop"`` leaves ``own`` out (it is consumed, so a filter's output
+    label stays connected). With nothing at all, ``[a]`` is silence.
     """
     fit = f"apad=whole_dur={length:.3f},atrim=end={length:.3f}"
-    parts, bed = [], []
-    if own is not None:
+    parts: list[str] = []
+    ducked: list[str] = []  # under the voice
+    plain: list[str] = []  # as they are
+    if own is not None and clip_audio == "drop":
+        parts.append(f"[{own}]anullsink")
+    elif own is not None:
         parts.append(f"[{own}]{AUDIO_FORMAT},{fit}[own]")
-        bed.append("[own]")
+        (ducked if clip_audio == "duck" else plain).append("[own]")
     if music is not None:
         parts.append(f"[{music}]{AUDIO_FORMAT},volume={music_volume},{fit}[music]")
-        bed.append("[music]")
-    # Sums can exceed full scale (normalize=0 keeps levels predictable): a limiter catches it.
-    limit = "alimiter=limit=0.95:level=0"
-    if len(bed) == 2:
-        parts.append(f"[own][music]amix=inputs=2:duration=longest:normalize=0,{limit}[bed]")
-    elif bed:
-        parts.append(f"{bed[0]}anull[bed]")
+        (ducked if duck else plain).append("[music]")
     if voice is None:
-        parts.append("[bed]anull[a]" if bed else f"anullsrc=r=48000:cl=stereo:d={length:.3f}[a]")
-        return parts
+        # Nothing to duck under: everything is mixed as it is.
+        return [*parts, _mixed([*ducked, *plain], "a", length)]
     speech = f"[{voice}]{AUDIO_FORMAT},{fit}"
-    if not bed:
-        return [*parts, f"{speech}[a]"]
-    if duck:
+    if not ducked:
+        parts.append(f"{speech}[voice]")
+    else:
         # Threshold near -36 dBFS: typical speech (-20..-12 dBFS RMS) pulls the bed down
         # by 12-20 dB; the slow release keeps it down through short pauses.
+        parts.append(_mixed(ducked, "bed", length))
         parts.append(f"{speech},asplit=2[voice][key]")
         parts.append(
             "[bed][key]sidechaincompress=threshold=0.015:ratio=6:attack=15:release=350[low]"
         )
-    else:
-        parts += [f"{speech}[voice]", "[bed]anull[low]"]
-    return [*parts, f"[voice][low]amix=inputs=2:duration=first:normalize=0,{limit}[a]"]
+        plain.insert(0, "[low]")
+    return [*parts, _mixed(["[voice]", *plain], "a", length)]
+
+
+def _mixed(streams: Sequence[str], out: str, length: float) -> str:
+    """A chain summing ``streams`` (all ``length`` long) into ``[out]``: silence if none."""
+    if not streams:
+        return f"anullsrc=r=48000:cl=stereo:d={length:.3f}[{out}]"
+    if len(streams) == 1:
+        return f"{streams[0]}anull[{out}]"
+    joined = "".join(streams)
+    return f"{joined}amix=inputs={len(streams)}:duration=first:normalize=0,{LIMIT}[{out}]"
 
 
 def narration_track(

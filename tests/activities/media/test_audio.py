@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.testing import ActivityEnvironment
 
+from activities.assembly import AssemblyActivities
 from activities.media import ffmpeg
 from activities.media.audio import (
     TTS,
@@ -25,7 +27,9 @@ from activities.media.audio import (
     speech_seconds,
 )
 from activities.media.stitch import stitch
+from storyreel.contracts import PLATFORMS, AssemblyClip, Platform, StitchInput
 from storyreel.errors import MediaError, ProviderError, ProviderRefusedError
+from storyreel.storage import LocalStorage
 
 from .helpers import SMALL, make_clip, samples, tone_level
 
@@ -193,6 +197,76 @@ def test_music_ducks_under_the_voice(tmp_path: Path, duck: bool) -> None:
         assert under_voice < alone / 3
     else:
         assert under_voice == pytest.approx(alone, rel=0.2)
+
+
+def clip_sound_mix(tmp_path: Path, mode: str, transition: str | None) -> list[int]:
+    """Two clips with their own 330 Hz sound, scene 1 narrated (300 Hz), a 1000 Hz music bed
+    ducked under the voice; the clips' sound treated as ``mode`` says."""
+    clips = [
+        make_clip(tmp_path / "one.mp4", SMALL, 1.5, "red", audio=True),
+        make_clip(tmp_path / "two.mp4", SMALL, 2.5, "blue", audio=True),
+    ]
+    music = tone(tmp_path / "music.wav", 1000, 4.0, volume=0.8)
+    speech = ToneTTS().synthesize("speak", tmp_path / "voice.wav")
+    track = Soundtrack([speech, None], music, clip_audio=mode)  # type: ignore[arg-type]
+    joined = stitch(clips, tmp_path / f"{mode}.mp4", SMALL, transition=transition,
+                    transition_seconds=0.3, soundtrack=track)  # fmt: skip
+    assert joined.mode == ("copy" if transition is None else "xfade")
+    return samples(joined.path)
+
+
+@pytest.mark.parametrize("transition", [None, "fade"])
+def test_the_clips_own_sound_is_ducked_kept_or_dropped(
+    tmp_path: Path, transition: str | None
+) -> None:
+    # Scene 1 (0-1.5 s) is narrated; the end of scene 2 is clear of the voice and its release.
+    under, alone, music_under, music_alone = {}, {}, {}, {}
+    for mode in ("duck", "keep", "drop"):
+        signal = clip_sound_mix(tmp_path, mode, transition)
+        assert tone_level(signal, 0.3, 1.1, 300) > 300, mode  # the voice is there
+        under[mode] = tone_level(signal, 0.3, 1.1, 330)
+        alone[mode] = tone_level(signal, 2.9, 3.6, 330)
+        music_under[mode] = tone_level(signal, 0.3, 1.1, 1000)
+        music_alone[mode] = tone_level(signal, 2.9, 3.6, 1000)
+    # Away from the voice the clips sound the same ducked or kept, and not at all dropped.
+    assert alone["duck"] == pytest.approx(alone["keep"], rel=0.2)
+    assert alone["keep"] > 100 and alone["drop"] < alone["keep"] / 50
+    # Under the voice: kept as it is, ducked well down, dropped.
+    assert under["keep"] == pytest.approx(alone["keep"], rel=0.2)
+    assert under["duck"] < under["keep"] / 3
+    assert under["drop"] < under["keep"] / 50
+    # The music bed ducks under the voice whatever becomes of the clips' sound.
+    for mode in ("duck", "keep", "drop"):
+        assert music_under[mode] < music_alone[mode] / 3, mode
+
+
+def test_dropping_the_clips_sound_needs_no_other_soundtrack(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "one.mp4", SMALL, 1.0, "red", audio=True)
+    for transition in (None, "fade"):
+        joined = stitch([clip, clip], tmp_path / "out.mp4", SMALL, transition=transition,
+                        soundtrack=Soundtrack(clip_audio="drop"))  # fmt: skip
+        assert joined.has_audio and ffmpeg.probe(joined.path).audio_codec == "aac"
+        signal = samples(joined.path)
+        assert len(signal) > 8000 * 1.3 and max(abs(value) for value in signal) < 50
+
+
+def test_assembly_passes_clip_audio_to_the_mix(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "media")
+    clip = make_clip(tmp_path / "one.mp4", PLATFORMS[Platform.youtube], 1.0, "red", audio=True)
+    storage.put_file("clips/1.mp4", clip)
+    activities = AssemblyActivities(storage, tmp_path / "work")
+    heard = {}
+    for mode in ("keep", "drop"):
+        request = StitchInput(
+            generation_id=f"g-{mode}",
+            platform=Platform.youtube,
+            clips=[AssemblyClip(key="clips/1.mp4"), AssemblyClip(key="clips/1.mp4")],
+            clip_audio=mode,
+        )
+        result = ActivityEnvironment().run(activities.stitch_video, request)
+        assert result.mode == "copy" and result.audio_codec == "aac"
+        heard[mode] = tone_level(samples(storage.path(result.key)), 0.2, 1.8, 330)
+    assert heard["keep"] > 300 and heard["drop"] < 5
 
 
 def test_a_soundtrack_needs_speech_for_every_scene(tmp_path: Path) -> None:
