@@ -39,6 +39,7 @@ def clip_digest(
     platform: PlatformSpec,
     seed: int,
     image: Path | None,
+    audio: str = "duck",
 ) -> str:
     return content_digest(
         kind="clip",
@@ -50,4 +51,5 @@ def clip_digest(
         size=[platform.width, platform.height, platform.fps],
         seed=seed,
         image=file_digest(image) if image is not None else None,
+        audio=audio,
     )

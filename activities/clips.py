@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,9 +20,13 @@ from pydantic import ValidationError
 from temporalio import activity
 
 from activities.cache import clip_digest
+from activities.media.conform import ConformReport, check_output, conform_clip, probe_output
+from activities.media.export import MediaDetails
 from activities.media.export import details as probe_details
 from activities.media.stitch import clip_media
-from activities.providers.base import ClipJob, ClipOutput, ClipProvider
+from activities.providers.base import ClipJob, ClipOutput, ClipProvider, DescribesModels
+from activities.providers.inputs import clip_warnings
+from storyreel.catalogue import ModelSpec, lookup
 from storyreel.contracts import (
     PLATFORMS,
     CheckInput,
@@ -115,7 +120,7 @@ class ClipActivities:
         started = time.monotonic()
         self.work_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_root, prefix="clip-") as work:
-            job = await self._job(request, Path(work))
+            job = await self._job(request, Path(work), await self._spec(request, provider))
             cache_key = await self._cache_key(request, job)
             if request.use_cache and await asyncio.to_thread(self.storage.exists, cache_key):
                 cached = await self._from_cache(request, job, cache_key, started, 1)
@@ -146,6 +151,7 @@ class ClipActivities:
                 platform=job.platform,
                 seed=job.seed,
                 image=job.image,
+                audio=request.clip_audio,
             )
         )
 
@@ -178,7 +184,7 @@ class ClipActivities:
         key = clip_key(request.generation_id, request.clip_id)
         self.work_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_root, prefix="clip-") as work:
-            job = await self._job(request, Path(work))
+            job = await self._job(request, Path(work), await self._spec(request, provider))
             cache_key = await self._cache_key(request, job)
             if (
                 request.use_cache
@@ -195,18 +201,26 @@ class ClipActivities:
                 activity.logger.info(
                     "clip %d resumes prediction %s", request.clip_id, prediction_id
                 )
-            output, prediction_id = await self._follow(provider, job, prediction_id)
+            (output, made), prediction_id = await self._follow(provider, job, prediction_id)
             self._beat(ClipStatus.rendering, 100.0, prediction_id)
-            # The one probe of this clip: what stitching needs travels on with its key.
-            info = await asyncio.to_thread(probe_details, output.path, self.ffmpeg_exe)
-            await asyncio.to_thread(self.storage.put_file, key, output.path)
+            # The scene's own length at the platform's size: the stitch takes clips as they are.
+            fitted = await self._conform(request, job, output.path, made, prediction_id)
+            info = fitted.output
+            if info is None:
+                info = await asyncio.to_thread(probe_details, fitted.path, self.ffmpeg_exe)
+            await asyncio.to_thread(self.storage.put_file, key, fitted.path)
             if request.use_cache:
-                await asyncio.to_thread(self.storage.put_file, cache_key, output.path)
+                await asyncio.to_thread(self.storage.put_file, cache_key, fitted.path)
+        billed = job.clip_seconds() if job.spec is not None else made.duration
         cost = output.cost
         if cost is None:
+            sound = job.spec is not None and job.spec.audio and job.audio
             cost = self.price_of(request.provider, request.model).cost(
-                info.duration, output.predict_time
+                billed, output.predict_time, audio=sound
             )
+        warnings = clip_warnings(job.spec, job.clip_id, job.image is not None) if job.spec else []
+        if (stretched := fitted.warning(f"clip {job.clip_id}")) is not None:
+            warnings.append(stretched)
         return ClipResult(
             clip_id=request.clip_id,
             key=key,
@@ -216,9 +230,69 @@ class ClipActivities:
             attempt=attempt,
             cost=cost,
             media=clip_media(info),
+            billed_seconds=round(billed, 3),
+            warnings=warnings,
         )
 
-    async def _job(self, request: ClipInput, workdir: Path) -> ClipJob:
+    async def _spec(self, request: ClipInput, provider: ClipProvider) -> ModelSpec | None:
+        """What the model takes and makes: the catalogue's entry, else what its provider
+        publishes (a provider that publishes nothing: None, and the job goes as it is)."""
+        spec = lookup(request.provider, request.model)
+        if spec is None and isinstance(provider, DescribesModels):
+            spec = await provider.describe(request.model)
+        return spec
+
+    async def _conform(
+        self,
+        request: ClipInput,
+        job: ClipJob,
+        source: Path,
+        made: MediaDetails,
+        prediction_id: str,
+    ) -> ConformReport:
+        """The output cut (or held) to the scene, off the event loop; a cancel stops FFmpeg.
+
+        An output already as long as its scene (within half a frame) is kept as it is: the
+        stitch fits its frame as it always has, and the clip costs no second encode.
+        """
+        fps = job.platform.fps
+        if abs(made.duration - job.duration) <= 0.5 / fps and (
+            request.clip_audio != "drop" or made.audio_codec is None
+        ):
+            frames = round(job.duration * fps)
+            return ConformReport(
+                source, "unchanged", made.duration, frames / fps, frames, output=made
+            )
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+
+        def beat(_fraction: float) -> None:
+            loop.call_soon_threadsafe(self._beat, ClipStatus.rendering, 100.0, prediction_id)
+
+        work = asyncio.ensure_future(
+            asyncio.to_thread(
+                conform_clip,
+                source,
+                job.workdir / "scene.mp4",
+                job.duration,
+                job.platform,
+                exe=self.ffmpeg_exe,
+                audio=request.clip_audio,
+                on_progress=beat,
+                stop=stop,
+                known=made,
+            )
+        )
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            stop.set()
+            await asyncio.gather(work, return_exceptions=True)
+            raise
+
+    async def _job(
+        self, request: ClipInput, workdir: Path, spec: ModelSpec | None = None
+    ) -> ClipJob:
         image: Path | None = None
         if request.image_key:
             image = workdir / "reference.png"
@@ -234,14 +308,19 @@ class ClipActivities:
             seed=request.seed,
             image=image,
             workdir=workdir,
+            spec=spec,
+            audio=request.clip_audio != "drop",
         )
 
     async def _follow(
         self, provider: ClipProvider, job: ClipJob, prediction_id: str | None
-    ) -> tuple[ClipOutput, str]:
+    ) -> tuple[tuple[ClipOutput, MediaDetails], str]:
+        """The prediction's output, checked: resumed when an earlier attempt made one (a
+        failed or unusable one is replaced), else a new prediction."""
         if prediction_id:
             try:
-                return await self._wait(provider, job, prediction_id), prediction_id
+                output = await self._wait(provider, job, prediction_id)
+                return (output, await self._checked(job, output)), prediction_id
             except PredictionFailedError as error:
                 activity.logger.warning(
                     "clip %d: resumed prediction %s had failed (%s); starting a new one",
@@ -253,7 +332,26 @@ class ClipActivities:
         # The first heartbeat of an attempt is sent at once (later ones are throttled): make
         # it carry the prediction id, so a crash right after the create cannot lose it.
         self._beat(ClipStatus.processing, 0.0, prediction_id)
-        return await self._wait(provider, job, prediction_id), prediction_id
+        output = await self._wait(provider, job, prediction_id)
+        try:
+            return (output, await self._checked(job, output)), prediction_id
+        except PredictionFailedError:
+            # This attempt fails (the retry policy decides what next); the next one makes a
+            # new prediction instead of fetching this output again.
+            self._beat(ClipStatus.processing, 0.0, None)
+            raise
+
+    async def _checked(self, job: ClipJob, output: ClipOutput) -> MediaDetails:
+        """The output's details, or ``PredictionFailedError`` when it is no usable video of
+        about the asked length: never stitched, a new prediction is made instead."""
+        asked = job.clip_seconds()
+        info = await asyncio.to_thread(probe_output, output.path, self.ffmpeg_exe)
+        reason = check_output(info, asked)
+        if reason is not None or info is None:
+            raise PredictionFailedError(
+                f"clip {job.clip_id}: the provider's output is not a usable clip: {reason}"
+            )
+        return info
 
     async def _wait(self, provider: ClipProvider, job: ClipJob, prediction_id: str) -> ClipOutput:
         try:

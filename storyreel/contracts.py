@@ -416,6 +416,7 @@ class ClipInput(BaseModel):
     seed: int = 0
     image_key: str | None = None
     use_cache: bool = True
+    clip_audio: Literal["keep", "duck", "drop"] = "duck"
     webhook_url: str | None = Field(
         default=None, description="Where the provider calls back (submit_clip only)."
     )

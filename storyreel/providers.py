@@ -126,7 +126,11 @@ class ProviderSpec:
     def configured_by_environment(self, environ: Mapping[str, str]) -> bool:
         """Whether the environment itself configures this provider (then ``storyreel up``
         leaves it alone instead of pointing it at the simulator)."""
-        return any(environ.get(name) for name, _ in self.env if not name.endswith("JWKS_URL"))
+        return any(environ.get(name) for name, _ in self.env if not name.endswith(_PUBLIC_URLS))
+
+
+# Where a provider publishes public documents: set alone, they do not configure it.
+_PUBLIC_URLS = ("JWKS_URL", "SCHEMA_URL")
 
 
 def _is_set(value: object) -> bool:
@@ -139,6 +143,7 @@ def _fal_simulated(simulator: str) -> dict[str, str]:
     return {
         "STORYREEL_FAL_QUEUE_URL": f"{simulator}/fal",
         "STORYREEL_FAL_JWKS_URL": f"{simulator}/fal/.well-known/jwks.json",
+        "STORYREEL_FAL_SCHEMA_URL": f"{simulator}/fal/openapi/queue/openapi.json",
     }
 
 
@@ -219,6 +224,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
                 ("FAL_KEY", "fal API key"),
                 ("STORYREEL_FAL_QUEUE_URL", "fal's queue API (default https://queue.fal.run)"),
                 ("STORYREEL_FAL_JWKS_URL", "where fal publishes its webhook keys"),
+                ("STORYREEL_FAL_SCHEMA_URL", "where fal publishes each endpoint's schema"),
             ),
         ),
         ProviderSpec(

@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         description="fal's queue API (default https://queue.fal.run; the simulator's is "
         "<simulator>/fal). 'provider: fal' needs FAL_KEY or this.",
     )
+    fal_schema_url: str | None = Field(
+        default=None,
+        description="Where fal publishes each endpoint's OpenAPI document (default "
+        "https://fal.ai/api/openapi/queue/openapi.json; the simulator's is "
+        "<simulator>/fal/openapi/queue/openapi.json).",
+    )
     fal_jwks_url: str | None = Field(
         default=None,
         description="Where fal publishes its webhook keys (default fal's own JWKS; the "
@@ -252,7 +258,7 @@ class Settings(BaseSettings):
         "tts_url", "tts_api_key", "tts_voice", "metrics_port", "temporal_metrics_port",
         "worker_build_id", "llm_base_url", "llm_model", "llm_api_key", "ffmpeg_path",
         "font_file", "simulator_url", "storage_url", "database_url", "api_key", "public_url",
-        "replicate_webhook_signing_secret", "fal_queue_url", "fal_jwks_url",
+        "replicate_webhook_signing_secret", "fal_queue_url", "fal_jwks_url", "fal_schema_url",
         "replicate_api_token", "replicate_base_url", "fal_key", "runware_api_key",
         "runware_base_url", "gemini_api_key", "veo_base_url", mode="before",
     )  # fmt: skip

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from storyreel.catalogue import ModelSpec
 from storyreel.contracts import ClipStatus, PlatformSpec, PredictionUpdate
@@ -117,4 +117,13 @@ class ClipProvider(Protocol):
 class ImageProvider(Protocol):
     async def render(self, job: ImageJob) -> Path:
         """Make the storyboard image; return the file (inside ``job.workdir``)."""
+        ...
+
+
+@runtime_checkable
+class DescribesModels(Protocol):
+    """A provider that can read a model's published input schema (Replicate, fal)."""
+
+    async def describe(self, model: str) -> ModelSpec:
+        """``model`` as its provider publishes it; ``ProviderError`` when it cannot be read."""
         ...

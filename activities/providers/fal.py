@@ -17,7 +17,9 @@ from typing import Any
 
 from activities.providers.base import ClipJob, ClipOutput, Report, rising
 from activities.providers.fal_api import FalClient, QueueStatus
-from activities.providers.replicate import aspect_ratio, image_data_uri
+from activities.providers.replicate import aspect_ratio, image_data_uri, spec_input
+from storyreel.catalogue import ModelSpec
+from storyreel.catalogue.schema import describe
 from storyreel.contracts import ClipStatus, PredictionUpdate
 from storyreel.errors import PredictionFailedError, StoryreelError
 
@@ -105,9 +107,21 @@ class FalClipProvider:
     def __init__(self, client: FalClient, input_builder: ClipInputBuilder | None = None) -> None:
         self.client = client
         self.input_builder = input_builder or default_clip_input
+        self._described: dict[str, ModelSpec] = {}
+
+    async def describe(self, model: str) -> ModelSpec:
+        """``model`` as its endpoint's published schema describes it (read once per model)."""
+        if model not in self._described:
+            document = await self.client.endpoint_schema(model)
+            source = f"{self.client.schema_url}?endpoint_id={model}"
+            self._described[model] = describe("fal", model, document, source)
+        return self._described[model]
 
     async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:
-        payload = await asyncio.to_thread(self.input_builder, job)
+        if job.spec is not None and self.input_builder is default_clip_input:
+            payload = await asyncio.to_thread(spec_input, job, job.spec)
+        else:
+            payload = await asyncio.to_thread(self.input_builder, job)
         submission = await self.client.submit(job.model, payload, webhook=webhook_url)
         logger.info(
             "clip %d of %s: fal request %s queued",

@@ -37,6 +37,8 @@ from storyreel.webhooks.fal import error_text, is_refusal
 __all__ = ["FalClient", "QueueState", "QueueStatus", "Submission", "app_id"]
 
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
+# Where fal publishes each endpoint's OpenAPI document (``?endpoint_id=fal-ai/...``); public.
+DEFAULT_SCHEMA_URL = "https://fal.ai/api/openapi/queue/openapi.json"
 # Namespaces whose apps are named by three segments (``workflows/owner/name``).
 _NAMESPACES = frozenset({"workflows", "comfy"})
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]+")
@@ -201,10 +203,12 @@ class FalClient(RetryingHTTP):
         key: str | None = None,
         *,
         poll_interval: float = 2.0,
+        schema_url: str = DEFAULT_SCHEMA_URL,
         **options: Unpack[HTTPOptions],
     ) -> None:
         super().__init__(base_url, **options)
         self.poll_interval = poll_interval
+        self.schema_url = schema_url
         self._key = key
 
     def __repr__(self) -> str:
@@ -235,6 +239,22 @@ class FalClient(RetryingHTTP):
             return parsed(Submission, response)
 
         return await self._request("POST", path, handle, json=input, params=params)
+
+    async def endpoint_schema(self, model: str) -> dict[str, Any]:
+        """The endpoint's published OpenAPI document: what its requests take."""
+        endpoint = model_path(model)
+
+        def handle(response: httpx.Response) -> dict[str, Any] | Retry:
+            if (retry := self._retry_for(response)) is not None:
+                return retry
+            if response.is_error:
+                raise _rejection("GET", self.schema_url, response)
+            body = _json(response)
+            if not isinstance(body, dict):
+                return Retry("malformed OpenAPI document (not a JSON object)")
+            return body
+
+        return await self._request("GET", self.schema_url, handle, params={"endpoint_id": endpoint})
 
     async def status(self, model: str, request_id: str, *, logs: bool = False) -> QueueStatus:
         path = f"{self._request_path(model, request_id)}/status"

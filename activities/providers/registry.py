@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from activities.providers.base import ClipProvider, ImageProvider
 from activities.providers.fal import FalClipProvider
-from activities.providers.fal_api import FalClient
+from activities.providers.fal_api import DEFAULT_SCHEMA_URL, FalClient
 from activities.providers.local import LocalClipProvider, LocalImageProvider
 from activities.providers.replicate import ReplicateClipProvider, ReplicateImageProvider
 from activities.providers.replicate_api import ReplicateClient
@@ -66,12 +66,16 @@ def replicate(spec: ProviderSpec, settings: Settings, _executor: Executor) -> Bu
     client = ReplicateClient(
         spec.base_url(settings), spec.key(settings), poll_interval=settings.replicate_poll_interval
     )
-    return Built(ReplicateClipProvider(client), ReplicateImageProvider(client), client.aclose)
+    clips = ReplicateClipProvider(client, provider=spec.name)
+    return Built(clips, ReplicateImageProvider(client), client.aclose)
 
 
 def fal(spec: ProviderSpec, settings: Settings, _executor: Executor) -> Built:
     client = FalClient(
-        spec.base_url(settings), spec.key(settings), poll_interval=settings.replicate_poll_interval
+        spec.base_url(settings),
+        spec.key(settings),
+        poll_interval=settings.replicate_poll_interval,
+        schema_url=settings.fal_schema_url or DEFAULT_SCHEMA_URL,
     )
     return Built(FalClipProvider(client), close=client.aclose)
 

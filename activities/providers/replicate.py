@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report, rising
+from activities.providers.inputs import flat_input
 from activities.providers.replicate_api import Prediction, ReplicateClient
+from storyreel.catalogue import ModelSpec
+from storyreel.catalogue.schema import describe
 from storyreel.contracts import ClipStatus, PlatformSpec, PredictionUpdate
 from storyreel.errors import StoryreelError
 
@@ -59,6 +62,14 @@ def default_clip_input(job: ClipJob) -> dict[str, Any]:
     return payload
 
 
+def spec_input(job: ClipJob, spec: ModelSpec) -> dict[str, Any]:
+    """The input of a model the catalogue (or its published schema) describes: the storyboard
+    in its own first-frame field, a length it makes (blocking: reads the image)."""
+    image = image_data_uri(job.image) if job.image is not None else None
+    size = (job.platform.width, job.platform.height)
+    return flat_input(spec, job.prompt, job.seed, size, image, job.duration, job.audio)
+
+
 def default_image_input(job: ImageJob) -> dict[str, Any]:
     return {"prompt": job.prompt, "seed": job.seed, "aspect_ratio": aspect_ratio(job.platform)}
 
@@ -95,13 +106,27 @@ class ReplicateClipProvider:
         input_builder: ClipInputBuilder | None = None,
         *,
         cancel_after: str | None = None,
+        provider: str = "replicate",
     ) -> None:
         self.client = client
         self.input_builder = input_builder or default_clip_input
         self.cancel_after = cancel_after
+        self.provider = provider
+        self._described: dict[str, ModelSpec] = {}
+
+    async def describe(self, model: str) -> ModelSpec:
+        """``model`` as its published input schema describes it (read once per model)."""
+        if model not in self._described:
+            document = await self.client.model_schema(model)
+            source = f"{self.client.base_url}/v1/models/{model.partition(':')[0]}"
+            self._described[model] = describe(self.provider, model, document, source)
+        return self._described[model]
 
     async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:
-        payload = await asyncio.to_thread(self.input_builder, job)
+        if job.spec is not None and self.input_builder is default_clip_input:
+            payload = await asyncio.to_thread(spec_input, job, job.spec)
+        else:
+            payload = await asyncio.to_thread(self.input_builder, job)
         prediction = await self.client.create(
             job.model, payload, cancel_after=self.cancel_after, webhook=webhook_url
         )

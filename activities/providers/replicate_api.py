@@ -269,6 +269,29 @@ class ReplicateClient(RetryingHTTP):
             # An id resumed from a heartbeat that Replicate no longer knows: make a new one.
             raise PredictionFailedError(f"prediction {prediction_id} not found") from error
 
+    async def model_schema(self, model: str) -> dict[str, Any]:
+        """The model's record with its latest version's OpenAPI schema (``GET /v1/models/
+        {owner}/{name}``): what inputs it takes."""
+        owner, _, name = model.partition(":")[0].partition("/")
+        if not owner or not name:
+            raise BadInputError(f"Replicate model {model!r} is not owner/name")
+        path = f"/v1/models/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+        def handle(response: httpx.Response) -> dict[str, Any] | Retry:
+            if (retry := self._retry_for(response)) is not None:
+                return retry
+            if response.is_error:
+                raise _rejection("GET", path, response)
+            try:
+                document = response.json()
+            except ValueError:
+                return Retry("malformed model record")
+            if not isinstance(document, dict):
+                raise ProviderError(f"GET {path}: the model record is not an object")
+            return document
+
+        return await self._request("GET", path, handle)
+
     async def cancel(self, prediction_id: str) -> Prediction:
         path = f"/v1/predictions/{quote(prediction_id, safe='')}/cancel"
         return await self._call("POST", path)

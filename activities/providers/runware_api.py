@@ -11,8 +11,7 @@ array (generations ``processing`` or ``success``) and an ``errors`` array (``cod
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TypeVar, Unpack
 
@@ -152,16 +151,6 @@ class RunwareClient(RetryingHTTP):
         super().__init__(base_url, **options)
         self.poll_interval = poll_interval
         self._key = api_key
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> RunwareClient:
-        """``RUNWARE_API_KEY``, and ``STORYREEL_RUNWARE_BASE_URL`` to point elsewhere."""
-        env = os.environ if environ is None else environ
-        return cls(
-            env.get("RUNWARE_API_KEY") or None,
-            env.get("STORYREEL_RUNWARE_BASE_URL") or DEFAULT_BASE_URL,
-            **options,
-        )
 
     def __repr__(self) -> str:
         key = "set" if self._key else "unset"

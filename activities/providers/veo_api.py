@@ -10,9 +10,7 @@ URL) and only to the API's own origin: downloads follow redirects by hand for th
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Mapping
 from typing import Any, Unpack
 
 import httpx
@@ -151,16 +149,6 @@ class VeoClient(RetryingHTTP):
         super().__init__(base_url, **options)
         self.poll_interval = poll_interval
         self._key = api_key
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> VeoClient:
-        """``GEMINI_API_KEY``, and ``STORYREEL_VEO_BASE_URL`` to point elsewhere."""
-        env = os.environ if environ is None else environ
-        return cls(
-            env.get("GEMINI_API_KEY") or None,
-            env.get("STORYREEL_VEO_BASE_URL") or DEFAULT_BASE_URL,
-            **options,
-        )
 
     def __repr__(self) -> str:
         key = "set" if self._key else "unset"

@@ -264,7 +264,7 @@ class Simulator:
         self._versions: dict[str, str] = {}
         self._window: deque[float] = deque()
         self._tmp = Path(tempfile.mkdtemp(prefix="storyreel-sim-"))
-        self._prepared: dict[bool, Path] = {}
+        self._prepared: dict[tuple[bool, float], Path] = {}
         self._prepare_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max(2, os.cpu_count() or 2), "sim-render")
         self._clips = LocalClipProvider()
@@ -546,7 +546,8 @@ class Simulator:
         if prediction.corrupt:
             return self._corrupt_file(prediction)
         if not self.config.render:
-            return await self._prepared_file(prediction.is_image)
+            seconds = prediction.seconds or DEFAULT_SECONDS
+            return await self._prepared_file(prediction.is_image, seconds)
         width, height = ASPECTS.get(str(prediction.input.get("aspect_ratio")), ASPECTS["16:9"])
         spec = PlatformSpec(width=width, height=height)
         workdir = self.outputs / prediction.id
@@ -572,23 +573,27 @@ class Simulator:
         path.write_bytes(hashlib.sha256(prediction.id.encode()).digest() * 2)
         return path
 
-    async def _prepared_file(self, image: bool) -> Path:
-        """One tiny clip (or image) rendered on first use and served for every prediction."""
+    async def _prepared_file(self, image: bool, seconds: float) -> Path:
+        """One tiny image, or one tiny clip per length, rendered on first use and served for
+        every prediction (a clip lasts what the model makes: storyreel checks outputs)."""
+        key = (image, 0.0 if image else round(seconds, 3))
         async with self._prepare_lock:
-            if image not in self._prepared:
-                workdir = self._tmp / "prepared"
+            if key not in self._prepared:
+                workdir = self._tmp / f"prepared-{key[1]:g}"
                 workdir.mkdir(exist_ok=True)
                 spec = PlatformSpec(width=320, height=180, fps=10)
                 image_job = ImageJob("sim", 0, "simulated", spec, "sim", 1, workdir)
-                clip_job = ClipJob("sim", 1, "sim", "simulated", 1.0, spec, "sim", 1, None, workdir)
+                clip_job = ClipJob(
+                    "sim", 1, "sim", "simulated", key[1], spec, "sim", 1, None, workdir
+                )
 
                 def work(stop: threading.Event) -> Path:
                     if image:
                         return self._images.render_sync(image_job)
                     return self._clips.render("prepared", clip_job, _quiet, stop)
 
-                self._prepared[image] = await run_stoppable(self._executor, work)
-            return self._prepared[image]
+                self._prepared[key] = await run_stoppable(self._executor, work)
+            return self._prepared[key]
 
 
 def _shortened(value: Any) -> Any:

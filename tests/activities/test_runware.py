@@ -423,16 +423,6 @@ async def test_malformed_bodies_are_retried_then_given_up(
     assert type(caught.value) is ProviderError
 
 
-async def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RUNWARE_API_KEY", KEY)
-    monkeypatch.setenv("STORYREEL_RUNWARE_BASE_URL", "http://127.0.0.1:9999/v1")
-    script = Script(answer("get_empty"))
-    async with RunwareClient.from_env(transport=httpx.MockTransport(script)) as client:
-        await client.get_response("t1")
-    assert str(script.requests[0].url) == "http://127.0.0.1:9999/v1"
-    assert script.requests[0].headers["Authorization"] == f"Bearer {KEY}"
-
-
 async def test_the_key_never_reaches_logs_errors_or_repr(
     connect: Callable[..., RunwareClient], caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:

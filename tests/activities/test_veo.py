@@ -375,16 +375,6 @@ async def test_malformed_bodies_are_retried_then_given_up(
     assert type(caught.value) is ProviderError
 
 
-async def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    monkeypatch.setenv("STORYREEL_VEO_BASE_URL", "http://127.0.0.1:9999/")
-    script = Script(answer("operation_running"))
-    async with VeoClient.from_env(transport=httpx.MockTransport(script)) as client:
-        await client.get(NAME)
-    assert str(script.requests[0].url) == f"http://127.0.0.1:9999/v1beta/{NAME}"
-    assert script.requests[0].headers["x-goog-api-key"] == KEY
-
-
 async def test_the_key_never_reaches_logs_errors_urls_or_repr(
     connect: Callable[..., VeoClient], caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
