@@ -152,6 +152,18 @@ def test_a_much_shorter_clip_is_slowed_then_held_on_its_last_frame(tmp_path: Pat
     assert mean_difference(frames[-held - 12], last) > 4  # before the hold it moves
 
 
+def test_sound_outlasting_the_picture_still_gives_the_frames_asked(tmp_path: Path) -> None:
+    # 3 s of picture, 3.3 s of sound: the probe says 3.3 s (the longer stream's).
+    source = tmp_path / "ragged.mp4"
+    ffmpeg.run(["-f", "lavfi", "-i", "testsrc2=s=360x640:r=30:d=3", "-f", "lavfi",
+                "-i", "sine=f=330:d=3.3", "-c:v", "libx264", "-preset", "veryfast",
+                "-pix_fmt", "yuv420p", "-c:a", "aac", str(source)])  # fmt: skip
+    assert details(source).duration == pytest.approx(3.3, abs=0.03)
+    report = conform_clip(source, tmp_path / "out.mp4", 4.0, SMALL)
+    assert len(packets(report.path)[0]) == 120
+    assert sound_seconds(report.path) == pytest.approx(4.0, abs=1e-3)
+
+
 def test_a_right_clip_is_not_encoded_again(tmp_path: Path) -> None:
     source = right_clip(tmp_path / "right.mp4", SMALL, 4.0)
     before = source.read_bytes()
