@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.service import ID_PATTERN
 from storyreel.contracts import ClipStatus, PredictionPhase, PredictionSignal, PredictionUpdate
 from storyreel.db import Records
-from storyreel.providers import enabled_providers
+from storyreel.providers import PROVIDERS, enabled_providers
 from storyreel.settings import Settings
 from storyreel.webhooks.base import WebhookRejectedError, WebhookVerifier
 from storyreel.webhooks.fal import DEFAULT_JWKS_URL, FalWebhookVerifier
@@ -140,7 +140,9 @@ class Deliveries:
 def deliveries_from_settings(settings: Settings, client: Client, records: Records) -> Deliveries:
     """A verifier for every provider of the registry that calls back and is switched on."""
     verifiers: dict[str, WebhookVerifier] = {}
-    for spec in enabled_providers(settings):
+    # A signing secret alone is enough to check deliveries (the API needs no provider key).
+    signing = [spec for spec in PROVIDERS.values() if spec.signing_secret(settings)]
+    for spec in {spec.name: spec for spec in [*enabled_providers(settings), *signing]}.values():
         if spec.verifier == "replicate":
             secret = spec.signing_secret(settings)
             verifiers[spec.name] = (

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 import httpx
 import pytest
 from google.protobuf.json_format import MessageToJson
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from storyreel.db import open_records
@@ -53,6 +54,9 @@ async def test_no_secret_in_history_or_logs(
 
     async with simulator(latency=0.5, render=False) as sim, AsyncExitStack() as stack:
         monkeypatch.setenv("REPLICATE_BASE_URL", sim.url)
+        # The worker's provider keys are settings (the environment's, read when they are made).
+        settings.replicate_api_token = SecretStr(PROVIDER_TOKEN)
+        settings.replicate_base_url = sim.url
         executor = stack.enter_context(ThreadPoolExecutor(settings.executor_size()))
         records = open_records(settings)
         stack.callback(records.dispose)
