@@ -251,18 +251,7 @@ class ClipActivities:
         prediction_id: str,
     ) -> ConformReport:
         """The output cut (or held) to the scene, off the event loop; a cancel stops FFmpeg.
-
-        An output already as long as its scene (within half a frame) is kept as it is: the
-        stitch fits its frame as it always has, and the clip costs no second encode.
-        """
-        fps = job.platform.fps
-        if abs(made.duration - job.duration) <= 0.5 / fps and (
-            request.clip_audio != "drop" or made.audio_codec is None
-        ):
-            frames = round(job.duration * fps)
-            return ConformReport(
-                source, "unchanged", made.duration, frames / fps, frames, output=made
-            )
+        An output already as long as its scene is kept as it is (``fit=False``)."""
         loop = asyncio.get_running_loop()
         stop = threading.Event()
 
@@ -281,6 +270,7 @@ class ClipActivities:
                 on_progress=beat,
                 stop=stop,
                 known=made,
+                fit=False,
             )
         )
         try:

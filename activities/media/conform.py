@@ -180,6 +180,7 @@ def conform_clip(
     on_progress: ffmpeg.ProgressCallback | None = None,
     stop: threading.Event | None = None,
     known: MediaDetails | None = None,
+    fit: bool = True,
 ) -> ConformReport:
     """Write ``src`` to ``dst`` lasting exactly ``seconds`` (``round(seconds * fps)`` frames),
     at the platform's frame size and rate with the clips' encoding (:func:`clip_encoding`).
@@ -191,6 +192,10 @@ def conform_clip(
     the same here: the mix decides). A source already right (length within half a frame,
     :func:`export.conforms`, 48 kHz stereo AAC or no sound) is returned untouched, nothing
     written; a right picture with other sound is copied and only its sound redone.
+
+    ``fit=False`` leaves a source already as long as asked as it is, whatever its frame and
+    sound (the stitch fits those, as it does for every clip; no second encode), unless its
+    sound is to be dropped.
 
     ``on_progress`` hears the fraction written (to heartbeat); ``stop`` set ends the run with
     :class:`ConformStopped`, FFmpeg killed. ``known``: ``src``'s details, already probed.
@@ -221,6 +226,8 @@ def conform_clip(
     progress = _stoppable(on_progress, stop, src.name)
     if stop is not None and stop.is_set():
         raise ConformStopped(f"conforming {src.name} stopped")
+    if right_length and not fit and (audio != "drop" or info.audio_codec is None):
+        return replace(report, path=src, action="unchanged", output=info)
     if right_length and conforms(info, spec) and _sound_ready(info, audio):
         return replace(report, path=src, action="unchanged", output=info)
     if right_length and conforms(info, spec):

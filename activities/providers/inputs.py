@@ -18,9 +18,14 @@ from storyreel.errors import BadInputError
 
 
 def flat_input(
-    spec: ModelSpec, job_prompt: str, seed: int, size: tuple[int, int], image: str | None,
-    seconds: float, audio: bool,
-) -> dict[str, Any]:  # fmt: skip
+    spec: ModelSpec,
+    job_prompt: str,
+    seed: int,
+    size: tuple[int, int],
+    image: str | None,
+    seconds: float,
+    audio: bool,
+) -> dict[str, Any]:
     """The model's input for one clip: ``image`` is the storyboard as a URI (or None)."""
     payload: dict[str, Any] = dict(spec.fixed_inputs)
     payload[spec.prompt_field] = job_prompt

@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 
 from activities.simulator import runware, schemas, veo
-from activities.simulator.engine import Prediction, Simulator, SimulatorConfig, version_of
+from activities.simulator.engine import (
+    Prediction,
+    Simulator,
+    SimulatorConfig,
+    simulator_of,
+    version_of,
+)
 from activities.simulator.fal import router as fal_queue
 from activities.simulator.webhooks import WEBHOOK_EVENTS
 
@@ -88,12 +94,7 @@ def parse_duration(text: str) -> float:
     return sum(float(number) * _UNITS[unit] for number, unit in _DURATION.findall(text))
 
 
-def get_simulator(request: Request) -> Simulator:
-    simulator: Simulator = request.app.state.simulator
-    return simulator
-
-
-SimulatorDep = Annotated[Simulator, Depends(get_simulator)]
+SimulatorDep = Annotated[Simulator, Depends(simulator_of)]
 
 
 def answer(
@@ -384,7 +385,7 @@ def _authorized(request: Request) -> bool:
 
 async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """Authentication and injected 5xx for the API; every 5xx answered is counted."""
-    sim = get_simulator(request)
+    sim = simulator_of(request)
     if not request.url.path.startswith("/v1/"):
         return await call_next(request)
     if not _authorized(request):

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
 
 from activities.providers.base import ClipJob, ImageJob
 from activities.providers.local import LocalClipProvider, LocalImageProvider, run_stoppable
@@ -421,6 +423,15 @@ class Simulator:
         prediction = self._predictions.get(name.split(".", 1)[0])
         return None if prediction is None or prediction.output is None else prediction.path
 
+    def records_log(self, records: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """A protocol's records of what each request carried (by prediction id), oldest
+        first, each with where its prediction stands; a reset forgets them."""
+        return [
+            {**record, "status": prediction.status}
+            for prediction_id, record in records.items()
+            if (prediction := self.get(prediction_id)) is not None
+        ]
+
     def log(self) -> dict[str, Any]:
         entries = [
             {
@@ -607,3 +618,10 @@ def _shortened(value: Any) -> Any:
 
 def _quiet(_status: ClipStatus, _percent: float) -> None:
     """Render progress is ignored: the simulator's logs follow the clock, not FFmpeg."""
+
+
+def simulator_of(request: Request) -> Simulator:
+    """The simulator serving ``request`` (every protocol's routes share it; also a FastAPI
+    dependency, so ``Request`` is imported at run time)."""
+    simulator: Simulator = request.app.state.simulator
+    return simulator

@@ -41,7 +41,15 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from activities.simulator import schemas
-from activities.simulator.engine import Counts, Fate, Prediction, Simulator, iso, version_of
+from activities.simulator.engine import (
+    Counts,
+    Fate,
+    Prediction,
+    Simulator,
+    iso,
+    simulator_of,
+    version_of,
+)
 from activities.simulator.webhooks import Sender
 from storyreel.webhooks.fal import signed_message
 
@@ -188,11 +196,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(prefix="/fal", tags=["fal"], lifespan=lifespan)
 
 
-def _simulator(request: Request) -> Simulator:
-    simulator: Simulator = request.app.state.simulator
-    return simulator
-
-
 def _deliveries(request: Request) -> Deliveries:
     deliveries: Deliveries = request.app.state.fal
     return deliveries
@@ -220,7 +223,7 @@ def _answer(
 
 def _request_of(request: Request, app: str, request_id: str) -> Prediction | Response:
     """The request ``request_id`` of ``app``, or the answer instead (a fault, 401 or 404)."""
-    sim = _simulator(request)
+    sim = simulator_of(request)
     if (refused := _gate(request, sim)) is not None:
         return refused
     prediction = sim.get(request_id)
@@ -273,7 +276,7 @@ async def openapi(endpoint_id: str) -> dict[str, Any]:
 @router.get("/{app:path}/requests/{request_id}/status")
 async def status(app: str, request_id: str, request: Request, logs: int = 0) -> Response:
     """Where a request stands; ``logs=1`` adds the model's log lines (tqdm progress)."""
-    sim, prediction = _simulator(request), _request_of(request, app, request_id)
+    sim, prediction = simulator_of(request), _request_of(request, app, request_id)
     if isinstance(prediction, Response):
         return prediction
     prediction.gets += 1  # provider reads, counted as for Replicate's GETs
@@ -300,7 +303,7 @@ async def status(app: str, request_id: str, request: Request, logs: int = 0) -> 
 @router.get("/{app:path}/requests/{request_id}")
 async def result(app: str, request_id: str, request: Request) -> Response:
     """The output of a completed request, or its failure as fal answers it."""
-    sim, prediction = _simulator(request), _request_of(request, app, request_id)
+    sim, prediction = simulator_of(request), _request_of(request, app, request_id)
     if isinstance(prediction, Response):
         return prediction
     prediction.gets += 1
@@ -312,7 +315,7 @@ async def result(app: str, request_id: str, request: Request) -> Response:
 @router.put("/{app:path}/requests/{request_id}/cancel")
 async def cancel(app: str, request_id: str, request: Request) -> Response:
     """Cancel a request that has not ended (its render stops)."""
-    sim, prediction = _simulator(request), _request_of(request, app, request_id)
+    sim, prediction = simulator_of(request), _request_of(request, app, request_id)
     if isinstance(prediction, Response):
         return prediction
     if prediction.terminal:
@@ -324,7 +327,7 @@ async def cancel(app: str, request_id: str, request: Request) -> Response:
 @router.post("/{model:path}")
 async def submit(model: str, request: Request, fal_webhook: str | None = None) -> Response:
     """Queue a request of ``model``; the JSON body is the model's input."""
-    sim = _simulator(request)
+    sim = simulator_of(request)
     if (refused := _gate(request, sim)) is not None:
         return refused
     try:

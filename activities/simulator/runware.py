@@ -36,7 +36,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from activities.simulator.engine import Fate, Prediction, Simulator, version_of
+from activities.simulator.engine import Fate, Prediction, Simulator, simulator_of, version_of
 from storyreel.catalogue import ModelSpec, lookup
 
 DOCS = "https://runware.ai/docs/en/video-inference/api-reference"
@@ -74,11 +74,6 @@ class RunwareState:
 
 
 router = APIRouter(prefix="/runware", tags=["runware"])
-
-
-def _simulator(request: Request) -> Simulator:
-    simulator: Simulator = request.app.state.simulator
-    return simulator
 
 
 def _state(request: Request) -> RunwareState:
@@ -376,7 +371,7 @@ def _start(
 @router.post("/v1")
 async def tasks(request: Request) -> Response:
     """Run an array of tasks: each answered in ``data`` or, failing, in ``errors``."""
-    sim, state = _simulator(request), _state(request)
+    sim, state = simulator_of(request), _state(request)
     try:
         body = json.loads(await request.body())
     except ValueError:
@@ -446,10 +441,4 @@ async def tasks(request: Request) -> Response:
 async def log(request: Request) -> dict[str, Any]:
     """What each ``videoInference`` task carried, oldest first, with where its prediction
     stands (the engine's ``/_sim/log`` has the rest)."""
-    sim, state = _simulator(request), _state(request)
-    entries = []
-    for prediction_id, record in state.records.items():
-        prediction = sim.get(prediction_id)
-        if prediction is not None:  # a reset forgets them
-            entries.append({**record, "status": prediction.status})
-    return {"tasks": entries}
+    return {"tasks": simulator_of(request).records_log(_state(request).records)}

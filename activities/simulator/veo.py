@@ -35,7 +35,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from activities.simulator.engine import Fate, Prediction, Simulator, version_of
+from activities.simulator.engine import Fate, Prediction, Simulator, simulator_of, version_of
 from activities.simulator.runware import nearest_aspect, png_size
 from storyreel.catalogue import ModelSpec, lookup
 
@@ -85,11 +85,6 @@ class VeoState:
 
 
 router = APIRouter(prefix="/veo", tags=["veo"])
-
-
-def _simulator(request: Request) -> Simulator:
-    simulator: Simulator = request.app.state.simulator
-    return simulator
 
 
 def _state(request: Request) -> VeoState:
@@ -295,7 +290,7 @@ def _answer(sim: Simulator, payload: Any, malformed: bool = False) -> Response:
 
 
 def _found(request: Request, model: str, operation: str) -> Prediction | Response:
-    sim = _simulator(request)
+    sim = simulator_of(request)
     prediction = sim.get(operation)
     if (
         prediction is None
@@ -310,7 +305,7 @@ def _found(request: Request, model: str, operation: str) -> Prediction | Respons
 @router.post("/v1beta/models/{target}")
 async def predict_long_running(target: str, request: Request) -> Response:
     """``{model}:predictLongRunning``: check the body, start the operation, name it."""
-    sim = _simulator(request)
+    sim = simulator_of(request)
     if (refused := _gate(request, sim)) is not None:
         return refused
     model, _, method = target.partition(":")
@@ -363,7 +358,7 @@ async def predict_long_running(target: str, request: Request) -> Response:
 
 @router.get("/v1beta/models/{model}/operations/{operation}")
 async def get_operation(model: str, operation: str, request: Request) -> Response:
-    sim = _simulator(request)
+    sim = simulator_of(request)
     if (refused := _gate(request, sim)) is not None:
         return refused
     prediction = _found(request, model, operation)
@@ -376,7 +371,7 @@ async def get_operation(model: str, operation: str, request: Request) -> Respons
 
 @router.post("/v1beta/models/{model}/operations/{target}")
 async def cancel_operation(model: str, target: str, request: Request) -> Response:
-    sim = _simulator(request)
+    sim = simulator_of(request)
     if (refused := _gate(request, sim)) is not None:
         return refused
     operation, _, method = target.partition(":")
@@ -392,7 +387,7 @@ async def cancel_operation(model: str, target: str, request: Request) -> Respons
 @router.get("/v1beta/files/{target}")
 async def download(target: str, request: Request) -> Response:
     """A finished operation's video, with the key like every other call."""
-    sim = _simulator(request)
+    sim = simulator_of(request)
     if (refused := _gate(request, sim)) is not None:
         return refused
     file_id, _, method = target.partition(":")
@@ -406,10 +401,4 @@ async def download(target: str, request: Request) -> Response:
 @router.get("/_sim/log")
 async def log(request: Request) -> dict[str, Any]:
     """What each ``predictLongRunning`` request carried, oldest first, and its status."""
-    sim = _simulator(request)
-    entries = []
-    for prediction_id, record in _state(request).records.items():
-        prediction = sim.get(prediction_id)
-        if prediction is not None:
-            entries.append({**record, "status": prediction.status})
-    return {"operations": entries}
+    return {"operations": simulator_of(request).records_log(_state(request).records)}

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from storyreel.providers import Price
+from storyreel.providers import PROVIDERS, Price
 
 DurationKind = Literal["int", "float", "string", "seconds_suffix"]
 """How a clip length is written in the model's input: ``5``, ``5.0``, ``"5"`` or ``"5s"``."""
@@ -213,11 +213,12 @@ def catalogue() -> dict[str, ModelSpec]:
 
 
 def lookup(provider: str, model: str) -> ModelSpec | None:
-    """The catalogue's entry for ``model`` on ``provider`` (the simulator speaks Replicate's
-    protocol, so Replicate's entries describe its models too)."""
+    """The catalogue's entry for ``model`` on ``provider``; a provider speaking another's
+    protocol (the simulator: Replicate's, as the registry says) serves that one's models."""
     found = catalogue().get(f"{provider}/{model}")
-    if found is None and provider == "simulator":
-        replicate = catalogue().get(f"replicate/{model}")
-        if replicate is not None:
-            return replicate.model_copy(update={"provider": "simulator"})
+    registered = PROVIDERS.get(provider)
+    if found is None and registered is not None and registered.protocol not in ("", provider):
+        served = catalogue().get(f"{registered.protocol}/{model}")
+        if served is not None:
+            return served.model_copy(update={"provider": provider})
     return found

@@ -4,20 +4,16 @@ comes back is a playable video of that length."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import struct
-import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from activities.media.export import details
 from activities.providers.base import ClipJob
@@ -27,6 +23,7 @@ from activities.simulator import SimulatorConfig, create_app
 from storyreel.catalogue import Durations, ModelSpec
 from storyreel.contracts import PLATFORMS, ClipStatus, Platform
 from storyreel.errors import ProviderRejectedError
+from tests.activities.test_simulator_fal import serving, until
 
 KEY = "rw_simulated_key"
 KLING = "klingai:5@3"
@@ -46,35 +43,12 @@ VEO_SPEC = ModelSpec(
 )
 
 
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-    return result
-
-
 @asynccontextmanager
 async def simulator(**knobs: Any) -> AsyncIterator[str]:
     """The simulator on a free 127.0.0.1 port in this event loop, always stopped."""
     app = create_app(SimulatorConfig(**{"latency": 0.3, "seed": 1} | knobs))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-
-        async def started() -> bool:
-            assert not task.done(), "the server stopped while starting"
-            return server.started
-
-        await until(started)
+    async with serving(app) as url:
         yield url
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 def png(path: Path, width: int = 32, height: int = 18) -> Path:
@@ -288,7 +262,7 @@ async def test_a_refused_prompt_ends_as_a_refusal_and_the_key_task_is_accepted(
                 "running",
             )
 
-        await until(ended)
+        await until(ended, timeout=60)
         update = await provider.check(prediction_id, KLING)
         # The documented alternative to the header: an authentication task first.
         auth = {"taskType": "authentication", "apiKey": KEY}

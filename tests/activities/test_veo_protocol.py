@@ -4,29 +4,22 @@ playable video of that length; bodies the API refuses are refused in Google's er
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import socket
-import struct
-import time
-import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from activities.media.export import details
 from activities.providers.base import ClipJob
 from activities.providers.veo import VeoClipProvider, default_clip_body
 from activities.providers.veo_api import VeoClient
-from activities.simulator import SimulatorConfig, create_app
 from storyreel.catalogue import Durations, ModelSpec
 from storyreel.contracts import PLATFORMS, Platform, PredictionPhase
 from storyreel.errors import ProviderRejectedError
+from tests.activities.test_runware_protocol import png, simulator
+from tests.activities.test_simulator_fal import until
 
 KEY = "AIza-simulated-key"
 MODEL = "veo-3.1-generate-preview"
@@ -43,49 +36,6 @@ SPEC = ModelSpec(
     resolutions=["1080p", "720p"],
     audio=True,
 )
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-    return result
-
-
-@asynccontextmanager
-async def simulator(**knobs: Any) -> AsyncIterator[str]:
-    """The simulator on a free 127.0.0.1 port in this event loop, always stopped."""
-    app = create_app(SimulatorConfig(**{"latency": 0.3, "seed": 1} | knobs))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-
-        async def started() -> bool:
-            assert not task.done(), "the server stopped while starting"
-            return server.started
-
-        await until(started)
-        yield url
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-def png(path: Path, width: int = 18, height: int = 32) -> Path:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\0" + b"\x40" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    data = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
-    return path
 
 
 def clip_job(tmp_path: Path, **changes: Any) -> ClipJob:
@@ -119,7 +69,7 @@ async def start(url: str, body: Any, model: str = MODEL, key: str | None = KEY) 
 async def test_a_4s_scene_on_veo_3_is_asked_as_4_with_the_storyboard_as_base64(
     tmp_path: Path,
 ) -> None:
-    image = png(tmp_path / "board.png")
+    image = png(tmp_path / "board.png", 18, 32)
     job = clip_job(tmp_path, image=image)
     async with simulator() as url, client(url) as veo:
         provider = VeoClipProvider(veo)
@@ -227,7 +177,7 @@ async def test_cancel_stops_the_operation_and_a_refusal_is_rai_filtered(tmp_path
             updates = [await provider.check(name, MODEL) for name in (hung, refused)]
             return all(u.phase is not PredictionPhase.running for u in updates)
 
-        await until(ended)
+        await until(ended, timeout=60)
         stopped, filtered = [await provider.check(name, MODEL) for name in (hung, refused)]
         operation = await veo.get(refused)
     assert stopped.phase is PredictionPhase.failed and "cancelled" in (stopped.error or "")
@@ -236,7 +186,7 @@ async def test_cancel_stops_the_operation_and_a_refusal_is_rai_filtered(tmp_path
 
 
 def test_the_body_sent_without_a_spec_is_the_veo_3_default(tmp_path: Path) -> None:
-    image = png(tmp_path / "b.png")
+    image = png(tmp_path / "b.png", 18, 32)
     sent = default_clip_body(clip_job(tmp_path, spec=None, image=image, duration=5.0))
     assert sent["parameters"] == {"aspectRatio": "9:16", "durationSeconds": 6}
     encoded = sent["instances"][0]["image"]["bytesBase64Encoded"]
