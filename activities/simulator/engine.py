@@ -559,7 +559,9 @@ class Simulator:
         if not self.config.render:
             seconds = prediction.seconds or DEFAULT_SECONDS
             return await self._prepared_file(prediction.is_image, seconds)
-        width, height = ASPECTS.get(str(prediction.input.get("aspect_ratio")), ASPECTS["16:9"])
+        # A model without an aspect ratio input (Kling image-to-video) follows its first frame.
+        ratio = prediction.input.get("aspect_ratio") or image_aspect(prediction.input)
+        width, height = ASPECTS.get(str(ratio), ASPECTS["16:9"])
         spec = PlatformSpec(width=width, height=height)
         workdir = self.outputs / prediction.id
         workdir.mkdir(parents=True, exist_ok=True)
@@ -618,6 +620,32 @@ def _shortened(value: Any) -> Any:
 
 def _quiet(_status: ClipStatus, _percent: float) -> None:
     """Render progress is ignored: the simulator's logs follow the clock, not FFmpeg."""
+
+
+def png_size(data: bytes | None) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR chunk, if ``data`` is a PNG."""
+    if data is None or len(data) < 24 or not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def nearest_aspect(width: int, height: int) -> str:
+    """The simulator's aspect ratio closest to ``width`` x ``height``."""
+    wanted = width / height if height else 1.0
+    return min(ASPECTS, key=lambda name: abs(ASPECTS[name][0] / ASPECTS[name][1] - wanted))
+
+
+def image_aspect(inputs: dict[str, Any]) -> str | None:
+    """The aspect ratio of the first PNG sent inline among ``inputs`` (a first frame)."""
+    for value in inputs.values():
+        if isinstance(value, str) and value.startswith("data:image/png;base64,"):
+            try:
+                size = png_size(base64.b64decode(value.split(",", 1)[1][:64]))
+            except ValueError:
+                continue
+            if size is not None:
+                return nearest_aspect(*size)
+    return None
 
 
 def simulator_of(request: Request) -> Simulator:

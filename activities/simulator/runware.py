@@ -36,7 +36,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from activities.simulator.engine import Fate, Prediction, Simulator, simulator_of, version_of
+from activities.simulator.engine import (
+    Fate,
+    Prediction,
+    Simulator,
+    nearest_aspect,
+    png_size,
+    simulator_of,
+    version_of,
+)
 from storyreel.catalogue import ModelSpec, lookup
 
 DOCS = "https://runware.ai/docs/en/video-inference/api-reference"
@@ -54,7 +62,6 @@ FAMILY_DURATIONS: Mapping[str, Sequence[float]] = {
 }
 OUTPUT_FORMATS = ("MP4", "WEBM", "MOV")
 FRAMES = ("first", "last")
-ASPECTS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
 
 
 class TaskError(Exception):
@@ -142,18 +149,6 @@ def first_frame(value: str) -> tuple[str | None, bytes | None]:
             "The frame image is not a UUID, a URL, base64 or a data URI.",
             "inputs.frameImages",
         ) from None
-
-
-def png_size(data: bytes | None) -> tuple[int, int] | None:
-    """Width and height from a PNG's IHDR chunk, if ``data`` is a PNG."""
-    if data is None or len(data) < 24 or not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return None
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
-
-def nearest_aspect(width: int, height: int) -> str:
-    wanted = width / height if height else 1.0
-    return min(ASPECTS, key=lambda name: abs(ASPECTS[name] - wanted))
 
 
 def _integer(task: Mapping[str, Any], name: str) -> int | None:

@@ -262,3 +262,25 @@ async def test_corrupt_prompts_get_an_output_no_player_opens(tmp_path: Path) -> 
         with pytest.raises(MediaError):
             details(tmp_path / f"{index}.mp4")
     assert outputs[2][4:8] == b"ftyp"
+
+
+async def test_a_model_without_an_aspect_ratio_input_follows_its_first_frame(
+    tmp_path: Path,
+) -> None:
+    """Kling image-to-video takes no aspect ratio: its clip has the start image's shape, so a
+    9:16 storyboard makes a 9:16 clip (not a 16:9 one letterboxed into a vertical video)."""
+    header = b"\x00\x00\x00\rIHDR" + (1080).to_bytes(4, "big") + (1920).to_bytes(4, "big")
+    tall = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + header).decode()
+    async with running(render=True, latency=0.3) as sim, official_client(sim) as client:
+
+        def run() -> bytes:
+            prediction = client.predictions.create(
+                model=KLING, input=kling(start_image=tall)["input"]
+            )
+            prediction.wait()
+            return fetch(str(prediction.output))
+
+        video = await asyncio.to_thread(run)
+    (tmp_path / "clip.mp4").write_bytes(video)
+    made = details(tmp_path / "clip.mp4")
+    assert (made.width, made.height) == (1080, 1920)
