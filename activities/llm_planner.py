@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from datetime import timedelta
 from importlib import resources
 from string import Template
@@ -32,9 +33,16 @@ from storyreel.errors import (
     ProviderThrottledError,
     StoryreelError,
 )
-from storyreel.planning import MAX_SCENE_SECONDS, MIN_SCENE_SECONDS, Beat, lay_out, max_beats
+from storyreel.planning import (
+    MAX_SCENE_SECONDS,
+    MIN_SCENE_SECONDS,
+    PAUSE_SECONDS,
+    Beat,
+    lay_out,
+    max_beats,
+)
 
-PROMPT_VERSION = "plan_v1"
+PROMPT_VERSION = "plan_v2"
 # Without a target duration the model may plan at most this many scenes.
 DEFAULT_MAX_SCENES = 12
 TIMEOUT = httpx.Timeout(90.0, connect=10.0)
@@ -124,6 +132,24 @@ def system_prompt(request: PlanInput, version: str = PROMPT_VERSION) -> str:
         max_seconds=f"{target:g}",
         language=language,
         context=context,
+        clip_lengths=lengths_rule(request.clip_lengths),
+    )
+
+
+def lengths_rule(lengths: Sequence[float] | None) -> str:
+    """The prompt's rule on clip lengths: the model's, to prefer (the planner's own bounds
+    apply too), or any length when the catalogue does not know the model."""
+    usable = sorted({length for length in lengths or [] if length <= MAX_SCENE_SECONDS})
+    if not usable:
+        return "The video model makes clips of any length: choose each duration by its narration."
+    spelled = [f"{length:g}" for length in usable]
+    said = spelled[0] if len(spelled) == 1 else f"{', '.join(spelled[:-1])} or {spelled[-1]}"
+    return (
+        f"The video model makes clips of {said} seconds only; a shorter scene is paid as the "
+        "next of those lengths and cut. Prefer scene durations of exactly those lengths: put "
+        "consecutive sentences in one scene until its narration nearly fills one, or end a "
+        f"scene with a short pause (at most {PAUSE_SECONDS:g} s). Never shorten or drop "
+        "narration to reach a length."
     )
 
 
@@ -151,7 +177,8 @@ def parse_plan(content: str | None) -> LLMPlan:
 
 def to_result(plan: LLMPlan, request: PlanInput) -> PlanResult:
     """The model's plan under the same rules as any other: 2-10 s scenes, the beat cap and
-    the platform's limit, each change a warning."""
+    the platform's limit, each change a warning; with the clip model's lengths, the rules
+    planner's short pauses (:func:`storyreel.planning.with_pauses`)."""
     warnings: list[str] = []
     beats: list[Beat] = []
     for index, scene in enumerate(plan.scenes, start=1):
@@ -172,7 +199,8 @@ def to_result(plan: LLMPlan, request: PlanInput) -> PlanResult:
                 narration=" ".join(scene.narration.split()) or None,
             )
         )
-    result = lay_out(beats, request, warnings, fit_platform=True)
+    # The model chose the scenes; a short pause still brings each up to a clip length.
+    result = lay_out(beats, request, warnings, fit_platform=True, lengths=request.clip_lengths)
     return result.model_copy(
         update={
             "consistency_context": plan.consistency_context.strip(),

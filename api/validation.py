@@ -6,8 +6,8 @@ from pydantic import ValidationError
 
 from storyreel.contracts import PLATFORMS, GenerationRequest, PlanInput
 from storyreel.errors import BadInputError
-from storyreel.planning import plan_scenes
-from storyreel.quotes import Quote, pricing_for, quote
+from storyreel.planning import clip_lengths, plan_scenes
+from storyreel.quotes import ClipPricing, Quote, pricing_for, quote
 from storyreel.settings import Settings
 from storyreel.storage import Storage
 from storyreel.voices import installed_languages
@@ -52,10 +52,11 @@ def parse_item(raw: object, where: str) -> GenerationRequest:
         raise BadInputError("; ".join(problems)) from None
 
 
-def planned_lengths(request: GenerationRequest) -> list[float]:
+def planned_lengths(request: GenerationRequest, pricing: ClipPricing | None = None) -> list[float]:
     """Each scene's planned length: the same pure planner the plan activity runs, so the API
     and the workflow agree (explicit scenes count their durations, a script the planner's
-    estimate: 2.5 words per second, each scene 2-10 s, beats capped by ``duration``)."""
+    estimate: 2.5 words per second, each scene 2-10 s, beats capped by ``duration``, shaped
+    toward the lengths ``pricing`` says the model makes)."""
     plan = plan_scenes(
         PlanInput(
             generation_id="validation",
@@ -63,6 +64,7 @@ def planned_lengths(request: GenerationRequest) -> list[float]:
             scenes=request.scenes,
             duration=request.duration,
             platform=request.platform,
+            clip_lengths=clip_lengths(pricing),
         )
     )
     return [scene.duration for scene in plan.scenes]
@@ -79,7 +81,7 @@ def check_billing(request: GenerationRequest, settings: Settings) -> Quote:
     pricing = pricing_for(
         settings, request.provider, request.model, audio=request.clip_audio != "drop"
     )
-    quoted = quote(pricing, planned_lengths(request))
+    quoted = quote(pricing, planned_lengths(request, pricing))
     limit = PLATFORMS[request.platform].max_duration
     if limit is not None and quoted.billed_seconds > limit + 1e-3:
         raise BadInputError(

@@ -372,6 +372,12 @@ class PlanInput(BaseModel):
     consistency_context: str = Field(
         default="", description="The request's own context, for the LLM planner to keep to."
     )
+    clip_lengths: list[float] | None = Field(
+        default=None,
+        description="The clip lengths the run's model makes (the catalogue's, shortest first): "
+        "a script's scenes are shaped toward them. None (a model outside the catalogue, or a "
+        "run started before this field) plans by the narration alone.",
+    )
 
 
 class PlanResult(BaseModel):

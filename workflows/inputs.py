@@ -15,16 +15,20 @@ from storyreel.contracts import (
     StitchInput,
     StoryboardInput,
 )
+from storyreel.planning import clip_lengths
 
 
 def plan_input(request: GenerationInput, generation_id: str) -> PlanInput:
-    """The planner's input; the LLM planner also takes the language and the context."""
+    """The planner's input; the LLM planner also takes the language and the context. Both
+    take the clip lengths the model makes, from the run's billing (the API planned the same
+    way when it quoted the run); a run started before ``clip_pricing`` plans without them."""
     plan = PlanInput(
         generation_id=generation_id,
         script=request.script,
         scenes=request.scenes,
         duration=request.duration,
         platform=request.platform,
+        clip_lengths=clip_lengths(request.clip_pricing),
     )
     if request.planner != "llm":
         return plan

@@ -106,3 +106,41 @@ async def test_without_an_endpoint_the_planner_says_what_to_set() -> None:
         await ActivityEnvironment().run(LLMPlanner(None, None).plan_with_llm, plan_input())
     assert failed.value.non_retryable
     assert "STORYREEL_LLM_BASE_URL" in failed.value.message
+
+
+def answer(*durations: float) -> str:
+    scenes = [
+        {"description": f"shot {n}", "narration": f"line {n}", "caption": "", "duration": d}
+        for n, d in enumerate(durations, start=1)
+    ]
+    return json.dumps({"consistency_context": "", "scenes": scenes})
+
+
+async def test_the_prompt_names_the_clip_lengths_and_the_answer_is_held_to_them() -> None:
+    """The model is told the lengths the clip model makes (Kling's 5 or 10 s) and asked to
+    prefer them; its answer still goes through the planner's rules: 4.2 s gets a 0.8 s pause
+    to 5 s, 6 s (4 short of 10 s) stays, 12 s is kept to 10 s."""
+    async with serve_llm(answer(4.2, 6.0, 12.0), plan_json(1)) as llm:
+        planner = LLMPlanner(llm.url, "test-model", KEY)
+        env = ActivityEnvironment()
+        result = await env.run(planner.plan_with_llm, plan_input(clip_lengths=[5.0, 10.0]))
+        await env.run(planner.plan_with_llm, plan_input())
+    shaped, unknown = (sent["messages"][0]["content"] for sent in llm.requests)
+    assert "The video model makes clips of 5 or 10 seconds only" in shaped
+    assert "Prefer scene durations of exactly those lengths" in shaped
+    assert "Never shorten or drop narration" in shaped
+    # A model outside the catalogue: any length, and nothing about 5 or 10 s.
+    assert "makes clips of any length" in unknown and "5 or 10" not in unknown
+    assert [scene.duration for scene in result.scenes] == [5.0, 6.0, 10.0]
+    assert any("scene 3: planned 12 s, kept to 10 s" in w for w in result.warnings)
+    assert result.prompt_version == PROMPT_VERSION == "plan_v2"
+
+
+def test_the_lengths_rule_spells_each_kind_of_model() -> None:
+    assert "clips of 8 seconds only" in system_prompt(plan_input(clip_lengths=[8.0]))
+    assert "clips of 4, 6 or 8 seconds only" in system_prompt(
+        plan_input(clip_lengths=[4.0, 6.0, 8.0])
+    )
+    # Lengths past a scene's 10 s are left out (Seedance makes 2-12 s).
+    seedance = system_prompt(plan_input(clip_lengths=[float(n) for n in range(2, 13)]))
+    assert "clips of 2, 3, 4, 5, 6, 7, 8, 9 or 10 seconds only" in seedance

@@ -10,6 +10,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from storyreel.catalogue import Durations
 from storyreel.contracts import (
     ClipState,
     ClipStatus,
@@ -21,6 +22,7 @@ from storyreel.contracts import (
     SceneIn,
     StitchInput,
 )
+from storyreel.quotes import ClipPricing
 from workflows.inputs import clip_input, plan_input, stitch_input
 from workflows.scenes import edited_scenes, needs_redraw, planned_clips
 
@@ -97,6 +99,19 @@ def test_only_the_llm_planner_gets_language_and_context() -> None:
     script = {"scenes": None, "script": "A gull lands. It waits.", "planner": "llm"}
     llm = plan_input(request(language="de", consistency_context="ink", **script), "g")
     assert (llm.language, llm.consistency_context) == ("de", "ink")
+
+
+def test_both_planners_get_the_clip_lengths_of_the_runs_billing() -> None:
+    kling = ClipPricing(provider="replicate", model="m", durations=Durations(values=[10, 5]))
+    for planner in ("rules", "llm"):
+        script = {"scenes": None, "script": "A gull lands. It waits.", "planner": planner}
+        assert plan_input(request(clip_pricing=kling, **script), "g").clip_lengths == [5.0, 10.0]
+    # A model billed as long as each scene, or a run started before clip_pricing: none.
+    assert (
+        plan_input(request(clip_pricing=ClipPricing(provider="x", model="m")), "g").clip_lengths
+        is None
+    )
+    assert plan_input(request(), "g").clip_lengths is None
 
 
 def test_the_stitch_takes_made_clips_in_order_with_their_scene_text() -> None:
