@@ -32,6 +32,7 @@ class RecordActivities:
                     request.charge.clip_id,
                     request.charge.amount,
                     request.charge.key,
+                    billed_seconds=request.charge.billed_seconds,
                 )
         except StoryreelError as error:
             raise error.to_application_error() from error

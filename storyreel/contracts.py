@@ -617,6 +617,10 @@ class Charge(BaseModel):
     clip_id: int
     amount: float
     key: str
+    billed_seconds: float | None = Field(
+        default=None,
+        description="The clip length the provider billed (None: a worker older than the field).",
+    )
 
 
 class RecordInput(BaseModel):

@@ -120,6 +120,7 @@ def clip_made(state: GenerationState, clip: ClipState, result: ClipResult, round
         clip_id=clip.clip_id,
         amount=result.cost,
         key=f"{state.generation_id}/clip-{clip.clip_id}/round-{round_}",
+        billed_seconds=result.billed_seconds,
     )
     clip.prediction_id, clip.render_seconds = result.prediction_id, result.render_seconds
     clip.attempts += result.attempt

@@ -249,6 +249,9 @@ class CostEntry(SQLModel, table=True):
     generation_id: str = Field(max_length=64, index=True)
     clip_id: int | None = None
     amount_micros: int = Field(sa_type=BigInteger)
+    # The clip length the provider billed, for a clip's charge (None: another kind of charge,
+    # or one entered before billed seconds were recorded).
+    billed_seconds: float | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

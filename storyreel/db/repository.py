@@ -617,16 +617,24 @@ class Records:
         clip_id: int | None,
         amount: float,
         idempotency_key: str,
+        billed_seconds: float | None = None,
     ) -> bool:
         """Enter a charge once; False if ``idempotency_key`` was already entered.
 
         The entry and the user's running total move in one transaction: the total is always
-        the sum of the entries, whoever else is writing.
+        the sum of the entries, whoever else is writing. ``billed_seconds`` is the clip length
+        the provider billed for it (a clip's charge). A repeat must carry the same user and
+        amount; its billed seconds are not compared (a write sent before they were recorded
+        may be repeated by a worker that records them).
         """
         if not math.isfinite(amount):
             raise BadInputError(f"a cost must be a finite number, not {amount}")
         if not idempotency_key or len(idempotency_key) > 200:
             raise BadInputError("an idempotency key is 1-200 characters")
+        if billed_seconds is not None and not (
+            math.isfinite(billed_seconds) and billed_seconds >= 0
+        ):
+            raise BadInputError(f"billed seconds are a finite length, not {billed_seconds}")
         micros = round(amount * MICROS)
         now = utcnow()
         try:
@@ -638,6 +646,7 @@ class Records:
                     "generation_id": generation_id,
                     "clip_id": clip_id,
                     "amount_micros": micros,
+                    "billed_seconds": billed_seconds,
                     "created_at": now,
                 }
                 entered = self._insert_new(connection, CostEntry, entry, keys=["idempotency_key"])

@@ -30,7 +30,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from storyreel.db import Records, migrate
-from storyreel.db.models import MICROS, ApiKey, CostTotal
+from storyreel.db.models import MICROS, ApiKey, CostEntry, CostTotal
 from storyreel.db.repository import DISPLAY_PREFIX_LENGTH
 from storyreel.stack import free_port
 
@@ -261,6 +261,15 @@ def revoke(records: Records, key: str) -> bool:
             .values(revoked_at=datetime.now(UTC))
         )
         return result.rowcount > 0
+
+
+def billed_seconds(records: Records, generation_id: str) -> dict[str, float | None]:
+    """The run's ledger entries: the billed seconds of each, by idempotency key."""
+    query = select(col(CostEntry.idempotency_key), col(CostEntry.billed_seconds)).where(
+        col(CostEntry.generation_id) == generation_id
+    )
+    with Session(records.engine) as session:
+        return dict(session.exec(query).all())
 
 
 def spent(records: Records, user_id: int) -> float:

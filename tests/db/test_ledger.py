@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from storyreel.db import Records
 from storyreel.db.models import CostEntry, CostTotal
 from storyreel.errors import BadInputError, ConflictError, NotFoundError
-from tests.db.fixtures import spent
+from tests.db.fixtures import billed_seconds, spent
 
 THREADS = 8
 ENTRIES = 25
@@ -37,6 +37,25 @@ def test_a_charge_is_entered_once(records: Records) -> None:
     assert records.record_cost(user, "gen-1", None, 0.05, "gen-1/assembly")
     assert spent(records, user) == pytest.approx(0.8, abs=1e-12)
     assert _ledger_micros(records, user) == (3, 800_000)
+
+
+def test_a_clips_charge_records_the_seconds_the_provider_billed(records: Records) -> None:
+    user = records.create_user("alice").id or 0
+    assert records.record_cost(user, "gen-1", 1, 0.25, "gen-1/clip-1/round-1", billed_seconds=5.0)
+    assert records.record_cost(user, "gen-1", 2, 0.45, "gen-1/clip-2/round-1", billed_seconds=9.0)
+    assert records.record_cost(user, "gen-1", None, 0.05, "gen-1/assembly")
+    # The same charge sent again by a worker that did not record billed seconds yet: no change.
+    assert not records.record_cost(user, "gen-1", 1, 0.25, "gen-1/clip-1/round-1")
+    assert billed_seconds(records, "gen-1") == {
+        "gen-1/clip-1/round-1": 5.0,
+        "gen-1/clip-2/round-1": 9.0,
+        "gen-1/assembly": None,
+    }
+    assert spent(records, user) == pytest.approx(0.75, abs=1e-12)
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(BadInputError, match="billed seconds"):
+            records.record_cost(user, "gen-1", 3, 0.1, "gen-1/clip-3/round-1", billed_seconds=bad)
+    assert billed_seconds(records, "gen-2") == {}
 
 
 def test_a_key_reused_for_another_charge_is_a_conflict(records: Records) -> None:
