@@ -1,4 +1,4 @@
-"""``make bench``: SPEC §6 targets B1-B7 (and B5b), each measured side by side in one run.
+"""``make bench``: SPEC §6 targets B1-B8 (and B5b), each measured side by side in one run.
 
     python deploy/bench/bench.py [--b1-latency 20] [--b3-generations 100] [--out bench.json]
 
@@ -50,6 +50,7 @@ from fanout import NOOP_ACTIVITIES, BareFanout, noop  # noqa: E402
 from finish import measure as measure_finish  # noqa: E402
 from harness import Stack, stack  # noqa: E402
 from inflight import b7  # noqa: E402
+from lengths import MODELS, SCENES, b8  # noqa: E402
 from overlays import measure as measure_overlays  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -330,32 +331,37 @@ async def b6(s: Stack, runs: int = 3) -> Results:
     return {"runs": figures, "worst": max(figures), "ratio": max(figures) / 2.0}
 
 
+# The steps that need the embedded stack (started only for them), in the order they run.
+ON_STACK: dict[str, Callable[[Stack, argparse.Namespace], Awaitable[Any]]] = {
+    "B1": lambda s, args: b1(s, args.b1_latency),
+    "speedup": lambda s, args: speedups(s, args.speedup_latency),
+    "B2": lambda s, args: b2(s.client, args.b2_generations, args.b2_rounds),
+    "B3": lambda s, args: b3(s, args.b3_generations, args.b3_latency, args.b3_reads_per_second),
+    "B6": lambda s, _args: b6(s),
+    "batch": lambda s, args: batch_throughput(s, args.batch_items, args.batch_latency),
+    "B8": lambda s, args: b8(
+        s, args.b8_models, args.b8_scenes, args.b8_latency, not args.b8_tiny_clips
+    ),
+}
+
+
 async def on_the_stack(args: argparse.Namespace, work: Path, results: Results) -> None:
-    """The steps that need the embedded stack (started only for them)."""
+    """The steps of ``ON_STACK`` asked for, on one embedded stack."""
     async with stack(
         work / "data", SimulatorConfig(latency=args.b1_latency, render=False, seed=1)
     ) as s:
-        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-            ("B1", lambda: b1(s, args.b1_latency)),
-            ("speedup", lambda: speedups(s, args.speedup_latency)),
-            ("B2", lambda: b2(s.client, args.b2_generations, args.b2_rounds)),
-            ("B3", lambda: b3(s, args.b3_generations, args.b3_latency, args.b3_reads_per_second)),
-            ("B6", lambda: b6(s)),
-            ("batch", lambda: batch_throughput(s, args.batch_items, args.batch_latency)),
-        ]
-        for name, step in steps:
+        for name, step in ON_STACK.items():
             if args.only and name not in args.only:
                 continue
             sys.stderr.write(f"running {name}…\n")
-            results[name] = await step()
+            results[name] = await step(s, args)
 
 
 async def run(args: argparse.Namespace) -> Results:
     results: Results = {}
     with tempfile.TemporaryDirectory(prefix="storyreel-bench-") as tmp:
         work = Path(tmp)
-        on_stack = {"B1", "speedup", "B2", "B3", "B6", "batch"}
-        if not args.only or args.only & on_stack:
+        if not args.only or args.only & ON_STACK.keys():
             await on_the_stack(args, work, results)
         if not args.only or "B7" in args.only:
             sys.stderr.write("running B7…\n")
@@ -430,6 +436,7 @@ def report(results: Results) -> list[str]:
             f"{name} {o['width']}x{o['height']} {o['video_codec']}/{o['audio_codec']} "
             f"{o['duration']:.2f} s" for name, o in r["outputs"].items()
         ) + f"; mid-frames: {', '.join(r['frames'].values())}")  # fmt: skip
+    lines += b8_lines(results)
     if r := results.get("B6"):
         lines.append(
             line(
@@ -488,6 +495,40 @@ def report(results: Results) -> list[str]:
     return lines
 
 
+def b8_lines(results: Results) -> list[str]:
+    """B8's line per model, then what each run's clips were asked and its finish took."""
+    r = results.get("B8")
+    if not r:
+        return []
+    lines, notes = [], []
+    for run in r["runs"]:
+        lengths = "/".join(f"{length:g}" for length in run["model_lengths"])
+        what = f"finished / planned length: {run['model']} ({lengths} s)"
+        target = f"±{len(run['scenes'])} frames"
+        if "finished" not in run:
+            lines.append(line("B8", what, f"{run['status']}: no video", target, 0.0, False))
+            continue
+        figure = f"{run['finished']:.3f} s / {run['planned']:.3f} s"
+        lines.append(line("B8", what, figure, target, run["ratio"], run["ok"]))
+        asked = ",".join(f"{seconds:g}" for seconds in run["asked_seconds"])
+        finish = run["finish_seconds"]
+        notes.append(
+            f"{run['model']}: clips asked {asked} s, {len(run['stretched'])} slowed/held; "
+            f"picture {run['frames']} frames (plan {run['planned_frames']}); finish "
+            + (f"{finish:.1f} s" if finish is not None else "untimed")
+        )
+    if b5b := results.get("B5b"):
+        notes.append(f"B5b (the same finish, timed) in this run: {b5b['ratio']:.3f}")
+    else:
+        notes.append("B5b's ≤ 1.0 is B5b's own figure (--only B5b)")
+    lines.append("    B8 " + "; ".join(notes))
+    return lines
+
+
+def floats(text: str) -> list[float]:
+    return [float(part) for part in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--b1-latency", type=float, default=20.0)
@@ -510,12 +551,19 @@ def main() -> None:
     parser.add_argument("--overlay-clips", type=int, default=4, help="clips to caption (4+)")
     parser.add_argument("--batch-items", type=int, default=50)
     parser.add_argument("--batch-latency", type=float, default=5.0)
+    parser.add_argument("--b8-models", type=lambda text: text.split(","), default=list(MODELS),
+                        help="comma-separated Replicate models")  # fmt: skip
+    parser.add_argument("--b8-scenes", type=floats, default=list(SCENES), help="seconds, 2-10")
+    parser.add_argument("--b8-latency", type=float, default=2.0)
+    parser.add_argument(
+        "--b8-tiny-clips", action="store_true", help="the simulator's tiny clips, not renders"
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
     parser.add_argument(
         "--only",
         type=lambda text: set(text.split(",")),
         default=set(),
-        help="comma-separated subset, e.g. B2,B5b (speedup, overlays and batch are steps too)",
+        help="comma-separated subset, e.g. B2,B5b,B8 (speedup, overlays, batch are steps too)",
     )
     args = parser.parse_args()
     results = asyncio.run(run(args))

@@ -22,6 +22,7 @@ from temporalio.client import Client
 
 from activities.simulator import SimulatorConfig
 from storyreel.db import open_records
+from storyreel.providers import PROVIDERS
 from storyreel.settings import Settings
 from storyreel.stack import Ports, free_port
 from storyreel.stack import Stack as EmbeddedStack
@@ -62,7 +63,8 @@ class Stack:
 def bench_environment(poll_interval: float) -> dict[str, str]:
     """Settings of a benchmark run (every process reads them from its environment)."""
     return {
-        "STORYREEL_CLIP_PROVIDERS": json.dumps(["local", "simulator"]),
+        # B8 runs Replicate's models on the simulator's copy of Replicate.
+        "STORYREEL_CLIP_PROVIDERS": json.dumps(["local", "simulator", "replicate"]),
         "STORYREEL_REPLICATE_POLL_INTERVAL": str(poll_interval),
         "STORYREEL_PROVIDER_LIMITS": json.dumps(
             {"simulator": {"max_concurrent": 1000}, "local": {"max_concurrent": 8}}
@@ -112,6 +114,11 @@ async def stack(
     if workers is not None:
         embedded.workers = workers
     values = {**bench_environment(poll_interval), **embedded.env_overrides()}
+    # Every remote provider on the simulator's copy of its protocol, whatever this shell
+    # configures (``storyreel up`` lets a real key win; a benchmark never calls a provider).
+    for spec in PROVIDERS.values():
+        if spec.simulated is not None:
+            values.update(spec.simulated(embedded.simulator))
     if clip_concurrency is not None:
         values["STORYREEL_PROVIDER_LIMITS"] = json.dumps(
             {"simulator": {"max_concurrent": clip_concurrency}, "local": {"max_concurrent": 8}}

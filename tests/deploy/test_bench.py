@@ -1,7 +1,7 @@
 """``make bench`` keeps working: a tiny run of its harness (the embedded stack as ``storyreel up``
-starts it, in separate processes) through B2 and B3, B7 (clips called back by webhooks), and B5b
-(the default finish three ways) on two short clips. Figures are not judged here; the benchmark
-reports them (docs/performance.md)."""
+starts it, in separate processes) through B2 and B3, B7 (clips called back by webhooks), B5b
+(the default finish three ways) on two short clips, and B8 (fixed-length models) on two scenes.
+Figures are not judged here; the benchmark reports them (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,3 +79,28 @@ def test_a_small_b7_run_calls_back_every_clip_and_reads_each_once_or_twice(
     # Polling every 2 s a 5 s prediction reads it more than once; the webhook path does not.
     assert polled["reads_per_clip"] > hooks["reads_per_clip"]
     assert any(line.startswith("B7 ") for line in lines), lines
+
+
+def test_a_small_b8_run_finishes_as_long_as_planned_on_fixed_length_models(
+    tmp_path: Path,
+) -> None:
+    results, lines = bench(
+        tmp_path, "--only", "B8", "--b8-models", "kwaivgi/kling-v2.1,minimax/hailuo-02",
+        "--b8-scenes", "2.4,9.1", "--b8-latency", "0.5", "--b8-tiny-clips", timeout=900,
+    )  # fmt: skip
+    kling, hailuo = results["B8"]["runs"]
+    # Kling makes 5 or 10 s, Hailuo 02 (at 1080p) 6 s: the 9.1 s scene's is slowed and held.
+    assert kling["asked_seconds"] == [5.0, 10.0]
+    assert hailuo["asked_seconds"] == [6.0, 6.0]
+    assert kling["stretched"] == [] and len(hailuo["stretched"]) == 1
+    planned = 2.4 + 9.1 - 0.5
+    for run in (kling, hailuo):
+        assert run["status"] == "completed", run
+        assert run["planned_scenes"] == [2.4, 9.1]
+        assert run["planned"] == pytest.approx(planned)
+        # Within one frame per scene at 30 fps, the container's length and the picture's.
+        assert run["finished"] == pytest.approx(planned, abs=2 / 30)
+        assert abs(run["frames"] - planned * 30) <= 2
+        assert run["ok"]
+    assert results["B8"]["ok"]
+    assert len([line for line in lines if line.startswith("B8 ")]) == 2, lines
