@@ -194,6 +194,7 @@ def build_workers(
                         clips.submit_clip,
                         clips.check_prediction,
                         clips.cancel_prediction,
+                        clips.describe_model,
                     ],
                     max_heartbeat_throttle_interval=throttle,
                     # Provider-wide limits: the server spreads starts across all workers.

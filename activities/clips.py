@@ -34,6 +34,8 @@ from storyreel.contracts import (
     ClipProgress,
     ClipResult,
     ClipStatus,
+    DescribeModelInput,
+    DescribeModelResult,
     PredictionUpdate,
     SubmitResult,
 )
@@ -97,6 +99,19 @@ class ClipActivities:
         if provider is not None:
             await provider.cancel(request.prediction_id, request.model)
 
+    @activity.defn(name="describe_model")
+    async def describe_model(self, request: DescribeModelInput) -> DescribeModelResult:
+        """The model as this worker's clips will take it (lengths, sound, inputs): read before
+        the first clip, so the run is quoted at the seconds the provider will bill."""
+        info = activity.info()
+        try:
+            provider = self._provider(request.provider)
+            return DescribeModelResult(
+                spec=await self._spec(request.provider, request.model, provider)
+            )
+        except StoryreelError as error:
+            raise error.to_application_error(attempt=info.attempt) from error
+
     @activity.defn(name="generate_clip")
     async def generate_clip(self, request: ClipInput) -> ClipResult:
         """Generate one scene's clip (or reuse an identical one), store it, return its key."""
@@ -120,7 +135,9 @@ class ClipActivities:
         started = time.monotonic()
         self.work_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_root, prefix="clip-") as work:
-            job = await self._job(request, Path(work), await self._spec(request, provider))
+            job = await self._job(
+                request, Path(work), await self._spec(request.provider, request.model, provider)
+            )
             cache_key = await self._cache_key(request, job)
             if request.use_cache and await asyncio.to_thread(self.storage.exists, cache_key):
                 cached = await self._from_cache(request, job, cache_key, started, 1)
@@ -184,7 +201,9 @@ class ClipActivities:
         key = clip_key(request.generation_id, request.clip_id)
         self.work_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_root, prefix="clip-") as work:
-            job = await self._job(request, Path(work), await self._spec(request, provider))
+            job = await self._job(
+                request, Path(work), await self._spec(request.provider, request.model, provider)
+            )
             cache_key = await self._cache_key(request, job)
             if (
                 request.use_cache
@@ -234,12 +253,13 @@ class ClipActivities:
             warnings=warnings,
         )
 
-    async def _spec(self, request: ClipInput, provider: ClipProvider) -> ModelSpec | None:
+    @staticmethod
+    async def _spec(name: str, model: str, provider: ClipProvider) -> ModelSpec | None:
         """What the model takes and makes: the catalogue's entry, else what its provider
         publishes (a provider that publishes nothing: None, and the job goes as it is)."""
-        spec = lookup(request.provider, request.model)
+        spec = lookup(name, model)
         if spec is None and isinstance(provider, DescribesModels):
-            spec = await provider.describe(request.model)
+            spec = await provider.describe(model)
         return spec
 
     async def _conform(

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from storyreel.contracts import PLATFORMS, GenerationRequest, PlanInput
 from storyreel.errors import BadInputError
 from storyreel.planning import clip_lengths, plan_scenes
-from storyreel.quotes import ClipPricing, Quote, pricing_for, quote
+from storyreel.quotes import ClipPricing, Quote, pricing_for, quote, refusal
 from storyreel.settings import Settings
 from storyreel.storage import Storage
 from storyreel.voices import installed_languages
@@ -72,45 +72,18 @@ def planned_lengths(request: GenerationRequest, pricing: ClipPricing | None = No
 
 def check_billing(request: GenerationRequest, settings: Settings) -> Quote:
     """The run's quote, or :class:`~storyreel.errors.BadInputError` (a 422) when the clips the
-    provider bills would be longer than the platform allows or cost more than the budget.
-
-    Billed seconds, not planned ones: a model that makes 5 or 10 s clips bills a 4 s scene as
-    5 s (the clip is trimmed to the scene, but paid in full). Checked before any clip is paid
-    for; the message names the scenes and the lengths the model makes.
-    """
+    provider bills would be longer than the platform allows or cost more than the budget
+    (:func:`storyreel.quotes.refusal`, the rule the workflow holds a model to once it has read
+    the lengths of one outside the catalogue). Checked before any clip is paid for."""
     pricing = pricing_for(
         settings, request.provider, request.model, audio=request.clip_audio != "drop"
     )
     quoted = quote(pricing, planned_lengths(request, pricing))
     limit = PLATFORMS[request.platform].max_duration
-    if limit is not None and quoted.billed_seconds > limit + 1e-3:
-        raise BadInputError(
-            f"too long for {request.platform.value}: it allows {limit:g} s, and "
-            f"{_billing(quoted)} come to {quoted.billed_seconds:g} s; use fewer or shorter "
-            "scenes, or a model whose lengths fit them"
-        )
-    if request.budget is not None and quoted.cost > request.budget + 1e-9:
-        raise BadInputError(
-            f"budget: the clips would cost about {quoted.cost:.2f}, over the budget of "
-            f"{request.budget:.2f}; {_billing(quoted)} come to {quoted.billed_seconds:g} s"
-        )
+    problem = refusal(quoted, request.platform.value, limit, request.budget)
+    if problem is not None:
+        raise BadInputError(problem)
     return quoted
-
-
-def _billing(quoted: Quote) -> str:
-    """``the 6 scenes on kwaivgi/kling-v2.1 (it makes 5 or 10 s clips: scene 1, 4 s, is
-    billed as 5 s; ...)``."""
-    count = len(quoted.scenes)
-    where = f"the {count} scene{'s' if count != 1 else ''} on {quoted.provider}/{quoted.model}"
-    stretched = quoted.stretched()
-    if not stretched:
-        return where
-    shown = "; ".join(
-        f"scene {scene.index}, {scene.seconds:g} s, is billed as {scene.billed_seconds:g} s"
-        for scene in stretched[:3]
-    )
-    more = f"; and {len(stretched) - 3} more" if len(stretched) > 3 else ""
-    return f"{where} (it makes {quoted.lengths} clips: {shown}{more})"
 
 
 def check_music(request: GenerationRequest, storage: Storage) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from storyreel.catalogue import ModelSpec
 from storyreel.keys import GENERATED_PREFIXES
 from storyreel.quotes import ClipPricing, Quote
 
@@ -374,9 +375,10 @@ class PlanInput(BaseModel):
     )
     clip_lengths: list[float] | None = Field(
         default=None,
-        description="The clip lengths the run's model makes (the catalogue's, shortest first): "
-        "a script's scenes are shaped toward them. None (a model outside the catalogue, or a "
-        "run started before this field) plans by the narration alone.",
+        description="The clip lengths the run's model makes, shortest first (the catalogue's, "
+        "or those read from its provider's schema): a script's scenes are shaped toward them. "
+        "None (lengths unknown, or a run started before this field) plans by the narration "
+        "alone.",
     )
 
 
@@ -443,6 +445,20 @@ class CheckInput(BaseModel):
     provider: str
     model: str
     prediction_id: str
+
+
+class DescribeModelInput(BaseModel):
+    """Input of ``describe_model``: a model the starter's catalogue does not list."""
+
+    provider: str
+    model: str
+
+
+class DescribeModelResult(BaseModel):
+    """What the clip worker will take the model to be: the catalogue's entry, else the one
+    read from its provider's published schema; None where the provider publishes none."""
+
+    spec: ModelSpec | None = None
 
 
 class PredictionPhase(StrEnum):

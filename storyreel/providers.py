@@ -91,6 +91,10 @@ class ProviderSpec:
     """Whose protocol and model names it speaks (the simulator: Replicate's)."""
     verifier: Verifier | None = None
     """The signature its webhook deliveries carry; None: it never calls back."""
+    describes_models: bool = False
+    """Whether it publishes each model's input schema (its adapter is ``DescribesModels``): a
+    model outside the catalogue is read from there, and its run quoted from that before the
+    first clip."""
     limit: ProviderLimit = field(default_factory=ProviderLimit)
     price: Price = field(default_factory=Price)
     """Per second when neither ``STORYREEL_PRICES`` nor the model catalogue prices a model."""
@@ -181,6 +185,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             fixed_key="simulator",
             protocol="replicate",
             verifier="replicate",
+            describes_models=True,
             limit=ProviderLimit(max_concurrent=100),
             price=Price(per_second=0.05),
         ),
@@ -196,6 +201,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             default_base_url="https://api.replicate.com",
             protocol="replicate",
             verifier="replicate",
+            describes_models=True,
             # Replicate allows 600 prediction creates per minute per account: 10/s. Leave
             # headroom for retried creates.
             limit=ProviderLimit(activities_per_second=9, max_concurrent=50),
@@ -217,6 +223,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             default_base_url="https://queue.fal.run",
             protocol="fal",
             verifier="fal",
+            describes_models=True,
             limit=ProviderLimit(max_concurrent=50),
             price=Price(per_second=0.10),
             simulated=_fal_simulated,

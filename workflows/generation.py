@@ -19,14 +19,17 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities.assembly import AssemblyActivities
+    from activities.clips import ClipActivities
     from activities.storyboard import StoryboardActivities
     from storyreel.contracts import (
         CLIP_ENDED,
+        PLATFORMS,
         WORKFLOW_NAME,
         Charge,
         ClipInput,
         ClipState,
         ClipStatus,
+        DescribeModelInput,
         GenerationInput,
         GenerationState,
         GenerationStatus,
@@ -38,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from storyreel.priority import task_priority
-    from storyreel.quotes import quote
+    from storyreel.quotes import Quote, quote, refusal
     from workflows import planner, policies
     from workflows.budget import Budget
     from workflows.clips import (
@@ -49,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.inputs import clip_input, stitch_input, storyboard_input
     from workflows.metrics import close_clip_stage, count_clip, generation_metrics
-    from workflows.patches import PLAIN_PROMPT
+    from workflows.patches import PLAIN_PROMPT, PRICE_UNLISTED
     from workflows.progress import Progress
     from workflows.records import Recorder
     from workflows.scenes import edited_scenes, needs_redraw, planned_clips
@@ -91,9 +94,10 @@ class VideoGenerationWorkflow:
         self._waited = timedelta()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._rounds: dict[int, int] = {}
-        self._budget = Budget(
-            request.budget, request.estimated_cost_per_second, request.clip_pricing
-        )
+        # How the provider bills the run's clips: the starter's pricing, until a model outside
+        # the catalogue has been read (``_price``).
+        self._pricing = request.clip_pricing
+        self._budget = Budget(request.budget, request.estimated_cost_per_second, self._pricing)
         self._approved = False
         self._context = ""
         self._edits: list[SceneEdit] = []
@@ -175,7 +179,8 @@ class VideoGenerationWorkflow:
         self._progress.enter(Stage.plan, GenerationStatus.planning)
         await self._records.stage()
         request = self._request
-        plan = await planner.plan(request, self._state.generation_id, self._priority)
+        read = await self._read_model()
+        plan = await planner.plan(request, self._state.generation_id, self._priority, self._pricing)
         self._state.scenes = list(plan.scenes)
         self._state.warnings.extend(plan.warnings)
         # The request's own context wins over the one the planner wrote.
@@ -184,13 +189,45 @@ class VideoGenerationWorkflow:
         # Runs begun before the patch keep the prompts (and clip cache keys) they started with.
         legacy = "" if context or workflow.patched(PLAIN_PROMPT) else "\n\n"
         self._state.clips = planned_clips(plan.scenes, context, legacy)
-        self._requote()
+        quoted = self._requote()
+        # The API held the request to its platform's limit and budget at the scenes' lengths;
+        # a model read since is held to them at the seconds its provider will bill.
+        if read and quoted is not None:
+            limit = PLATFORMS[request.platform].max_duration
+            problem = refusal(quoted, request.platform.value, limit, request.budget)
+            if problem is not None:
+                raise GenerationFailure(problem)
 
-    def _requote(self) -> None:
+    async def _read_model(self) -> bool:
+        """A model outside the catalogue, on a provider that publishes model schemas: read it
+        on the provider's clip queue, as its clips will, and bill the run by what it makes
+        (the plan is shaped toward those lengths, the quote and the budget count them);
+        whether it was read. Nothing is paid for yet."""
+        pricing = self._pricing
+        if pricing is None or not pricing.discoverable or not workflow.patched(PRICE_UNLISTED):
+            return False
+        request = self._request
+        described = await workflow.execute_activity_method(
+            ClipActivities.describe_model,
+            DescribeModelInput(provider=pricing.provider, model=pricing.model),
+            task_queue=request.queues.clips(pricing.provider),
+            start_to_close_timeout=policies.DESCRIBE_TIMEOUT,
+            priority=self._priority,
+            retry_policy=policies.DESCRIBE_RETRY,
+            summary=f"describe {pricing.provider}/{pricing.model}",
+        )
+        if described.spec is None:
+            return False
+        self._pricing = pricing.described_by(described.spec, request.clip_audio != "drop")
+        self._budget.pricing = self._pricing
+        return True
+
+    def _requote(self) -> Quote | None:
         """Price the scenes as the provider bills them (again after an edit)."""
-        if self._request.clip_pricing is not None:
+        if self._pricing is not None:
             lengths = [scene.duration for scene in self._state.scenes]
-            self._state.quote = quote(self._request.clip_pricing, lengths)
+            self._state.quote = quote(self._pricing, lengths)
+        return self._state.quote
 
     async def _storyboard(self) -> None:
         self._progress.enter(Stage.storyboard, GenerationStatus.storyboarding)

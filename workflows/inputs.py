@@ -16,19 +16,23 @@ from storyreel.contracts import (
     StoryboardInput,
 )
 from storyreel.planning import clip_lengths
+from storyreel.quotes import ClipPricing
 
 
-def plan_input(request: GenerationInput, generation_id: str) -> PlanInput:
+def plan_input(
+    request: GenerationInput, generation_id: str, pricing: ClipPricing | None = None
+) -> PlanInput:
     """The planner's input; the LLM planner also takes the language and the context. Both
     take the clip lengths the model makes, from the run's billing (the API planned the same
-    way when it quoted the run); a run started before ``clip_pricing`` plans without them."""
+    way when it quoted the run; ``pricing``, when the run read a model outside the catalogue
+    from its provider); a run started before ``clip_pricing`` plans without them."""
     plan = PlanInput(
         generation_id=generation_id,
         script=request.script,
         scenes=request.scenes,
         duration=request.duration,
         platform=request.platform,
-        clip_lengths=clip_lengths(request.clip_pricing),
+        clip_lengths=clip_lengths(pricing or request.clip_pricing),
     )
     if request.planner != "llm":
         return plan

@@ -42,3 +42,11 @@ LIGHT_RECORDS = "record-as-local-activity"
 # leading blank lines; runs begun before it keep the prompts (and clip cache keys) they
 # started with. Step 2 removes the ``legacy`` prefix in ``_plan``.
 PLAIN_PROMPT = "prompt-without-empty-context"
+
+# Added with the ``describe_model`` activity (2026-12-02). A run on a model outside the
+# catalogue whose provider publishes model schemas (``ClipPricing.discoverable``) reads the
+# model on its clip queue (``describe_model``) before its plan, is planned toward and quoted at
+# the lengths the provider will bill, and fails when they exceed the platform's limit or the
+# budget. Old branch: planned and quoted at the scenes' lengths, the model read only by each
+# clip. Step 2 keeps only the new branch of ``_read_model``.
+PRICE_UNLISTED = "price-unlisted-model"

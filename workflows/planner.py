@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.llm_planner import LLMPlanner
     from activities.planning import plan_generation
     from storyreel.contracts import GenerationInput, PlanResult
+    from storyreel.quotes import ClipPricing
     from workflows import policies
     from workflows.inputs import plan_input
 
@@ -41,12 +42,18 @@ PLANNERS = {
 }
 
 
-async def plan(request: GenerationInput, generation_id: str, priority: Priority) -> PlanResult:
-    """The run's scenes from its planner, on the media queue."""
+async def plan(
+    request: GenerationInput,
+    generation_id: str,
+    priority: Priority,
+    pricing: ClipPricing | None = None,
+) -> PlanResult:
+    """The run's scenes from its planner, on the media queue (toward the clip lengths of
+    ``pricing``, the run's billing when it differs from the request's)."""
     planner = PLANNERS[request.planner]
     result: PlanResult = await workflow.execute_activity(
         planner.activity,
-        plan_input(request, generation_id),
+        plan_input(request, generation_id, pricing),
         task_queue=request.queues.media,
         start_to_close_timeout=planner.timeout,
         priority=priority,

@@ -48,6 +48,11 @@ SUBMIT_TIMEOUT = timedelta(minutes=5)
 CHECK_TIMEOUT = timedelta(seconds=30)
 CHECK_RETRY = retry(3, most=10)
 
+# A model outside the catalogue, read from its provider's published schema before the first
+# clip (one GET; the client backs off on 429s and 5xx itself).
+DESCRIBE_TIMEOUT = timedelta(minutes=1)
+DESCRIBE_RETRY = retry(4, most=20)
+
 STITCH_TIMEOUT = timedelta(minutes=15)
 # Assembly heartbeats on every FFmpeg progress line and between scenes' speech; its longest
 # silence is one TTS call, which settings.tts_timeout_seconds caps at 45 s.

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from activities.providers import registry
+from activities.providers.base import DescribesModels
 from activities.providers.fal import FalClipProvider
 from activities.providers.replicate import ReplicateClipProvider
 from activities.providers.runware import RunwareClipProvider
@@ -98,6 +99,22 @@ async def test_each_provider_is_built_with_its_own_key_and_base_url(
                 # Each client sends its own provider's key, and never shows it.
                 assert f"{name}-key" in str(client._auth_headers()), name  # noqa: SLF001
                 assert f"{name}-key" not in repr(client)
+
+
+async def test_the_registry_says_which_providers_describe_models(
+    bare_env: pytest.MonkeyPatch,
+) -> None:
+    """``describes_models`` is what the starter reads to have a run on an unlisted model read
+    before its clips; it holds exactly where the adapter can read a model's schema."""
+    for name, variable in KEYS.items():
+        bare_env.setenv(variable, f"{name}-key")
+    bare_env.setenv("STORYREEL_SIMULATOR_URL", "http://127.0.0.1:9")
+    with ThreadPoolExecutor(1) as executor:
+        async with open_providers(Settings(_env_file=None), executor) as (clips, _images):
+            assert sorted(clips) == sorted(PROVIDERS)
+            describing = {name for name, clip in clips.items() if isinstance(clip, DescribesModels)}
+    assert describing == {"simulator", "replicate", "fal"}
+    assert describing == {name for name, spec in PROVIDERS.items() if spec.describes_models}
 
 
 def test_every_factory_the_registry_names_exists() -> None:
