@@ -11,7 +11,8 @@ import asyncio
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -222,14 +223,18 @@ class ClipActivities:
                 )
             (output, made), prediction_id = await self._follow(provider, job, prediction_id)
             self._beat(ClipStatus.rendering, 100.0, prediction_id)
-            # The scene's own length at the platform's size: the stitch takes clips as they are.
-            fitted = await self._conform(request, job, output.path, made, prediction_id)
-            info = fitted.output
-            if info is None:
-                info = await asyncio.to_thread(probe_details, fitted.path, self.ffmpeg_exe)
-            await asyncio.to_thread(self.storage.put_file, key, fitted.path)
-            if request.use_cache:
-                await asyncio.to_thread(self.storage.put_file, cache_key, fitted.path)
+            # Alive while the work waits its turn for a thread too (many clips finishing at once
+            # queue for the pool; a queued cut hears no FFmpeg progress to beat on).
+            async with _alive(prediction_id):
+                # The scene's own length at the platform's size: the stitch takes clips as
+                # they are.
+                fitted = await self._conform(request, job, output.path, made, prediction_id)
+                info = fitted.output
+                if info is None:
+                    info = await asyncio.to_thread(probe_details, fitted.path, self.ffmpeg_exe)
+                await asyncio.to_thread(self.storage.put_file, key, fitted.path)
+                if request.use_cache:
+                    await asyncio.to_thread(self.storage.put_file, cache_key, fitted.path)
         billed = job.clip_seconds() if job.spec is not None else made.duration
         cost = output.cost
         if cost is None:
@@ -381,6 +386,27 @@ class ClipActivities:
         activity.heartbeat(
             ClipProgress(status=status, progress=progress, prediction_id=prediction_id)
         )
+
+
+# How often a clip beats while its output is cut and stored (well inside CLIP_HEARTBEAT).
+ALIVE_SECONDS = 5.0
+
+
+@asynccontextmanager
+async def _alive(prediction_id: str) -> AsyncIterator[None]:
+    """Heartbeat every :data:`ALIVE_SECONDS` for as long as the block runs."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(ALIVE_SECONDS)
+            ClipActivities._beat(ClipStatus.rendering, 100.0, prediction_id)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def webhook_target(request: ClipInput) -> str | None:
