@@ -262,16 +262,29 @@ def status(generation_id: Annotated[str, typer.Argument(help="Generation id.")])
     console.print(f"[bold]{view['title']}[/bold]: {view['status']} ({view.get('stage') or '-'})")
     if view["status"] == "awaiting_approval":
         # Nothing is paid for yet: what a reviewer decides on is the scenes, not the clips.
-        scenes = Table("scene", "seconds", "what the camera sees", "what is said", "caption")
+        quote = view.get("quote")
+        billed = {s["index"]: s["billed_seconds"] for s in quote["scenes"]} if quote else {}
+        scenes = Table(
+            "scene", "seconds", "billed", "what the camera sees", "what is said", "caption"
+        )
         for scene in view["scenes"]:
             scenes.add_row(
                 str(scene["index"]),
                 f"{scene['duration']:.1f}",
+                f"{billed[scene['index']]:g}" if scene["index"] in billed else "",
                 scene["description"],
                 scene.get("narration") or "",
                 scene.get("caption") or "",
             )
         console.print(scenes)
+        if quote:
+            makes = (
+                "" if quote["lengths"] == "any length" else f" (it makes {quote['lengths']} clips)"
+            )
+            console.print(
+                f"Quote: about ${quote['cost']:.2f} for {quote['billed_seconds']:g} s of clips on "
+                f"{quote['provider']}/{quote['model']}{makes}"
+            )
         console.print(
             f"Change a scene: storyreel edit {generation_id} SCENE --description ...; "
             f"start the clips: storyreel approve {generation_id}"

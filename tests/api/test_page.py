@@ -248,6 +248,9 @@ async def test_a_storyboard_is_reviewed_edited_and_approved_from_the_page(
         scenes = page.locator("#storyboard figure")
         await expect(scenes).to_have_count(3, timeout=30_000)
         await all_images_loaded(page, "#storyboard img")
+        # What the clips will cost is shown before they are paid for.
+        await expect(page.locator("#quote")).to_contain_text("Quote: about $", timeout=30_000)
+        await expect(page.locator("#quote")).to_contain_text("of clips on sleepy/")
         # Nothing is paid for while the storyboard waits: no clip has started.
         assert await page.locator('.clip[data-status="complete"]').count() == 0
         await screenshot(page, "page-review.png")

@@ -84,6 +84,7 @@ async def test_a_reviewed_run_waits_unpaid_takes_edits_and_starts_on_approval(
     code, output = await cli(live_api, "status", gid)
     assert code == 0, output
     assert "awaiting_approval" in output and "what the camera sees" in output, output
+    assert "Quote: about $" in output and "billed" in output, output
     assert "A red kite over the dunes" in " ".join(output.split()), output
     assert f"storyreel approve {gid}" in " ".join(output.split()), output
 
