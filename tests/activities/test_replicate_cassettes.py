@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -65,7 +66,11 @@ class Interaction:
 
 def cassette_dir() -> Path:
     if not CASSETTES.is_dir() or not any(CASSETTES.glob("*.yaml")):
-        pytest.fail(f"Replicate cassettes not found in {CASSETTES} (../shared next to the repo)")
+        missing = f"Replicate cassettes not found in {CASSETTES} (../shared next to the repo)"
+        # CI always has ../shared beside the clone: there a missing cassette is a failure.
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     return CASSETTES
 
 
