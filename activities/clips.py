@@ -228,7 +228,7 @@ class ClipActivities:
             async with _alive(prediction_id):
                 # The scene's own length at the platform's size: the stitch takes clips as
                 # they are.
-                fitted = await self._conform(request, job, output.path, made, prediction_id)
+                fitted = await self._conform(request, job, output.path, made)
                 info = fitted.output
                 if info is None:
                     info = await asyncio.to_thread(probe_details, fitted.path, self.ffmpeg_exe)
@@ -273,16 +273,11 @@ class ClipActivities:
         job: ClipJob,
         source: Path,
         made: MediaDetails,
-        prediction_id: str,
     ) -> ConformReport:
         """The output cut (or held) to the scene, off the event loop; a cancel stops FFmpeg.
-        An output already as long as its scene is kept as it is (``fit=False``)."""
-        loop = asyncio.get_running_loop()
+        An output already as long as its scene is kept as it is (``fit=False``). The caller's
+        ``_alive`` block heartbeats meanwhile."""
         stop = threading.Event()
-
-        def beat(_fraction: float) -> None:
-            loop.call_soon_threadsafe(self._beat, ClipStatus.rendering, 100.0, prediction_id)
-
         work = asyncio.ensure_future(
             asyncio.to_thread(
                 conform_clip,
@@ -292,7 +287,6 @@ class ClipActivities:
                 job.platform,
                 exe=self.ffmpeg_exe,
                 audio=request.clip_audio,
-                on_progress=beat,
                 stop=stop,
                 known=made,
                 fit=False,
