@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
 from storyreel.contracts import PLATFORMS, GenerationRequest, PlanInput
 from storyreel.errors import BadInputError
+from storyreel.fonts import INSTALL_HINT, missing_glyphs
 from storyreel.planning import clip_lengths, plan_scenes
 from storyreel.quotes import ClipPricing, Quote, pricing_for, quote, refusal
 from storyreel.settings import Settings
@@ -33,6 +36,7 @@ def check_request(
     try:
         check_billing(request, settings)
         check_music(request, storage)
+        check_captions(request, settings)
     except BadInputError as error:
         raise BadInputError(f"{where}{error}") from None
 
@@ -84,6 +88,25 @@ def check_billing(request: GenerationRequest, settings: Settings) -> Quote:
     if problem is not None:
         raise BadInputError(problem)
     return quoted
+
+
+def check_captions(request: GenerationRequest, settings: Settings) -> None:
+    """:class:`~storyreel.errors.BadInputError` when captions are on and some script of the
+    text they would draw (the script, or the scenes' captions and descriptions) has no font
+    here: neither the configured one nor any installed (:mod:`storyreel.fonts`). The API
+    and the workers run the same image, so its fonts are theirs. Blocking (``fc-list``)."""
+    if not request.captions:
+        return
+    # Each caption is drawn in one font: a script's sentences (a scene holds whole ones) and
+    # each scene's text are checked apart, so a mixed-language script still finds its fonts.
+    texts = re.split(r"(?<=[.!?。！？])\s*|\n+", request.script or "")
+    texts += [scene.caption or scene.description for scene in request.scenes or []]
+    missing = sorted({name for text in texts for name in missing_glyphs(text, settings.font_file)})
+    if missing:
+        raise BadInputError(
+            f"captions: no font here draws {', '.join(missing)}: {INSTALL_HINT}, "
+            "or turn captions off"
+        )
 
 
 def check_music(request: GenerationRequest, storage: Storage) -> None:

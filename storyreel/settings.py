@@ -105,7 +105,9 @@ class Settings(BaseSettings):
         default=None, description="FFmpeg binary; default is the one shipped by imageio-ffmpeg."
     )
     font_file: Path | None = Field(
-        default=None, description="TrueType font for drawn text; default Roboto from font-roboto."
+        default=None,
+        description="TrueType font for drawn text; default Roboto from font-roboto. A caption "
+        "in a script it lacks is drawn in an installed font that has it (fontconfig).",
     )
     heartbeat_throttle_seconds: float = Field(
         default=1.0,

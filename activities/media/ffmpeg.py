@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from storyreel import fonts
 from storyreel.errors import MediaError
 
 ProgressCallback = Callable[[float], None]
@@ -30,9 +31,8 @@ def ffmpeg_exe(configured: str | None = None) -> str:
 
 @lru_cache
 def default_font() -> Path:
-    import font_roboto
-
-    return Path(font_roboto.__file__).parent / "files" / "Roboto-Bold.ttf"
+    """Roboto Bold (:func:`storyreel.fonts.default_font`)."""
+    return fonts.default_font()
 
 
 def filter_path(path: Path) -> str:

@@ -18,14 +18,16 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 from activities.media import ffmpeg
 from activities.media.export import clip_encoding, fit_frame
-from activities.media.fontmetrics import font_metrics
+from activities.media.lines import breaks_anywhere, fill, units
 from storyreel.contracts import PlatformSpec
 from storyreel.errors import MediaError
+from storyreel.fonts import font_for, font_height_em, right_to_left, text_width
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +37,8 @@ ExecutorFactory = Callable[[int], Executor]
 MAX_LINES = 4
 # Word captions show the narration a page at a time, so the line stays short and readable.
 WORD_PAGE_LINES = 2
-# Roboto's ascender plus descender, in ems: the height drawtext gives a line with y_align=font.
-FONT_HEIGHT_EM = 1.17
 HIGHLIGHT = "0x7C3AED@0.92"
+HIGHLIGHT_EM = 1.25  # the highlight box's height, at most, in ems
 # Extra weight of a pause after punctuation, in characters (timing by character count).
 PAUSE_CHARS = 4
 # Roboto Bold averages a little over half an em per character; 0.55 leaves room for capitals.
@@ -67,15 +68,33 @@ def _band(spec: PlatformSpec) -> tuple[int, int]:
     return round(spec.width * 0.05), round(spec.height * 0.95)
 
 
-def wrap_caption(caption: str, spec: PlatformSpec) -> tuple[list[str], int]:
-    """The caption's lines and font size: shrink up to 30 % to fit, then cut with an ellipsis."""
+def _measured(text: str) -> bool:
+    """Text beyond Latin, Greek and Cyrillic is wrapped by its shaped width (any script),
+    at the breaks its script allows; the three are wrapped by Roboto's average width."""
+    return any(ord(char) > 0x4FF for char in text)
+
+
+def _width(font: Path, size: int, text: str) -> float:
+    return text_width(text, font, size)
+
+
+def wrap_caption(
+    caption: str, spec: PlatformSpec, font: Path | None = None
+) -> tuple[list[str], int]:
+    """The caption's lines and font size: shrink up to 30 % to fit, then cut with an ellipsis.
+    ``font`` is the configured one (default Roboto); a script it lacks is drawn, and so
+    measured, in the installed font that has it (:func:`storyreel.fonts.font_for`)."""
     words = " ".join(caption.split())
     margin, _ = _band(spec)
     lines: list[str] = []
+    drawn_in = font_for(words, font) if _measured(words) else None
     for scale in (1.0, 0.85, 0.7):
         size = font_size(spec, scale)
         usable = spec.width - 2 * margin - size  # half an em of padding either side
-        lines = textwrap.wrap(words, width=max(8, int(usable / (size * CHAR_WIDTH_EM))))
+        if drawn_in is not None:
+            lines = fill(words, usable, partial(_width, drawn_in, size))
+        else:
+            lines = textwrap.wrap(words, width=max(8, int(usable / (size * CHAR_WIDTH_EM))))
         if len(lines) <= MAX_LINES:
             return lines, size
     kept = lines[:MAX_LINES]
@@ -98,18 +117,44 @@ class Word:
     text: str
     start: float
     end: float
+    spaced: bool = True  # a space follows it (Chinese and Japanese words have none)
+
+
+# Chinese and Japanese have no spaces: their "words" are runs of this many characters at most.
+CLOSE_WORD_CHARS = 3
+
+
+def spoken_words(text: str) -> list[tuple[str, bool]]:
+    """The words of ``text`` as captions highlight them, each with whether a space follows:
+    split at spaces, and Chinese or Japanese runs into a few characters at a time."""
+    out: list[tuple[str, bool]] = []
+    for token in text.split():
+        if not any(breaks_anywhere(char) for char in token):
+            out.append((token, True))
+            continue
+        pieces = [""]
+        for unit in units(token):
+            if pieces[-1] and len(pieces[-1]) + len(unit) > CLOSE_WORD_CHARS:
+                pieces.append("")
+            pieces[-1] += unit
+        out.extend((piece, False) for piece in pieces[:-1])
+        out.append((pieces[-1], True))
+    return out
 
 
 def spread_words(text: str, seconds: float, start: float = 0.0) -> list[Word]:
     """An honest approximation of speech timing: ``seconds`` shared out by character count
     (a word's letters plus the space after it, and a pause after punctuation)."""
-    words = text.split()
-    weights = [len(word) + 1 + (PAUSE_CHARS if word[-1] in ",.;:!?…" else 0) for word in words]
+    words = spoken_words(text)
+    weights = [
+        len(word) + spaced + (PAUSE_CHARS if word[-1] in ",.;:!?…、。，！？" else 0)
+        for word, spaced in words
+    ]
     total = sum(weights) or 1
     out, clock = [], start
-    for word, weight in zip(words, weights, strict=True):
+    for (word, spaced), weight in zip(words, weights, strict=True):
         length = seconds * weight / total
-        out.append(Word(word, round(clock, 3), round(clock + length, 3)))
+        out.append(Word(word, round(clock, 3), round(clock + length, 3), spaced))
         clock += length
     return out
 
@@ -126,31 +171,37 @@ class PlacedWord:
 def place_words(
     words: Sequence[Word], spec: PlatformSpec, font: Path | None = None
 ) -> tuple[list[PlacedWord], int, int]:
-    """Lay the words out in centred lines of measured width, ``WORD_PAGE_LINES`` lines to a
-    page; returns the placed words, the lines of the fullest page and the font size."""
+    """Lay the words out in centred lines of shaped width, ``WORD_PAGE_LINES`` lines to a
+    page, right to left for a right-to-left script; returns the placed words, the lines of the
+    fullest page and the font size. ``font`` is the configured one (see :func:`wrap_caption`).
+    """
     size = font_size(spec)
-    metrics = font_metrics(font or ffmpeg.default_font())
+    drawn_in = font_for(" ".join(word.text for word in words), font)
     margin, _ = _band(spec)
     usable = spec.width - 2 * margin - size
-    space = metrics.width(" ", size)
+    space = text_width(" ", drawn_in, size)
     lines: list[list[tuple[Word, float]]] = [[]]
     used = 0.0
     for word in words:
-        width = metrics.width(word.text, size)
-        if lines[-1] and used + space + width > usable:
+        width = text_width(word.text, drawn_in, size)
+        gap = space if lines[-1] and lines[-1][-1][0].spaced else 0.0
+        if lines[-1] and used + gap + width > usable:
             lines.append([])
-            used = 0.0
-        used += (space if lines[-1] else 0.0) + width
+            used, gap = 0.0, 0.0
+        used += gap + width
         lines[-1].append((word, width))
+    backwards = right_to_left("".join(word.text for word in words))
     placed: list[PlacedWord] = []
     for number, line in enumerate(lines):
-        total = sum(width for _, width in line) + space * (len(line) - 1)
+        gaps = [space if word.spaced else 0.0 for word, _ in line[:-1]]
+        total = sum(width for _, width in line) + sum(gaps)
         x = (spec.width - total) / 2
-        for word, width in line:
+        for (word, width), gap in zip(line, [*gaps, 0.0], strict=True):
+            at = spec.width - x - width if backwards else x
             placed.append(
-                PlacedWord(word, number // WORD_PAGE_LINES, number % WORD_PAGE_LINES, x, width)
+                PlacedWord(word, number // WORD_PAGE_LINES, number % WORD_PAGE_LINES, at, width)
             )
-            x += width + space
+            x += width + gap
     return placed, min(WORD_PAGE_LINES, len(lines)), size
 
 
@@ -165,9 +216,11 @@ def words_chain(
     of the word being said (under the text), and each word at its measured place while its
     page is on screen."""
     placed, lines, size = place_words(words, spec, font)
+    drawn_in = font_for(" ".join(word.text for word in words), font)
+    height = font_height_em(drawn_in)
     x, y, w, h = caption_box(spec, lines, size)
     pitch = round(size * LINE_HEIGHT_EM)
-    inset = (pitch - size * FONT_HEIGHT_EM) / 2
+    inset = (pitch - size * height) / 2
     pages = sorted({item.page for item in placed})
     starts = {page: min(i.word.start for i in placed if i.page == page) for page in pages}
     shown = {
@@ -177,7 +230,7 @@ def words_chain(
         )
         for n, page in enumerate(pages)
     }
-    fontfile = ffmpeg.filter_path(font or ffmpeg.default_font())
+    fontfile = ffmpeg.filter_path(drawn_in)
     boxes, texts = [], []
     page_lines = {page: 1 + max(i.line for i in placed if i.page == page) for page in pages}
     for index, item in enumerate(placed):
@@ -185,9 +238,13 @@ def words_chain(
         centre = (lines - page_lines[item.page]) * pitch / 2
         top = y + size / 2 + item.line * pitch + inset + centre
         pad = size * 0.14
+        # The highlight spans the line's letters: a font with tall marks (Arabic's is 2.1 em)
+        # gets a box of Latin height about the middle of its line.
+        mark = min(height, HIGHLIGHT_EM)
         boxes.append(
-            f"drawbox=x={item.x - pad:.0f}:y={top - pad * 0.6:.0f}:w={item.width + 2 * pad:.0f}"
-            f":h={size * FONT_HEIGHT_EM + pad * 1.2:.0f}:color={HIGHLIGHT}:t=fill"
+            f"drawbox=x={item.x - pad:.0f}:y={top + size * (height - mark) / 2 - pad * 0.6:.0f}"
+            f":w={item.width + 2 * pad:.0f}"
+            f":h={size * mark + pad * 1.2:.0f}:color={HIGHLIGHT}:t=fill"
             f":{_between(item.word.start, item.word.end)}"
         )
         text = work / f"word-{index:03d}.txt"
@@ -209,11 +266,13 @@ def _text_filter(
 ) -> str:
     # expansion=none: a caption is literal text, '%{...}' must not be evaluated. x centres the
     # text on the frame, which is also the centre of the band (equal margins either side).
+    # Lines are LINE_HEIGHT_EM apart whatever the font's own height (a CJK font is taller).
+    drawn_in = font_for(text_file.read_text(encoding="utf-8"), font)
     return (
-        f"drawtext=fontfile={ffmpeg.filter_path(font or ffmpeg.default_font())}"
+        f"drawtext=fontfile={ffmpeg.filter_path(drawn_in)}"
         f":textfile={ffmpeg.filter_path(text_file)}:expansion=none:text_align=C"
         f":fontsize={size}:fontcolor={colours[0]}:borderw=2:bordercolor={colours[1]}"
-        f":line_spacing={round(size * (LINE_HEIGHT_EM - 1.17))}"
+        f":line_spacing={round(size * (LINE_HEIGHT_EM - font_height_em(drawn_in)))}"
         f":x=(w-text_w)/2:y={top}"
     )
 
@@ -276,7 +335,7 @@ def caption_layer(
     """``caption`` on its band, wrapped and placed in the safe area, as a layer ``[label]``;
     its text goes to ``text_file``, which must outlive the FFmpeg run. ``None`` for an empty
     caption."""
-    lines, size = wrap_caption(caption, platform)
+    lines, size = wrap_caption(caption, platform, font)
     if not lines:
         return None
     text_file.write_text("\n".join(lines), encoding="utf-8")

@@ -118,6 +118,8 @@ async def test_invalid_bodies_are_422_with_field_messages(live_api: LiveApi) -> 
          ["body", "scenes", 0, "duration"], "less than or equal to 10"),
         ({**body(), "max_parallel_clips": 0}, ["body", "max_parallel_clips"], "greater than"),
         ({**body(), "provider": "nope"}, None, "provider: unknown provider 'nope'"),
+        ({"title": "x", "scenes": [{"description": "\U0010fffd", "duration": 3}]},
+         None, "captions: no font here draws UNKNOWN"),
     ]  # fmt: skip
     for payload, loc, message in cases:
         answer = await live_api.http.post("/v1/generations", json=payload)

@@ -1,4 +1,5 @@
-"""A request's narration language is checked against the installed espeak-ng voices."""
+"""A request's narration language is checked against the installed espeak-ng voices, and its
+captions' scripts against the installed fonts."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import shutil
 
 import pytest
 
-from api.validation import check_language
+from api.validation import check_captions, check_language
 from storyreel.contracts import GenerationRequest
 from storyreel.errors import BadInputError
+from storyreel.settings import Settings
 from storyreel.voices import installed_languages, parse_voices
 
 LISTING = """Pty Language       Age/Gender VoiceName          File                 Other Languages
@@ -37,3 +39,20 @@ def test_installed_voices_pass_and_unknown_ones_are_refused_with_the_list() -> N
 def test_a_language_must_look_like_a_voice_name() -> None:
     with pytest.raises(ValueError, match="language"):
         GenerationRequest(title="t", script="Hi.", language="-v evil")
+
+
+MIXED = "A harbour at dawn. مرحبا بالعالم. こんにちは、世界。 नमस्ते दुनिया."
+
+
+def test_captions_in_any_installed_script_pass_sentence_by_sentence() -> None:
+    # Each sentence finds its own font; no one font has all four scripts.
+    check_captions(GenerationRequest(title="t", script=MIXED), Settings())
+    scenes = [{"description": "ميناء", "duration": 3}, {"description": "港", "duration": 3}]
+    check_captions(GenerationRequest.model_validate({"title": "t", "scenes": scenes}), Settings())
+
+
+def test_a_script_without_a_font_is_refused_unless_captions_are_off() -> None:
+    odd = "Hello \U0010fffd."
+    with pytest.raises(BadInputError, match="captions: no font here draws UNKNOWN: install"):
+        check_captions(GenerationRequest(title="t", script=odd), Settings())
+    check_captions(GenerationRequest(title="t", script=odd, captions=False), Settings())

@@ -300,3 +300,41 @@ async def test_a_run_says_on_its_page_what_its_video_lacks(live_api: LiveApi) ->
         await page.reload()
         await reaches(page, "completed")
         await expect(warning).to_be_hidden()
+
+
+ARABIC_TITLE = "ميناء عند الفجر"
+ARABIC_SCRIPT = "يغادر قارب الميناء عند الفجر. تتبعه طيور النورس. يحل الليل على البحر."
+
+
+async def test_a_run_in_arabic_reads_right_to_left_on_the_page(live_api: LiveApi) -> None:
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{live_api.url}/#key={live_api.key}")
+        await expect(page.locator("#who")).to_have_text("alice")
+        await page.fill("#title", ARABIC_TITLE)
+        await page.fill("#script", ARABIC_SCRIPT)
+        assert await page.locator("#script").evaluate("(e) => getComputedStyle(e).direction") == (
+            "rtl"
+        )
+        await page.select_option("#platform", "youtube")
+        await page.click("#options summary")
+        await page.select_option("#provider", "sleepy")
+        await page.check("#review")
+        await page.click("#submit")
+
+        await reaches(page, "awaiting_approval", timeout=60_000)
+        await expect(page.locator("#run-title")).to_have_text(ARABIC_TITLE)
+        texts = page.locator("#storyboard .scene-text")
+        await expect(texts).to_have_count(3, timeout=30_000)
+        await all_images_loaded(page, "#storyboard img")
+        for element in (
+            page.locator("#run-title"),
+            texts.first,
+            page.locator("#history .title").first,
+        ):
+            direction = await element.evaluate("(e) => getComputedStyle(e).direction")
+            assert direction == "rtl", await element.text_content()
+        await screenshot(page, "page-arabic.png")
+        await page.click("#approve")
+        await reaches(page, "completed")
+        await expect(page.locator("#player")).to_be_visible(timeout=60_000)
