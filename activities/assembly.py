@@ -27,8 +27,9 @@ from temporalio import activity
 from activities.media import ffmpeg
 from activities.media.audio import TTS, EspeakTTS, SilentTTS, Soundtrack, speech_seconds
 from activities.media.export import check_duration, export, thumbnail
-from activities.media.overlay import OverlayJob, OverlayReport, Word, overlay_all, spread_words
+from activities.media.overlay import OverlayJob, OverlayReport, overlay_all
 from activities.media.stitch import TRANSITIONLESS, known_details, stitch
+from activities.media.words import Word, spread_words
 from storyreel.contracts import (
     PLATFORMS,
     AssemblyClip,

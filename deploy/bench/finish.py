@@ -43,7 +43,7 @@ from activities.assembly import AssemblyActivities
 from activities.media import ffmpeg
 from activities.media.audio import narration_track
 from activities.media.export import details
-from activities.media.overlay import LINE_HEIGHT_EM, caption_box, wrap_caption
+from activities.media.layout import LINE_HEIGHT_EM, caption_box, wrap_caption
 from activities.media.stitch import clip_media, expected_duration, scene_spans, scene_starts
 from activities.providers import LocalClipProvider
 from activities.providers.base import ClipJob

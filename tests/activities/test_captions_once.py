@@ -15,7 +15,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.assembly import AssemblyActivities
 from activities.media import ffmpeg
-from activities.media.overlay import caption_box, wrap_caption
+from activities.media.layout import caption_box, wrap_caption
 from activities.providers import LocalClipProvider, LocalImageProvider
 from activities.providers.base import ClipJob, ImageJob
 from storyreel.contracts import PLATFORMS, AssemblyClip, Platform, StitchInput

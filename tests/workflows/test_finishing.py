@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 
 from activities.media import ffmpeg
-from activities.media.overlay import caption_box, wrap_caption
+from activities.media.layout import caption_box, wrap_caption
 from activities.media.stitch import expected_duration, scene_starts
 from storyreel.contracts import (
     PLATFORMS,

@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from activities.media import ffmpeg
 from activities.media.audio import close_tts
-from activities.media.overlay import caption_box, wrap_caption
+from activities.media.layout import caption_box, wrap_caption
 from activities.media.stitch import expected_duration, scene_starts
 from storyreel.contracts import (
     PLATFORMS,

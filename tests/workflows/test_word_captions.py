@@ -9,7 +9,8 @@ from temporalio.client import Client
 
 from activities.media import ffmpeg
 from activities.media.audio import speech_seconds
-from activities.media.overlay import caption_box, place_words, spread_words
+from activities.media.layout import caption_box
+from activities.media.words import place_words, spread_words
 from storyreel.contracts import PLATFORMS, GenerationStatus, Platform, SceneIn
 from storyreel.settings import Settings
 from storyreel.storage import LocalStorage

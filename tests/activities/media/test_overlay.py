@@ -11,14 +11,8 @@ import pytest
 
 from activities.media import ffmpeg
 from activities.media.export import details
-from activities.media.overlay import (
-    MAX_LINES,
-    OverlayJob,
-    caption_box,
-    overlay_all,
-    overlay_caption,
-    wrap_caption,
-)
+from activities.media.layout import MAX_LINES, caption_box, wrap_caption
+from activities.media.overlay import OverlayJob, overlay_all, overlay_caption
 from storyreel.contracts import PLATFORMS, Platform
 from storyreel.errors import MediaError
 

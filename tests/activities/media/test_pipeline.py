@@ -13,7 +13,8 @@ import pytest
 from activities.media import ffmpeg
 from activities.media.audio import SilentTTS, Soundtrack
 from activities.media.export import check_duration, details, export, thumbnail
-from activities.media.overlay import OverlayJob, caption_box, overlay_all, wrap_caption
+from activities.media.layout import caption_box, wrap_caption
+from activities.media.overlay import OverlayJob, overlay_all
 from activities.media.stitch import expected_duration, scene_starts, stitch
 from storyreel.contracts import PLATFORMS, Platform
 

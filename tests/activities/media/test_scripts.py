@@ -18,15 +18,10 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from activities.media import ffmpeg
+from activities.media.layout import LINE_HEIGHT_EM, caption_box, wrap_caption
 from activities.media.lines import NO_START, fill, units
-from activities.media.overlay import (
-    LINE_HEIGHT_EM,
-    caption_box,
-    overlay_caption,
-    place_words,
-    spread_words,
-    wrap_caption,
-)
+from activities.media.overlay import overlay_caption
+from activities.media.words import place_words, spread_words
 from storyreel.contracts import PlatformSpec
 from storyreel.errors import BadInputError
 from storyreel.fonts import default_font, font_for, missing_glyphs, right_to_left, text_width

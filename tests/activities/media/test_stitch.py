@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from activities.media import ffmpeg
-from activities.media.overlay import caption_box, overlay_caption, wrap_caption
+from activities.media.layout import caption_box, wrap_caption
+from activities.media.overlay import overlay_caption
 from activities.media.stitch import expected_duration, scene_starts, stitch
 from storyreel.errors import BadInputError
 
