@@ -174,7 +174,7 @@ def checked_target(
     port = port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = resolve(host, port)
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a name IDNA cannot encode, a NUL
         raise TargetRefusedError(f"{host} does not resolve: {error}") from None
     if not addresses:
         raise TargetRefusedError(f"{host} does not resolve")

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 from standardwebhooks import Webhook
 from temporalio.client import Client
 
@@ -17,6 +18,7 @@ from activities.providers import ClipProvider
 from storyreel.settings import Settings
 from tests.api.conftest import LiveApi, live_stack
 from tests.api.test_generations import body, poll_until
+from tests.api.test_page import chromium, reaches, run_page, screenshot
 from tests.receiver import receiver
 
 
@@ -183,3 +185,27 @@ async def test_a_batch_calls_its_webhook_when_it_ends(
     assert event["type"] == "batch.completed"
     assert event["data"]["id"] == batch_id and event["data"]["counts"] == {"completed": 1}
     assert listed["items"][0]["delivered"] and listed["items"][0]["type"] == "batch.completed"
+
+
+async def test_the_page_lists_a_runs_deliveries(
+    client: Client, settings: Settings, clip_providers: dict[str, ClipProvider]
+) -> None:
+    allow_local_receivers(settings)
+    with receiver(500) as hooks:
+        async with live_stack(client, settings, clip_providers, "alice") as api:
+            request = body("sleepy", 1, webhook=hooks.url)
+            gid = (await api.http.post("/v1/generations", json=request)).json()["id"]
+            await poll_until(api, gid, {"completed"}, [])
+            async with chromium() as browser:
+                page = await run_page(browser, api, gid)
+                await reaches(page, "completed")
+                deliveries = page.get_by_label("Webhook deliveries")
+                await expect(deliveries).to_be_visible()
+                await expect(deliveries).to_contain_text(f"To {hooks.url}")
+                items = deliveries.locator("li.delivery")
+                # The list is read again until the event is delivered.
+                await expect(items).to_have_count(2, timeout=60_000)
+                await expect(items.nth(0)).to_contain_text("generation.completed · attempt 1")
+                await expect(items.nth(0)).to_contain_text("HTTP 500")
+                await expect(items.nth(1)).to_contain_text("attempt 2 · 200")
+                await screenshot(page, "webhook-deliveries.png")
