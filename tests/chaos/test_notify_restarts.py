@@ -80,6 +80,11 @@ async def test_a_delivery_survives_worker_and_api_restarts_between_attempts(
                 assert answer.status_code == 202, answer.text
                 gid = answer.json()["id"]
                 await hooks.wait_for(1, timeout=DEADLINE)
+                # Between attempts: the failed one recorded, the next one not yet answered.
+                deadline = time.monotonic() + DEADLINE
+                while not (await http.get(f"/v1/generations/{gid}/deliveries")).json()["items"]:
+                    assert time.monotonic() < deadline, "the failed attempt was never recorded"
+                    await asyncio.sleep(0.1)
                 kill(worker)
                 kill(api)
                 outcome("webhook restart", "worker and API SIGKILLed after a failed attempt")

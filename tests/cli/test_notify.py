@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -14,16 +15,18 @@ from storyreel.settings import Settings, get_settings
 from tests.api.conftest import live_stack
 from tests.api.test_generations import body, poll_until
 from tests.api.test_notify import allow_local_receivers, deliveries_until
+from tests.fakes import SleepyProvider
 from tests.receiver import receiver
 
 
 async def test_status_prints_every_attempt_at_the_runs_events(
     client: Client,
     settings: Settings,
-    clip_providers: dict[str, ClipProvider],
+    prepared_clip: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     allow_local_receivers(settings)
+    clip_providers: dict[str, ClipProvider] = {"sleepy": SleepyProvider(prepared_clip, 0.5)}
     with receiver(500) as hooks:
         async with live_stack(client, settings, clip_providers, "alice") as api:
             request = body("sleepy", 1, webhook=hooks.url)
