@@ -4,6 +4,7 @@ targets refused, the events a filter selects, a retry policy that lasts a day.""
 from __future__ import annotations
 
 import base64
+import socket
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 
@@ -99,8 +100,13 @@ def test_only_https_unless_private_targets_are_allowed() -> None:
 
 
 def test_a_name_that_does_not_resolve_is_refused() -> None:
+    def nowhere(host: str, _port: int) -> list[IPAddress]:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host}: Name or service not known")
+
     with pytest.raises(TargetRefusedError, match="does not resolve"):
-        checked_target("https://no-such-host.invalid/x", allow_private=False)
+        checked_target("https://no-such-host.invalid/x", False, nowhere)
+    with pytest.raises(TargetRefusedError, match="does not resolve"):
+        checked_target("https://empty.example/x", True, lambda _host, _port: [])
 
 
 def test_the_filter_selects_its_events_and_status_selects_every_change() -> None:
