@@ -28,6 +28,7 @@ from activities.batches import BatchActivities
 from activities.clips import ClipActivities
 from activities.llm_planner import LLMPlanner
 from activities.media.audio import TTS, close_tts, make_tts
+from activities.notify import NotifyActivities
 from activities.planning import plan_generation
 from activities.providers import ClipProvider, ImageProvider, registry
 from activities.records import RecordActivities
@@ -42,6 +43,7 @@ from storyreel.temporal import connect, exit_after
 from storyreel.versioning import deployment_config
 from workflows.batch import BatchWorkflow
 from workflows.generation import VideoGenerationWorkflow
+from workflows.notify import NotifyWorkflow
 
 log = logging.getLogger("storyreel.worker")
 
@@ -134,16 +136,19 @@ def build_workers(
         if kind == "workflows":
             assert records is not None
             batches = BatchActivities(records)
+            notify = NotifyActivities(records, settings.webhook_allow_private)
             workers.append(
                 worker(
                     task_queue=settings.workflow_task_queue,
-                    workflows=[VideoGenerationWorkflow, BatchWorkflow],
+                    workflows=[VideoGenerationWorkflow, BatchWorkflow, NotifyWorkflow],
                     # Runs write their record (batches their bookkeeping) on this queue: taken
-                    # eagerly by this worker.
+                    # eagerly by this worker. Webhook deliveries too: a short POST that needs
+                    # the records (the owner's secret), never behind FFmpeg work.
                     activities=[
                         RecordActivities(records).record_generation,
                         batches.claim_batch_item,
                         batches.close_batch,
+                        notify.deliver_webhook,
                     ],
                     activity_executor=executor,
                     workflow_runner=workflow_runner(),

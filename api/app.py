@@ -11,11 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from temporalio.client import Client
 
-from api import batch_routes, metrics, routes, session, webhooks
+from api import batch_routes, metrics, notify_routes, routes, session, webhooks
 from api.auth import RequestLimiter
 from api.batches import Batches
 from api.cookies import SessionSigner, session_secret
 from api.deliveries import deliveries_from_settings
+from api.notify import Notifications
 from api.service import Generations
 from storyreel import __version__
 from storyreel.db import open_records
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         app.state.generations = Generations(temporal, settings, storage, records)
         app.state.batches = Batches(temporal, settings, storage, records)
         app.state.deliveries = deliveries_from_settings(settings, temporal, records)
+        app.state.notifications = Notifications(temporal, settings, storage, records)
         secret = await asyncio.to_thread(session_secret, settings)
         app.state.sessions = SessionSigner(secret, settings.session_seconds)
         try:
@@ -89,6 +91,9 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     )
     app.include_router(routes.router)
     app.include_router(batch_routes.router)
+    # Before the providers' POST /v1/webhooks/{provider}: /secret is not a provider.
+    app.include_router(notify_routes.secrets)
+    app.include_router(notify_routes.deliveries)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(session.router)

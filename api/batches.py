@@ -10,7 +10,7 @@ from temporalio.common import Priority, SearchAttributePair, TypedSearchAttribut
 from temporalio.service import RPCError
 
 from api.service import Service
-from api.validation import check_request, parse_item
+from api.validation import check_request, check_webhook, parse_item
 from api.views import BatchBody, BatchList, BatchSummary, BatchView, batch_links
 from storyreel.contracts import (
     BATCH_WORKFLOW_NAME,
@@ -35,6 +35,7 @@ class Batches(Service):
 
     def _inputs(self, body: BatchBody, user_id: int) -> list[GenerationInput]:
         """Every item validated as POST /v1/generations validates one (blocking: a thread)."""
+        check_webhook(body.webhook, self.settings)
         inputs = []
         for index, raw in enumerate(body.items):
             where = f"items[{index}]"
@@ -64,6 +65,10 @@ class Batches(Service):
                 count=len(inputs),
                 concurrency=settings.batch_concurrency,
                 max_running=settings.max_running_generations,
+                webhook=body.webhook,
+                webhook_events_filter=body.webhook_events_filter,
+                webhook_retry_initial_seconds=settings.webhook_retry_initial_seconds,
+                api_base_url=settings.public_url or settings.api_url,
             ),
             id=batch_id,
             task_queue=settings.workflow_task_queue,

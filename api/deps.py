@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from api.batches import Batches
 from api.deliveries import Deliveries
+from api.notify import Notifications
 from api.service import Generations
 from storyreel.db import Records
 from storyreel.settings import Settings
@@ -33,3 +34,4 @@ BatchesDep = Annotated[Batches, Depends(app_state("batches", Batches))]
 RecordsDep = Annotated[Records, Depends(app_state("records", Records))]
 SettingsDep = Annotated[Settings, Depends(app_state("settings", Settings))]
 GenerationsDep = Annotated[Generations, Depends(app_state("generations", Generations))]
+NotificationsDep = Annotated[Notifications, Depends(app_state("notifications", Notifications))]

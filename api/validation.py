@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from storyreel.contracts import PLATFORMS, GenerationRequest, PlanInput
 from storyreel.errors import BadInputError
 from storyreel.fonts import INSTALL_HINT, missing_glyphs
+from storyreel.notify import TargetRefusedError, checked_target
 from storyreel.planning import clip_lengths, plan_scenes
 from storyreel.quotes import ClipPricing, Quote, pricing_for, quote, refusal
 from storyreel.settings import Settings
@@ -34,11 +35,25 @@ def check_request(
                 f"use one of {', '.join(settings.clip_providers)}"
             )
     try:
+        check_webhook(request.webhook, settings)
         check_billing(request, settings)
         check_music(request, storage)
         check_captions(request, settings)
     except BadInputError as error:
         raise BadInputError(f"{where}{error}") from None
+
+
+def check_webhook(url: str | None, settings: Settings) -> None:
+    """:class:`~storyreel.errors.BadInputError` (a 422 saying why) for a ``webhook`` this
+    server would not call: not https, or a host that resolves to a loopback, private,
+    link-local, multicast or cloud metadata address (unless ``webhook_allow_private``). The
+    sender checks again at every attempt. Blocking (a DNS lookup): call it through a thread."""
+    if url is None:
+        return
+    try:
+        checked_target(url, settings.webhook_allow_private)
+    except TargetRefusedError as error:
+        raise BadInputError(f"webhook: {error}") from None
 
 
 def parse_item(raw: object, where: str) -> GenerationRequest:

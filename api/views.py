@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from storyreel.contracts import (
+    DEFAULT_WEBHOOK_EVENTS,
     BatchStatus,
     ClipFields,
     ClipStatus,
@@ -19,6 +20,7 @@ from storyreel.contracts import (
     PlannedScene,
     Platform,
     SceneChanges,
+    WebhookEvent,
 )
 from storyreel.db.models import GenerationPublic
 
@@ -192,6 +194,18 @@ class BatchBody(BaseModel):
         json_schema_extra={"items": {"$ref": "#/components/schemas/GenerationRequest"}},
     )
     title: str | None = Field(default=None, min_length=1, max_length=200)
+    webhook: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="An https URL called once when the batch ends (batch.completed, "
+        "batch.partial, batch.failed, batch.cancelled); its items may carry their own.",
+    )
+    webhook_events_filter: list[WebhookEvent] = Field(
+        default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS),
+        min_length=1,
+        description="Which ends call it: 'completed' (also a partial batch), 'failed', "
+        "'cancelled', or 'status' (any).",
+    )
 
 
 class BatchLinks(BaseModel):

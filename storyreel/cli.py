@@ -289,6 +289,7 @@ def status(generation_id: Annotated[str, typer.Argument(help="Generation id.")])
             f"Change a scene: storyreel edit {generation_id} SCENE --description ...; "
             f"start the clips: storyreel approve {generation_id}"
         )
+        print_deliveries(api, generation_id)
         return
     table = Table("clip", "status", "progress", "attempts", "error")
     for clip in view["clips"]:
@@ -302,6 +303,27 @@ def status(generation_id: Annotated[str, typer.Argument(help="Generation id.")])
     console.print(table)
     if view.get("video_url"):
         console.print(f"Video: {api.base_url}{view['video_url']}")
+    print_deliveries(api, generation_id)
+
+
+def print_deliveries(api: Api, generation_id: str) -> None:
+    """The run's webhook deliveries, when it has a webhook: every attempt at each event."""
+    listed = api("GET", f"/v1/generations/{generation_id}/deliveries")
+    if not listed["webhook"] and not listed["items"]:
+        return
+    console.print(f"Webhook: {listed['webhook']}")
+    table = Table("delivery", "event", "attempt", "answer", "at")
+    for item in listed["items"]:
+        answer = str(item["status_code"]) if item["status_code"] is not None else ""
+        if item.get("error") and not item["delivered"]:
+            answer = item["error"]
+        table.add_row(
+            item["delivery_id"], item["type"], str(item["attempt"]), answer, item["created_at"]
+        )
+    if listed["items"]:
+        console.print(table)
+    else:
+        console.print("No delivery yet.")
 
 
 @app.command()

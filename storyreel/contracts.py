@@ -111,6 +111,21 @@ class BatchStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class WebhookEvent(StrEnum):
+    """What a run's ``webhook`` is called for: ``status`` is every change of status, the others
+    the change to that status."""
+
+    status = "status"
+    awaiting_approval = "awaiting_approval"
+    awaiting_retry = "awaiting_retry"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+DEFAULT_WEBHOOK_EVENTS = (WebhookEvent.completed, WebhookEvent.failed, WebhookEvent.cancelled)
+
+
 class Stage(StrEnum):
     plan = "plan"
     storyboard = "storyboard"
@@ -251,6 +266,23 @@ class GenerationRequest(BaseModel):
         description="The sound of models that make their own (Veo 3, ...): kept as made, "
         "ducked under the narration, or dropped.",
     )
+    webhook: Annotated[
+        str | None,
+        Field(
+            max_length=2000,
+            description="An https URL called (signed, Standard Webhooks) when the run reaches "
+            "an event of webhook_events_filter; retried for 24 h until it answers 2xx.",
+        ),
+    ] = None
+    webhook_events_filter: Annotated[
+        list[WebhookEvent],
+        Field(
+            min_length=1,
+            max_length=len(WebhookEvent),
+            description="Which events call the webhook: 'status' (every change of status), "
+            "'awaiting_approval', 'awaiting_retry', 'completed', 'failed', 'cancelled'.",
+        ),
+    ] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS))
 
     @field_validator("transition")
     @classmethod
@@ -324,6 +356,12 @@ class GenerationInput(GenerationRequest):
     )
     fallback_poll_seconds: float = Field(
         default=60.0, gt=0, description="With webhooks: read a prediction this often anyway."
+    )
+    webhook_retry_initial_seconds: float = Field(
+        default=5.0, gt=0, description="The caller's webhook: the first wait before a retry."
+    )
+    api_base_url: str | None = Field(
+        default=None, description="Where the API answers, for the links of webhook events."
     )
 
 
@@ -808,6 +846,12 @@ class BatchInput(BaseModel):
     max_running: int = Field(
         ge=1, description="The owner's limit of running generations, batch runs included."
     )
+    webhook: str | None = Field(default=None, description="Called when the batch ends.")
+    webhook_events_filter: list[WebhookEvent] = Field(
+        default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS)
+    )
+    webhook_retry_initial_seconds: float = 5.0
+    api_base_url: str | None = None
 
 
 class ClaimInput(BaseModel):

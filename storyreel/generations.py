@@ -62,6 +62,8 @@ def prepare(
     if settings.webhook_base:
         fields["webhook_url"] = settings.webhook_base
         fields["fallback_poll_seconds"] = settings.webhook_fallback_poll_seconds
+    fields["webhook_retry_initial_seconds"] = settings.webhook_retry_initial_seconds
+    fields["api_base_url"] = settings.public_url or settings.api_url
     fields["queues"] = TaskQueues(
         media=settings.media_task_queue, clip_prefix=settings.clip_task_queue_prefix
     )

@@ -135,6 +135,18 @@ class Settings(BaseSettings):
         description="With webhooks: a clip's prediction is read this often anyway, in case a "
         "delivery was lost.",
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Outbound webhooks (a request's 'webhook') may go to http and to loopback, "
+        "private and link-local hosts: local development only ('storyreel up' sets it).",
+    )
+    webhook_retry_initial_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Outbound webhooks: the first wait before a failed delivery is retried "
+        "(doubling up to an hour, for 25 hours).",
+    )
     replicate_webhook_signing_secret: SecretStr | None = Field(
         default=None,
         validation_alias="REPLICATE_WEBHOOK_SIGNING_SECRET",

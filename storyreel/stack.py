@@ -163,6 +163,8 @@ class Stack:
             "STORYREEL_TEMPORAL_UI_URL": self.ui_url,
             "STORYREEL_API_URL": self.api_url,
             "STORYREEL_SIMULATOR_URL": self.simulator,
+            # A local stack calls webhooks on this machine and its network (n8n on localhost).
+            "STORYREEL_WEBHOOK_ALLOW_PRIVATE": "true",
             **self._simulated_providers(),
         }
 

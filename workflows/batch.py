@@ -28,8 +28,11 @@ with workflow.unsafe.imports_passed_through():
         GenerationStatus,
     )
     from storyreel.generations import RUN_TASK_TIMEOUT, memo, search_attributes, summary
+    from storyreel.notify import NotifyInput, event_id, selects
     from storyreel.priority import task_priority
     from workflows import policies
+    from workflows.notify import start_notice
+    from workflows.patches import NOTIFY_WEBHOOK
 
 
 def batch_status(outcomes: list[GenerationStatus], count: int, cancelled: bool) -> BatchStatus:
@@ -169,7 +172,38 @@ class BatchWorkflow:
             retry_policy=policies.BATCH_RECORD_RETRY,
             summary=f"close: {status.value}",
         )
-        return BatchResult(batch_id=self._batch.batch_id, status=status, outcomes=self._outcomes)
+        result = BatchResult(batch_id=self._batch.batch_id, status=status, outcomes=self._outcomes)
+        await self._notify(result)
+        return result
+
+    async def _notify(self, result: BatchResult) -> None:
+        """The batch's end to its webhook, when its filter selects it (a partial batch counts
+        as completed)."""
+        batch = self._batch
+        if batch.webhook is None or not workflow.patched(NOTIFY_WEBHOOK):
+            return
+        selected = "completed" if result.status is BatchStatus.partial else result.status.value
+        if not selects(batch.webhook_events_filter, selected):
+            return
+        counts = Counter(outcome.value for outcome in result.outcomes.values())
+        notice = NotifyInput(
+            event_id=event_id(batch.batch_id, 1),
+            type=f"batch.{result.status.value}",
+            url=batch.webhook,
+            user_id=batch.user_id,
+            batch_id=batch.batch_id,
+            timestamp=workflow.now(),
+            data={
+                "id": batch.batch_id,
+                "title": batch.title,
+                "status": result.status.value,
+                "counts": dict(counts),
+                "generations": {gid: status.value for gid, status in result.outcomes.items()},
+                "url": f"{(batch.api_base_url or '').rstrip('/')}/v1/batches/{batch.batch_id}",
+            },
+            retry_initial_seconds=batch.webhook_retry_initial_seconds,
+        )
+        await start_notice(notice, f"{notice.type} of {batch.batch_id}")
 
     def _show(self) -> None:
         counts = Counter(outcome.value for outcome in self._outcomes.values())

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.inputs import clip_input, stitch_input, storyboard_input
     from workflows.metrics import close_clip_stage, count_clip, generation_metrics
+    from workflows.notify import Notifier
     from workflows.patches import PLAIN_PROMPT, PRICE_UNLISTED
     from workflows.progress import Progress
     from workflows.records import Recorder
@@ -104,7 +105,8 @@ class VideoGenerationWorkflow:
         # Every activity carries the run's priority: a person's clips and stitching go before
         # batch work on a busy queue (runs from before requests had one inherit the default).
         self._priority = task_priority(request.priority, request.user_id)
-        self._progress = Progress(self._state)
+        self._notifier = Notifier(request, self._state)
+        self._progress = Progress(self._state, self._notifier.changed)
         self._records = Recorder(request, self._state, self._priority)
         self._clip_maker = ClipMaker(
             request, self._priority, self._progress.touch, self._records.soon
@@ -150,6 +152,7 @@ class VideoGenerationWorkflow:
     async def run(self, request: GenerationInput) -> GenerationState:  # noqa: ARG002
         try:
             self._records.begin()
+            self._notifier.begin()
             await self._records.milestone()
             await self._plan()
             await self._storyboard()
@@ -159,6 +162,7 @@ class VideoGenerationWorkflow:
             await self._assemble()
             await self._records.milestone()
             await self._publish(GenerationStatus.completed)
+            await self._notifier.settle()
         except asyncio.CancelledError:
             await self._end_cancelled()
             raise
@@ -399,11 +403,13 @@ class VideoGenerationWorkflow:
         self._state.error = message
         self._progress.close_stage()
         await self._publish_unfinished(GenerationStatus.failed)
+        await self._notifier.settle()
 
     async def _end_cancelled(self) -> None:
         self._progress.close_stage()
         self._progress.set_status(GenerationStatus.cancelled)
         await self._publish_unfinished(GenerationStatus.cancelled)
+        await self._notifier.settle()
 
     # -- clips ---------------------------------------------------------------------------------
 

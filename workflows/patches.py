@@ -50,3 +50,10 @@ PLAIN_PROMPT = "prompt-without-empty-context"
 # budget. Old branch: planned and quoted at the scenes' lengths, the model read only by each
 # clip. Step 2 keeps only the new branch of ``_read_model``.
 PRICE_UNLISTED = "price-unlisted-model"
+
+# Added with outbound webhooks (issue 22, 2026-12-02). A run (or batch) whose request has a
+# ``webhook`` starts one ``NotifyWorkflow`` child per event its filter selects. Checked only
+# when the request has a webhook, which no run started before it can have: no old history
+# reaches it. Step 2 keeps only the new branch of ``workflows.notify.Notifier.begin`` and
+# ``BatchWorkflow._notify``.
+NOTIFY_WEBHOOK = "notify-webhook"

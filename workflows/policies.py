@@ -72,3 +72,21 @@ BATCH_RECORD_RETRY = RECORD_RETRY
 # A batch whose owner is at their running limit looks again this often (or as soon as one of
 # its own generations ends).
 BATCH_SLOT_RECHECK = timedelta(seconds=10)
+
+# Outbound webhooks: one POST per attempt (10 s, plus the DNS lookup and two record writes).
+# Exponential backoff from the starter's first wait (STORYREEL_WEBHOOK_RETRY_INITIAL_SECONDS,
+# 5 s by default), doubling up to an hour, for 25 hours: at least 24 h of retries, ~35 tries.
+NOTIFY_TIMEOUT = timedelta(seconds=30)
+NOTIFY_WINDOW = timedelta(hours=25)
+NOTIFY_MOST_INTERVAL = timedelta(hours=1)
+
+
+def notify_retry(first: float) -> RetryPolicy:
+    """Until delivered or ``NOTIFY_WINDOW`` has passed; a refused target ends it at once."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=first),
+        backoff_coefficient=2.0,
+        maximum_interval=NOTIFY_MOST_INTERVAL,
+        maximum_attempts=0,
+        non_retryable_error_types=["TargetRefusedError"],
+    )

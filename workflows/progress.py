@@ -4,6 +4,7 @@ status (also a search attribute, for listing runs by status), a strictly increas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -19,8 +20,13 @@ TICK = timedelta(microseconds=1)
 class Progress:
     """Marks changes of ``state`` as the workflow makes them."""
 
-    def __init__(self, state: GenerationState) -> None:
+    def __init__(
+        self,
+        state: GenerationState,
+        on_status: Callable[[GenerationStatus], None] | None = None,
+    ) -> None:
         self._state = state
+        self._on_status = on_status
 
     def enter(self, stage: Stage, status: GenerationStatus) -> None:
         self.close_stage()
@@ -39,6 +45,8 @@ class Progress:
         self.touch()
         if changed and workflow.info().typed_search_attributes.get(STATUS_ATTR) is not None:
             workflow.upsert_search_attributes([STATUS_ATTR.value_set(status.value)])
+        if changed and self._on_status is not None:
+            self._on_status(status)
 
     def touch(self) -> None:
         state = self._state

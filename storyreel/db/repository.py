@@ -56,6 +56,7 @@ from storyreel.db.models import (
     UTCDateTime,
     utcnow,
 )
+from storyreel.db.notifications import Notifications
 from storyreel.errors import BadInputError, ConflictError, NotFoundError
 
 API_KEY_PREFIX = "sr_"
@@ -108,6 +109,7 @@ class Records:
         self._pepper = pepper
         # Same pool; marks connections that will write (BEGIN IMMEDIATE on SQLite).
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self.notifications = Notifications(engine, self._writer)
 
     @classmethod
     def from_url(cls, url: str, *, pepper: str = "") -> Records:
