@@ -21,6 +21,7 @@ from storyreel.contracts import (
     SceneChanges,
 )
 from storyreel.db.models import GenerationPublic
+from storyreel.quotes import Quote
 
 
 class ClipView(ClipFields):
@@ -84,6 +85,11 @@ class Accepted(BaseModel):
     id: str
     status: GenerationStatus
     links: Links
+    quote: Quote | None = Field(
+        default=None,
+        description="What the clips will be billed, priced before any is made (a model outside "
+        "the catalogue is quoted again, at the lengths it makes, before its first clip).",
+    )
 
 
 class SceneEditBody(SceneChanges):
