@@ -24,7 +24,6 @@ from api.views import (
     RetryBody,
     SceneEditBody,
     links_for,
-    summary_view,
     to_view,
 )
 from storyreel.contracts import (
@@ -81,20 +80,13 @@ async def create_generation(
 @router.get("", response_model=GenerationList)
 async def list_generations(
     user: UserDep,
-    records: RecordsDep,
-    settings: SettingsDep,
+    generations: GenerationsDep,
     status: Annotated[GenerationStatus | None, Query(description="Only this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=500, description="From next_cursor.")] = None,
 ) -> GenerationList:
     """Your generations, newest first, ``limit`` at a time (follow ``next_cursor``)."""
-    page = await asyncio.to_thread(
-        records.list_generations, owner_id(user), status=status, limit=limit, cursor=cursor
-    )
-    return GenerationList(
-        items=[summary_view(item, _links(settings, item.id)) for item in page.items],
-        next_cursor=page.next_cursor,
-    )
+    return await generations.list(owner_id(user), status, limit, cursor)
 
 
 @router.get(

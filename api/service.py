@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import metrics
 from api.validation import check_language, check_request
+from api.views import GenerationList, Links, links_for, summary_view
 from storyreel.contracts import (
     CLIP_ACTIVITY_PREFIX,
     CLIP_DONE,
@@ -139,6 +140,23 @@ class Generations(Service):
                 f"{running} generations are running; the limit is {limit}: wait for one to end",
                 retry_after=QUOTA_RETRY_AFTER,
             )
+
+    def links(self, generation_id: str) -> Links:
+        return links_for(
+            generation_id, self.settings.temporal_ui_url, self.settings.temporal_namespace
+        )
+
+    async def list(
+        self, user_id: int, status: GenerationStatus | None, limit: int, cursor: str | None
+    ) -> GenerationList:
+        """The caller's generations, newest first, ``limit`` at a time from ``cursor``."""
+        page = await asyncio.to_thread(
+            self.records.list_generations, user_id, status=status, limit=limit, cursor=cursor
+        )
+        return GenerationList(
+            items=[summary_view(item, self.links(item.id)) for item in page.items],
+            next_cursor=page.next_cursor,
+        )
 
     def handle(self, generation_id: str) -> WorkflowHandle[object, GenerationState]:
         if not ID_PATTERN.match(generation_id):

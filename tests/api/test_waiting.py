@@ -63,3 +63,15 @@ async def test_a_waiting_read_answers_on_a_change_or_after_its_seconds(live_api:
     async with api.new_user("mallory") as mallory:
         stolen = await mallory.get(f"/v1/generations/{gid}", params={"wait": 5})
         assert stolen.status_code == 404 and "no generation" in stolen.json()["detail"]
+
+
+async def test_the_openapi_page_says_how_to_wait(live_api: LiveApi) -> None:
+    schema = (await live_api.http.get("/openapi.json")).json()
+    get = schema["paths"]["/v1/generations/{generation_id}"]["get"]
+    parameters = {p["name"]: p for p in get["parameters"]}
+    assert {"wait", "since", "If-None-Match"} <= set(parameters)
+    wait = parameters["wait"]
+    assert "60" in wait["description"]
+    assert wait["schema"]["anyOf"][0]["maximum"] == 60
+    assert "ETag" in get["responses"]["200"]["headers"]
+    assert {"404", "422"} <= set(get["responses"])
