@@ -27,6 +27,7 @@ from storyreel.contracts import GenerationRequest
 ENDED = {"completed", "failed", "cancelled"}
 WAIT = 30  # the waiter's ?wait= while the run is approved
 WAKE_TARGET = 1.0  # seconds from a status change to the waiter's answer
+RUN_SECONDS = 300.0  # a run still going after this long is cancelled (and not completed)
 
 
 async def waiting_read(
@@ -48,6 +49,7 @@ async def one_run(
     gid: str = posted.json()["id"]
     tag: str | None = None
     status = ""
+    deadline = time.monotonic() + RUN_SECONDS
     while status not in ENDED:
         _, view, tag = await waiting_read(http, gid, WAIT, tag)
         received = datetime.now(UTC)
@@ -55,6 +57,11 @@ async def one_run(
             changed = datetime.fromisoformat(view["updated_at"])
             results["status_changes"].append((received - changed).total_seconds())
         status = view["status"]
+        if status == "awaiting_retry" or time.monotonic() > deadline:
+            # A failed clip (or a stuck run) is not what B9 measures: let the run go.
+            await http.post(f"/v1/generations/{gid}/cancel")
+            deadline = float("inf")
+            continue
         if status != "awaiting_approval":
             continue
         # Nothing changes here until approved: an idle waiting read answers after its N s.
