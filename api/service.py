@@ -72,7 +72,7 @@ def same_tag(tag: str | None, state: GenerationState) -> bool:
         return False
     ours = fingerprint(state).removeprefix("W/").strip('"')
     given = {part.strip().removeprefix("W/").strip('"') for part in tag.split(",")}
-    return ours in given or "*" in given
+    return ours in given
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,8 @@ class Generations(Service):
             raise BadInputError(f"wait: {seconds:g} s is not in (0, {MAX_WAIT_SECONDS:g}]")
         deadline = time.monotonic() + seconds
         state = await self.state(generation_id, user_id)
-        seen = seen or fingerprint(state)
+        if not seen or seen.strip() == "*":  # "*": whatever it is now, so wait from here
+            seen = fingerprint(state)
         while True:
             if on_state is not None:
                 await on_state(state)

@@ -39,7 +39,7 @@ def test_a_tag_is_recognised_however_the_caller_quotes_it() -> None:
     run = state(ClipStatus.processing)
     tag = fingerprint(run)
     bare = tag.removeprefix("W/").strip('"')
-    for given in (tag, bare, f'"{bare}"', f'"other", {tag}', "*"):
+    for given in (tag, bare, f'"{bare}"', f'"other", {tag}'):
         assert same_tag(given, run), given
     for other in (None, "", '"other"', fingerprint(state(ClipStatus.failed))):
         assert not same_tag(other, run), other
