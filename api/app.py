@@ -9,6 +9,7 @@ from importlib import resources
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
 from temporalio.client import Client
 
 from api import batch_routes, metrics, notify_routes, routes, session, webhooks
@@ -16,6 +17,7 @@ from api.auth import RequestLimiter
 from api.batches import Batches
 from api.cookies import SessionSigner, session_secret
 from api.deliveries import deliveries_from_settings
+from api.mcp import MCP_PATH, McpEndpoint, mcp_sessions
 from api.notify import Notifications
 from api.service import Generations
 from storyreel import __version__
@@ -37,6 +39,10 @@ durably, on Temporal. Start a generation, follow it (state or WebSocket events),
 failed clip, download the video. Each run is also visible in the Temporal Web UI. Many
 videos at once: `POST /v1/batches`, each item its own generation at `batch` priority, so runs
 started one by one are dispatched first when the queues are busy.
+
+Waiting reads: `GET /v1/generations/{id}?wait=N` (N up to 60) answers as soon as the status or a
+clip's status differs from the ETag given as `If-None-Match` (or `?since=`), else after N s.
+Agents: an MCP server (streamable HTTP) at `/mcp`, the same bearer key, the same rules.
 
 Every `/v1` route needs `Authorization: Bearer <api key>` (`storyreel keys create USER`). A
 browser page trades its key once at `POST /v1/session` for an HttpOnly session cookie, which
@@ -78,7 +84,9 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         secret = await asyncio.to_thread(session_secret, settings)
         app.state.sessions = SessionSigner(secret, settings.session_seconds)
         try:
-            yield
+            async with mcp_sessions(app.state.generations, app.state.batches) as mcp:
+                app.state.mcp = mcp
+                yield
         finally:
             await app.state.deliveries.aclose()
             records.dispose()
@@ -97,6 +105,10 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(session.router)
+    # Agents: the same services as MCP tools (streamable HTTP; GET opens a stream, DELETE ends).
+    app.router.routes.append(
+        Route(MCP_PATH, McpEndpoint(), methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    )
 
     @app.exception_handler(StoryreelError)
     async def domain_error(_: Request, error: StoryreelError) -> JSONResponse:

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from api.auth import UserDep, authenticate, bearer_key, has_session, identify, owner_id
 from api.deps import GenerationsDep, RecordsDep, SettingsDep
 from api.events import EventStream
-from api.service import Generations
+from api.service import MAX_WAIT_SECONDS, Generations, fingerprint
 from api.views import (
     Accepted,
     ActionAccepted,
@@ -24,7 +24,6 @@ from api.views import (
     RetryBody,
     SceneEditBody,
     links_for,
-    summary_view,
     to_view,
 )
 from storyreel.contracts import (
@@ -70,34 +69,82 @@ async def create_generation(
 ) -> Accepted:
     """Start a generation. Every clip is generated at once; follow it with the links."""
     started = await generations.start(body, owner_id(user), user.name, idempotency_key)
-    return Accepted(id=started, status=GenerationStatus.queued, links=_links(settings, started))
+    return Accepted(
+        id=started.id,
+        status=GenerationStatus.queued,
+        links=_links(settings, started.id),
+        quote=started.quote,
+    )
 
 
 @router.get("", response_model=GenerationList)
 async def list_generations(
     user: UserDep,
-    records: RecordsDep,
-    settings: SettingsDep,
+    generations: GenerationsDep,
     status: Annotated[GenerationStatus | None, Query(description="Only this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=500, description="From next_cursor.")] = None,
 ) -> GenerationList:
     """Your generations, newest first, ``limit`` at a time (follow ``next_cursor``)."""
-    page = await asyncio.to_thread(
-        records.list_generations, owner_id(user), status=status, limit=limit, cursor=cursor
-    )
-    return GenerationList(
-        items=[summary_view(item, _links(settings, item.id)) for item in page.items],
-        next_cursor=page.next_cursor,
-    )
+    return await generations.list(owner_id(user), status, limit, cursor)
 
 
-@router.get("/{generation_id}", response_model=GenerationView)
+@router.get(
+    "/{generation_id}",
+    response_model=GenerationView,
+    responses={
+        200: {
+            "description": "The generation. With ``wait``: as soon as it changed, or unchanged "
+            "after ``wait`` seconds (compare the ETag).",
+            "headers": {
+                "ETag": {
+                    "description": "A weak tag of the status, the stage and each clip's status "
+                    "(not progress percents): send it back as If-None-Match or ?since= to wait "
+                    "for the next change.",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        404: {"description": "No such generation (or another user's)."},
+        422: {"description": "``wait`` is not in (0, 60]."},
+    },
+)
 async def get_generation(
-    generation_id: GenerationId, user: UserDep, generations: GenerationsDep, settings: SettingsDep
+    generation_id: GenerationId,
+    user: UserDep,
+    generations: GenerationsDep,
+    settings: SettingsDep,
+    response: Response,
+    wait: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=MAX_WAIT_SECONDS,
+            description="Hold the answer up to this many seconds (at most 60) until the status "
+            "or a clip's status differs from the ETag given (If-None-Match or since), or from "
+            "the state at the time of the call. A run that has ended answers at once.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        Query(max_length=200, description="The ETag last seen (instead of If-None-Match)."),
+    ] = None,
+    if_none_match: Annotated[
+        str | None,
+        Header(alias="If-None-Match", max_length=200, description="The ETag last seen."),
+    ] = None,
 ) -> GenerationView:
-    """Where the generation stands: status, stage, per-clip progress, timings, result links."""
-    state = await generations.state(generation_id, owner_id(user))
+    """Where the generation stands: status, stage, per-clip progress, timings, result links.
+
+    A waiting read (``?wait=N``) replaces a polling loop: one call answers when the run moves
+    on, or after N seconds with the same ETag.
+    """
+    seen = since or if_none_match
+    if wait is None:
+        state = await generations.state(generation_id, owner_id(user))
+    else:
+        state = await generations.wait_for_change(generation_id, owner_id(user), seen, wait)
+    response.headers["ETag"] = fingerprint(state)
     return to_view(state, _links(settings, generation_id))
 
 

@@ -4,9 +4,12 @@ routes translate HTTP, this decides (quotas, idempotency, ownership, what may be
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -20,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import metrics
 from api.validation import check_language, check_request
+from api.views import GenerationList, Links, links_for, summary_view
 from storyreel.contracts import (
     CLIP_ACTIVITY_PREFIX,
     CLIP_DONE,
@@ -33,16 +37,51 @@ from storyreel.contracts import (
     SceneEdit,
 )
 from storyreel.db import Records, placeholder_state
-from storyreel.errors import ConflictError, NotFoundError, RateLimitedError
+from storyreel.errors import BadInputError, ConflictError, NotFoundError, RateLimitedError
 from storyreel.generations import generation_id, start_generation
+from storyreel.quotes import Quote
 from storyreel.settings import Settings
 from storyreel.storage import Storage
 
 log = logging.getLogger("storyreel.api")
 QUOTA_RETRY_AFTER = 30  # seconds: a run ending frees a slot; most runs take longer than this
+# A waiting read re-reads the state (a record read and one describe) this often: a change is
+# answered within this much of being recorded, at four cheap reads a second per waiter.
+WAIT_POLL_SECONDS = 0.25
+MAX_WAIT_SECONDS = 60.0
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 _CLIP_ACTIVITY = re.compile(rf"^{re.escape(CLIP_ACTIVITY_PREFIX)}(\d+)-\d+(?:-[a-z0-9_-]+)?$")
+
+
+def fingerprint(state: GenerationState) -> str:
+    """A weak ETag of what a waiter waits on: the run's status and stage and each clip's status.
+
+    Progress percents are left out on purpose, so a rendering clip's % does not wake a waiter
+    (the body still carries them: the tag is weak, equal states may differ in detail)."""
+    seen = [state.status.value, state.stage.value if state.stage else ""]
+    seen += [f"{clip.clip_id}:{clip.status.value}" for clip in state.clips]
+    digest = hashlib.sha256("\x00".join(seen).encode()).hexdigest()[:20]
+    return f'W/"{digest}"'
+
+
+def same_tag(tag: str | None, state: GenerationState) -> bool:
+    """Whether ``tag`` (an ``If-None-Match`` or ``since`` value: quoted or bare, weak or not,
+    or a list of them) names ``state``'s fingerprint."""
+    if not tag:
+        return False
+    ours = fingerprint(state).removeprefix("W/").strip('"')
+    given = {part.strip().removeprefix("W/").strip('"') for part in tag.split(",")}
+    return ours in given
+
+
+@dataclass(frozen=True)
+class Started:
+    """A generation just started: its id and its quote (the clips as the provider bills them,
+    before the model's own lengths are read for one outside the catalogue)."""
+
+    id: str
+    quote: Quote
 
 
 class Service:
@@ -66,14 +105,14 @@ class Generations(Service):
 
     async def start(
         self, request: GenerationRequest, user_id: int, user: str, idempotency_key: str | None
-    ) -> str:
-        """Start a generation for the caller and return its id.
+    ) -> Started:
+        """Start a generation for the caller: its id and what its clips will be billed.
 
         Refused before anything starts: an unknown provider, a too-long video, a music bed that
         does not exist, an uninstalled language (422), or the caller's running limit (429). The
         same idempotency key again is the same generation, started once.
         """
-        await asyncio.to_thread(check_request, request, self.settings, self.storage)
+        quoted = await asyncio.to_thread(check_request, request, self.settings, self.storage)
         await asyncio.to_thread(check_language, request)
         workflow_id = generation_id(idempotency_key, str(user_id))
         existing = await asyncio.to_thread(self.records.get_generation, workflow_id, user_id)
@@ -91,7 +130,7 @@ class Generations(Service):
         if existing is None:
             metrics.generation_started(request.platform.value)
         log.info("generation %s started for user %d", handle.id, user_id)
-        return handle.id
+        return Started(handle.id, quoted)
 
     async def _check_quota(self, user_id: int) -> None:
         limit = self.settings.max_running_generations
@@ -101,6 +140,23 @@ class Generations(Service):
                 f"{running} generations are running; the limit is {limit}: wait for one to end",
                 retry_after=QUOTA_RETRY_AFTER,
             )
+
+    def links(self, generation_id: str) -> Links:
+        return links_for(
+            generation_id, self.settings.temporal_ui_url, self.settings.temporal_namespace
+        )
+
+    async def list(
+        self, user_id: int, status: GenerationStatus | None, limit: int, cursor: str | None
+    ) -> GenerationList:
+        """The caller's generations, newest first, ``limit`` at a time from ``cursor``."""
+        page = await asyncio.to_thread(
+            self.records.list_generations, user_id, status=status, limit=limit, cursor=cursor
+        )
+        return GenerationList(
+            items=[summary_view(item, self.links(item.id)) for item in page.items],
+            next_cursor=page.next_cursor,
+        )
 
     def handle(self, generation_id: str) -> WorkflowHandle[object, GenerationState]:
         if not ID_PATTERN.match(generation_id):
@@ -161,6 +217,35 @@ class Generations(Service):
         state = await self._state(generation_id, user_id)
         metrics.observe(state)
         return state
+
+    async def wait_for_change(
+        self,
+        generation_id: str,
+        user_id: int,
+        seen: str | None,
+        seconds: float,
+        on_state: Callable[[GenerationState], Awaitable[None]] | None = None,
+    ) -> GenerationState:
+        """The state as soon as its :func:`fingerprint` differs from ``seen`` (the tag the
+        caller last had; None: the state at the time of the call), else after ``seconds``
+        with the state unchanged. A run that has ended answers at once (it will not change).
+        ``on_state`` sees every state read meanwhile (MCP turns them into progress)."""
+        if not 0 < seconds <= MAX_WAIT_SECONDS:
+            raise BadInputError(f"wait: {seconds:g} s is not in (0, {MAX_WAIT_SECONDS:g}]")
+        deadline = time.monotonic() + seconds
+        state = await self.state(generation_id, user_id)
+        if not seen or seen.strip() == "*":  # "*": whatever it is now, so wait from here
+            seen = fingerprint(state)
+        while True:
+            if on_state is not None:
+                await on_state(state)
+            if not same_tag(seen, state) or state.status in GENERATION_ENDED:
+                return state
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return state
+            await asyncio.sleep(min(WAIT_POLL_SECONDS, left))
+            state = await self.state(generation_id, user_id)
 
     async def _state(self, generation_id: str, user_id: int) -> GenerationState:
         """The record (written by the run at every stage and clip end) with Temporal's live

@@ -19,10 +19,11 @@ from storyreel.voices import installed_languages
 
 def check_request(
     request: GenerationRequest, settings: Settings, storage: Storage, where: str = ""
-) -> None:
+) -> Quote:
     """Everything a request must pass before its workflow starts, beyond its schema: known
-    providers, a length the platform allows, a music bed that exists. ``where`` prefixes the
-    message (``items[3].``). Blocking (planning, an S3 HEAD): call it through a thread."""
+    providers, a length the platform allows, a music bed that exists; its quote when it does.
+    ``where`` prefixes the message (``items[3].``). Blocking (planning, an S3 HEAD): call it
+    through a thread."""
     named = [("provider", request.provider), ("image_provider", request.image_provider)]
     named += [
         (f"fallback[{index}].provider", choice.provider)
@@ -36,11 +37,12 @@ def check_request(
             )
     try:
         check_webhook(request.webhook, settings)
-        check_billing(request, settings)
+        quoted = check_billing(request, settings)
         check_music(request, storage)
         check_captions(request, settings)
     except BadInputError as error:
         raise BadInputError(f"{where}{error}") from None
+    return quoted
 
 
 def check_webhook(url: str | None, settings: Settings) -> None:

@@ -23,6 +23,7 @@ from storyreel.contracts import (
     WebhookEvent,
 )
 from storyreel.db.models import GenerationPublic
+from storyreel.quotes import Quote
 
 
 class ClipView(ClipFields):
@@ -86,6 +87,11 @@ class Accepted(BaseModel):
     id: str
     status: GenerationStatus
     links: Links
+    quote: Quote | None = Field(
+        default=None,
+        description="What the clips will be billed, priced before any is made (a model outside "
+        "the catalogue is quoted again, at the lengths it makes, before its first clip).",
+    )
 
 
 class SceneEditBody(SceneChanges):

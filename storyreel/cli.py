@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
+import anyio
 import httpx
 import typer
 from rich.console import Console
@@ -384,6 +385,40 @@ def cancel(generation_id: Annotated[str, typer.Argument(help="Generation id.")])
     """Cancel a generation."""
     Api()("POST", f"/v1/generations/{generation_id}/cancel")
     console.print(f"Generation {generation_id} is being cancelled")
+
+
+@app.command("mcp")
+def mcp_stdio(
+    api_url: Annotated[
+        str | None, typer.Option(help="The API (default: STORYREEL_API_URL, or 'up''s).")
+    ] = None,
+) -> None:
+    """Serve MCP on stdio for a local agent (Claude Desktop, Cursor...): the tools of the
+    API's /mcp, called with the CLI's key (STORYREEL_API_KEY, or the one 'up' wrote)."""
+    # stdout is the protocol: whatever goes wrong is said on stderr.
+    errors = Console(stderr=True)
+    settings = get_settings()
+    key = local_key(settings)
+    if key is None:
+        errors.print(
+            "[red]error:[/red] no API key: set STORYREEL_API_KEY, or run 'storyreel up' first"
+        )
+        raise typer.Exit(code=1)
+    url = f"{(api_url or settings.api_url).rstrip('/')}/mcp"
+    from storyreel.mcp_bridge import serve_stdio  # the SDK only for this command (startup)
+
+    try:
+        anyio.run(serve_stdio, url, key)
+    except Exception as error:  # the API unreachable, the key refused: one line, exit 1
+        errors.print(f"[red]error:[/red] MCP at {url}: {describe(error)}")
+        raise typer.Exit(code=1) from None
+
+
+def describe(error: BaseException) -> str:
+    """The innermost message of an error (task groups wrap what failed in a group)."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
 
 
 @app.command(

@@ -1,4 +1,4 @@
-"""``make bench``: SPEC §6 targets B1-B8 (and B5b), each measured side by side in one run.
+"""``make bench``: SPEC §6 targets B1-B9 (and B5b), each measured side by side in one run.
 
     python deploy/bench/bench.py [--b1-latency 20] [--b3-generations 100] [--out bench.json]
 
@@ -52,6 +52,7 @@ from harness import Stack, stack  # noqa: E402
 from inflight import b7  # noqa: E402
 from lengths import MODELS, SCENES, b8  # noqa: E402
 from overlays import measure as measure_overlays  # noqa: E402
+from waiting import b9  # noqa: E402
 
 HERE = Path(__file__).parent
 Results = dict[str, Any]
@@ -342,6 +343,7 @@ ON_STACK: dict[str, Callable[[Stack, argparse.Namespace], Awaitable[Any]]] = {
     "B8": lambda s, args: b8(
         s, args.b8_models, args.b8_scenes, args.b8_latency, not args.b8_tiny_clips
     ),
+    "B9": lambda s, args: b9(s, args.b9_runs, args.b9_idle_wait, request),
 }
 
 
@@ -447,6 +449,20 @@ def report(results: Results) -> list[str]:
                 r["ratio"],
                 r["worst"] <= 2.0,
             )
+        )
+    if r := results.get("B9"):
+        lines.append(line("B9", f"?wait={r['wait']} answers after a status change (worst of "
+                          f"{len(r['wake'])})", f"{r['wake_worst']:.2f} s (median "
+                          f"{r['wake_median']:.2f} s)", "<= 1 s", r["wake_worst"] / 1.0,
+                          r["wake_ok"]))  # fmt: skip
+        limit = r["idle_wait"] + 1
+        lines.append(line("B9", f"?wait={r['idle_wait']:g} with nothing changing (worst of "
+                          f"{len(r['idle'])})", f"{r['idle_worst']:.2f} s, same ETag",
+                          f"<= {limit:g} s", r["idle_worst"] / limit, r["idle_ok"]))  # fmt: skip
+        lines.append(
+            f"    B9 each new status answered {r['status_change_worst']:.2f} s at worst after "
+            f"its updated_at ({len(r['status_changes'])} changes); {r['completed']}/{r['runs']} "
+            "runs completed"
         )
     if r := results.get("B7"):
         hooks, polled = r["webhooks"], r["polling"]
@@ -558,6 +574,9 @@ def main() -> None:
     parser.add_argument(
         "--b8-tiny-clips", action="store_true", help="the simulator's tiny clips, not renders"
     )
+    parser.add_argument("--b9-runs", type=int, default=3, help="reviewed runs, one wake each")
+    parser.add_argument("--b9-idle-wait", type=float, default=30.0,
+                        help="?wait= of the read with nothing changing")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
     parser.add_argument(
         "--only",

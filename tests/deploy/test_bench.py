@@ -1,6 +1,7 @@
 """``make bench`` keeps working: a tiny run of its harness (the embedded stack as ``storyreel up``
 starts it, in separate processes) through B2 and B3, B7 (clips called back by webhooks), B5b
-(the default finish three ways) on two short clips, and B8 (fixed-length models) on two scenes.
+(the default finish three ways) on two short clips, B8 (fixed-length models) on two scenes, and
+B9 (waiting reads) on one reviewed run.
 Figures are not judged here; the benchmark reports them (docs/performance.md)."""
 
 from __future__ import annotations
@@ -104,3 +105,14 @@ def test_a_small_b8_run_finishes_as_long_as_planned_on_fixed_length_models(
         assert run["ok"]
     assert results["B8"]["ok"]
     assert len([line for line in lines if line.startswith("B8 ")]) == 2, lines
+
+
+def test_a_small_b9_run_wakes_a_waiter_on_approval_and_holds_an_idle_one(tmp_path: Path) -> None:
+    results, lines = bench(tmp_path, "--only", "B9", "--b9-runs", "1", "--b9-idle-wait", "2")
+    result = results["B9"]
+    assert result["completed"] == result["runs"] == 1
+    assert len(result["wake"]) == 1 and result["wake"][0] < result["wait"]
+    # Nothing changed while it waited: the same ETag, after its 2 s (and not before).
+    assert result["idle_unchanged"] == [True] and result["idle"][0] >= 1.95
+    assert result["status_changes"], "no status change was answered"
+    assert len([line for line in lines if line.startswith("B9 ")]) == 2, lines
