@@ -28,6 +28,7 @@ from activities.batches import BatchActivities
 from activities.clips import ClipActivities
 from activities.llm_planner import LLMPlanner
 from activities.media.audio import TTS, close_tts, make_tts
+from activities.own import OwnMaterialActivities
 from activities.planning import plan_generation
 from activities.providers import ClipProvider, ImageProvider, registry
 from activities.records import RecordActivities
@@ -158,6 +159,7 @@ def build_workers(
                 on_published=metrics or WorkerMetrics(),
             )
             storyboard = StoryboardActivities(storage, image_providers, work_root)
+            own = OwnMaterialActivities(storage, work_root, settings.ffmpeg_path)
             planner = llm_planner or build_llm_planner(settings)
             assert records is not None
             recorder = RecordActivities(records)
@@ -170,6 +172,7 @@ def build_workers(
                         storyboard.render_storyboard,
                         assembly.stitch_video,
                         assembly.publish_generation,
+                        own.use_asset,
                         recorder.record_generation,
                     ],
                     activity_executor=executor,

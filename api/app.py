@@ -11,7 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from temporalio.client import Client
 
-from api import batch_routes, metrics, routes, session, webhooks
+from api import asset_routes, batch_routes, metrics, routes, session, webhooks
+from api.assets import Uploads
 from api.auth import RequestLimiter
 from api.batches import Batches
 from api.cookies import SessionSigner, session_secret
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         app.state.limiter = RequestLimiter(settings.requests_per_minute)
         app.state.generations = Generations(temporal, settings, storage, records)
         app.state.batches = Batches(temporal, settings, storage, records)
+        app.state.uploads = Uploads(temporal, settings, storage, records)
         app.state.deliveries = deliveries_from_settings(settings, temporal, records)
         secret = await asyncio.to_thread(session_secret, settings)
         app.state.sessions = SessionSigner(secret, settings.session_seconds)
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     )
     app.include_router(routes.router)
     app.include_router(batch_routes.router)
+    app.include_router(asset_routes.router)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(session.router)

@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from api.assets import Uploads
 from api.batches import Batches
 from api.deliveries import Deliveries
 from api.service import Generations
@@ -33,3 +34,4 @@ BatchesDep = Annotated[Batches, Depends(app_state("batches", Batches))]
 RecordsDep = Annotated[Records, Depends(app_state("records", Records))]
 SettingsDep = Annotated[Settings, Depends(app_state("settings", Settings))]
 GenerationsDep = Annotated[Generations, Depends(app_state("generations", Generations))]
+UploadsDep = Annotated[Uploads, Depends(app_state("uploads", Uploads))]

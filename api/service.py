@@ -19,7 +19,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import metrics
-from api.validation import check_language, check_request
+from api.validation import check_language, check_request, resolve_assets
 from storyreel.contracts import (
     CLIP_ACTIVITY_PREFIX,
     CLIP_DONE,
@@ -73,6 +73,7 @@ class Generations(Service):
         does not exist, an uninstalled language (422), or the caller's running limit (429). The
         same idempotency key again is the same generation, started once.
         """
+        request = await asyncio.to_thread(resolve_assets, request, self.records, user_id)
         await asyncio.to_thread(check_request, request, self.settings, self.storage)
         await asyncio.to_thread(check_language, request)
         workflow_id = generation_id(idempotency_key, str(user_id))

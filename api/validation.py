@@ -6,7 +6,9 @@ import re
 
 from pydantic import ValidationError
 
+from storyreel.assets import ASSETS_PREFIX, AssetKind, is_asset_id
 from storyreel.contracts import PLATFORMS, GenerationRequest, PlanInput
+from storyreel.db import Records
 from storyreel.errors import BadInputError
 from storyreel.fonts import INSTALL_HINT, missing_glyphs
 from storyreel.planning import clip_lengths, plan_scenes
@@ -82,7 +84,8 @@ def check_billing(request: GenerationRequest, settings: Settings) -> Quote:
     pricing = pricing_for(
         settings, request.provider, request.model, audio=request.clip_audio != "drop"
     )
-    quoted = quote(pricing, planned_lengths(request, pricing))
+    own = {index for index, scene in enumerate(request.scenes or [], start=1) if scene.asset}
+    quoted = quote(pricing, planned_lengths(request, pricing), own)
     limit = PLATFORMS[request.platform].max_duration
     problem = refusal(quoted, request.platform.value, limit, request.budget)
     if problem is not None:
@@ -139,3 +142,45 @@ def check_language(request: GenerationRequest) -> None:
             f"language: {request.language!r} is not an installed espeak-ng voice; "
             f"installed: {', '.join(sorted(installed))}"
         )
+
+
+AUDIO = frozenset({AssetKind.audio})
+PICTURES = frozenset({AssetKind.video, AssetKind.image})
+
+
+def resolve_assets(
+    request: GenerationRequest, records: Records, user_id: int, where: str = ""
+) -> GenerationRequest:
+    """``request`` with each asset id it names (``music``, a scene's ``asset``) replaced by
+    that asset's storage key, so the workflow only sees storage keys; ``BadInputError`` for an
+    id that is not the caller's asset, an asset of the wrong kind, or a storage key given
+    where an asset id belongs (a key could name someone else's upload). Blocking (reads)."""
+    changes: dict[str, object] = {}
+    if request.music is not None and request.music.startswith(ASSETS_PREFIX):
+        raise BadInputError(f"{where}music: give the asset's id (ast-...), not its storage key")
+    if request.music is not None and is_asset_id(request.music):
+        changes["music"] = _owned(records, request.music, user_id, f"{where}music", AUDIO)
+    if any(scene.asset for scene in request.scenes or []):
+        scenes = []
+        for index, scene in enumerate(request.scenes or []):
+            if scene.asset is not None:
+                field = f"{where}scenes[{index}].asset"
+                if not is_asset_id(scene.asset):
+                    raise BadInputError(f"{field}: give the asset's id (ast-...) from /v1/assets")
+                key = _owned(records, scene.asset, user_id, field, PICTURES)
+                scene = scene.model_copy(update={"asset": key})
+            scenes.append(scene)
+        changes["scenes"] = scenes
+    return request.model_copy(update=changes) if changes else request
+
+
+def _owned(
+    records: Records, asset_id: str, user_id: int, field: str, kinds: frozenset[AssetKind]
+) -> str:
+    row = records.assets.get(asset_id, user_id)
+    if row is None:
+        raise BadInputError(f"{field}: no asset {asset_id!r} of yours (upload it to /v1/assets)")
+    if row.kind not in kinds:
+        wanted = " or ".join(sorted(kinds))
+        raise BadInputError(f"{field}: asset {asset_id} is {row.kind}, not {wanted}")
+    return row.key

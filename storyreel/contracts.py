@@ -123,6 +123,10 @@ class Stage(StrEnum):
 # Request
 
 
+# An asset id from the API; once the API has resolved it, its storage key.
+ASSET_PATTERN = r"^(ast-[0-9a-f]{24}|assets/[0-9]+/ast-[0-9a-f]{24})$"
+
+
 class SceneIn(BaseModel):
     """A scene given explicitly by the caller."""
 
@@ -131,6 +135,17 @@ class SceneIn(BaseModel):
     description: Annotated[str, Field(min_length=1, max_length=2000)]
     duration: Annotated[float, Field(ge=2.0, le=10.0, description="Seconds, 2-10.")]
     caption: Annotated[str | None, Field(max_length=300)] = None
+    asset: Annotated[
+        str | None,
+        Field(
+            max_length=300,
+            pattern=ASSET_PATTERN,
+            description="An uploaded video or image (its id from POST /v1/assets) shown in "
+            "this scene instead of a generated clip: a video trimmed or held to the scene, an "
+            "image with a gentle pan. Nothing is paid for it; it is captioned and narrated like "
+            "any other scene.",
+        ),
+    ] = None
 
 
 class TaskQueues(BaseModel):
@@ -226,8 +241,9 @@ class GenerationRequest(BaseModel):
         str | None,
         Field(
             max_length=500,
-            description="Storage key of a music bed (e.g. 'music/harbour.mp3'), ducked under "
-            "the narration; none by default.",
+            description="A music bed, ducked under the narration: an uploaded sound's asset "
+            "id (ast-..., from POST /v1/assets) or a storage key (e.g. 'music/harbour.mp3'); "
+            "none by default.",
         ),
     ] = None
     transition: Annotated[
@@ -338,6 +354,9 @@ class PlannedScene(BaseModel):
     duration: float
     start: float
     narration: str | None = Field(default=None, description="What is said; default: description.")
+    asset: str | None = Field(
+        default=None, description="Storage key of the caller's own video or image shown here."
+    )
 
 
 class SceneChanges(BaseModel):
@@ -445,6 +464,17 @@ class CheckInput(BaseModel):
     provider: str
     model: str
     prediction_id: str
+
+
+class OwnClipInput(BaseModel):
+    """Input of ``use_asset``: the caller's own video or image made into one scene's clip."""
+
+    generation_id: str
+    clip_id: int
+    asset: str = Field(description="The asset's storage key.")
+    duration: float
+    platform: Platform
+    clip_audio: Literal["keep", "duck", "drop"] = "duck"
 
 
 class DescribeModelInput(BaseModel):

@@ -59,6 +59,7 @@ class Beat:
     duration: float
     caption: str | None = None
     narration: str | None = None
+    asset: str | None = None  # the caller's own video or image for this scene (storage key)
 
 
 def clip_lengths(pricing: ClipPricing | None) -> list[float] | None:
@@ -128,7 +129,10 @@ def plan_scenes(request: PlanInput) -> PlanResult:
     """The planner as a pure function (the activity below only adds logging)."""
     lengths = request.clip_lengths or None
     if request.scenes:
-        given = [Beat(scene.description, scene.duration, scene.caption) for scene in request.scenes]
+        given = [
+            Beat(scene.description, scene.duration, scene.caption, asset=scene.asset)
+            for scene in request.scenes
+        ]
         lengths = None  # the caller's own scenes are kept as written
     elif request.script:
         sentences = split_sentences(request.script)
@@ -188,6 +192,7 @@ def lay_out(
                 narration=scene.narration,
                 duration=duration,
                 start=round(start, 3),
+                asset=scene.asset,
             )
         )
         start += duration

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     max_running_generations: int = Field(
         default=10, ge=1, description="Per user: generations running at once."
     )
+    max_asset_bytes: int = Field(
+        default=4 * 1024**3,
+        ge=1,
+        description="Largest upload to POST /v1/assets, in bytes (streamed: memory stays flat).",
+    )
+    max_asset_seconds: float = Field(
+        default=600.0, gt=0, description="Longest uploaded video or audio, in seconds."
+    )
     batch_concurrency: int = Field(
         default=5,
         ge=1,

@@ -50,3 +50,8 @@ PLAIN_PROMPT = "prompt-without-empty-context"
 # budget. Old branch: planned and quoted at the scenes' lengths, the model read only by each
 # clip. Step 2 keeps only the new branch of ``_read_model``.
 PRICE_UNLISTED = "price-unlisted-model"
+
+# Added with uploads (2026-12-02). A scene with ``asset`` (the caller's own video or image) is
+# made by ``use_asset`` on the media queue instead of a provider's clip. Only runs with such a
+# scene reach the check, and none could exist before it. Step 2 drops the check.
+OWN_MATERIAL = "own-material-scenes"

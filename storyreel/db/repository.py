@@ -39,6 +39,7 @@ from storyreel.contracts import (
     GenerationState,
     GenerationStatus,
 )
+from storyreel.db.assets import Assets
 from storyreel.db.engine import WRITE_OPTION, create_engine
 from storyreel.db.models import (
     MICROS,
@@ -108,6 +109,7 @@ class Records:
         self._pepper = pepper
         # Same pool; marks connections that will write (BEGIN IMMEDIATE on SQLite).
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self.assets = Assets(engine, self._writer)
 
     @classmethod
     def from_url(cls, url: str, *, pepper: str = "") -> Records:
