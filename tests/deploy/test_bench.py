@@ -104,3 +104,11 @@ def test_a_small_b8_run_finishes_as_long_as_planned_on_fixed_length_models(
         assert run["ok"]
     assert results["B8"]["ok"]
     assert len([line for line in lines if line.startswith("B8 ")]) == 2, lines
+
+
+def test_a_small_b10_upload_is_measured(tmp_path: Path) -> None:
+    results, lines = bench(tmp_path, "--only", "B10", "--b10-gib", "0.05")
+    r = results["B10"]
+    assert r["kind"] == "audio" and r["bytes"] > 50 * 2**20
+    assert r["duration"] > 0 and r["rss_peak_mib"] >= r["rss_before_mib"]
+    assert any(line.startswith("B10 ") for line in lines), lines
