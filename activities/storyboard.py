@@ -34,15 +34,21 @@ class StoryboardActivities:
                 raise BadInputError(f"unknown image provider {request.provider!r}")
             key = storyboard_key(request.generation_id, request.scene.index)
             spec = PLATFORMS[request.platform]
+            scene = request.scene
+            prompt = f"{scene.description}\n{scene.cast}" if scene.cast else scene.description
+            # A scene's characters' images are drawn in: they change the picture (keys of
+            # scenes without them are as before).
+            refs = {"references": scene.references} if scene.references else {}
             cache_key = image_cache_key(
                 content_digest(
                     kind="storyboard",
                     provider=request.provider,
                     model=request.model,
-                    prompt=request.scene.description,
+                    prompt=prompt,
                     index=request.scene.index,
                     seed=request.seed,
                     size=[spec.width, spec.height],
+                    **refs,
                 )
             )
             self.work_root.mkdir(parents=True, exist_ok=True)
@@ -52,11 +58,17 @@ class StoryboardActivities:
                     await asyncio.to_thread(self.storage.get_file, cache_key, cached)
                     await asyncio.to_thread(self.storage.put_file, key, cached)
                     return StoryboardResult(index=request.scene.index, key=key, cached=True)
+                references = []
+                for number, reference in enumerate(scene.references):
+                    local = Path(work) / f"reference-{number}"
+                    await asyncio.to_thread(self.storage.get_file, reference, local)
+                    references.append(local)
                 image = await provider.render(
                     ImageJob(
                         generation_id=request.generation_id,
                         index=request.scene.index,
-                        prompt=request.scene.description,
+                        prompt=prompt,
+                        references=tuple(references),
                         platform=spec,
                         model=request.model,
                         seed=request.seed,

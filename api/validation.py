@@ -146,6 +146,7 @@ def check_language(request: GenerationRequest) -> None:
 
 AUDIO = frozenset({AssetKind.audio})
 PICTURES = frozenset({AssetKind.video, AssetKind.image})
+IMAGES = frozenset({AssetKind.image})
 
 
 def resolve_assets(
@@ -171,6 +172,17 @@ def resolve_assets(
                 scene = scene.model_copy(update={"asset": key})
             scenes.append(scene)
         changes["scenes"] = scenes
+    if any(character.assets for character in request.characters):
+        characters = []
+        for index, character in enumerate(request.characters):
+            keys = []
+            for number, asset in enumerate(character.assets):
+                field = f"{where}characters[{index}].assets[{number}]"
+                if not is_asset_id(asset):
+                    raise BadInputError(f"{field}: give the asset's id (ast-...) from /v1/assets")
+                keys.append(_owned(records, asset, user_id, field, IMAGES))
+            characters.append(character.model_copy(update={"assets": keys}))
+        changes["characters"] = characters
     return request.model_copy(update=changes) if changes else request
 
 

@@ -148,6 +148,34 @@ class SceneIn(BaseModel):
     ] = None
 
 
+class Character(BaseModel):
+    """Someone (or something) who must look the same in every scene that names them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=60,
+            pattern=r"^[^\n]+$",
+            description="As the script names them; a scene mentioning it shows them.",
+        ),
+    ]
+    description: Annotated[
+        str,
+        Field(min_length=1, max_length=500, description="How they look, kept in their scenes."),
+    ]
+    assets: Annotated[
+        list[Annotated[str, Field(max_length=300, pattern=ASSET_PATTERN)]],
+        Field(
+            max_length=3,
+            description="Reference images (asset ids from POST /v1/assets): sent to models that "
+            "take reference images, and drawn into the storyboards the others start from.",
+        ),
+    ] = []
+
+
 class TaskQueues(BaseModel):
     """Where the workflow sends its activities (from the starter's settings)."""
 
@@ -224,6 +252,14 @@ class GenerationRequest(BaseModel):
         description="Speak each scene's narration (its description without one) over it "
         "(the worker's TTS).",
     )
+    characters: Annotated[
+        list[Character],
+        Field(
+            max_length=8,
+            description="Characters kept the same across scenes: each scene naming one keeps "
+            "their description in its prompt and storyboard, and gets their reference images.",
+        ),
+    ] = []
     language: Annotated[
         str | None,
         Field(
@@ -357,6 +393,15 @@ class PlannedScene(BaseModel):
     asset: str | None = Field(
         default=None, description="Storage key of the caller's own video or image shown here."
     )
+    characters: list[str] = Field(
+        default_factory=list, description="The request's characters this scene names."
+    )
+    cast: str | None = Field(
+        default=None, description="Their descriptions, as the prompt and storyboard carry them."
+    )
+    references: list[str] = Field(
+        default_factory=list, description="Storage keys of their reference images."
+    )
 
 
 class SceneChanges(BaseModel):
@@ -391,6 +436,9 @@ class PlanInput(BaseModel):
     language: str | None = None
     consistency_context: str = Field(
         default="", description="The request's own context, for the LLM planner to keep to."
+    )
+    characters: list[Character] = Field(
+        default_factory=list, description="Whose descriptions the scenes naming them keep."
     )
     clip_lengths: list[float] | None = Field(
         default=None,

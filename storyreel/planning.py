@@ -30,7 +30,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from storyreel.contracts import PLATFORMS, PlanInput, PlannedScene, PlanResult
+from storyreel.contracts import PLATFORMS, Character, PlanInput, PlannedScene, PlanResult
 from storyreel.errors import BadInputError
 from storyreel.quotes import ClipPricing
 
@@ -197,9 +197,31 @@ def lay_out(
         )
         start += duration
 
+    scenes = [cast_scene(scene, request.characters) for scene in scenes]
     if limit is not None and start > limit + 1e-6:
         raise BadInputError(
             f"the video would last {start:g} s but {request.platform.value} allows at most "
             f"{limit:g} s; shorten the script or choose another platform"
         )
     return PlanResult(scenes=scenes, planned_count=len(given), warnings=warnings)
+
+
+def names(scene: PlannedScene, character: Character) -> bool:
+    """Whether the scene's text names ``character`` (a whole-word match, any case)."""
+    text = " ".join(filter(None, (scene.description, scene.caption, scene.narration)))
+    return re.search(rf"(?<!\w){re.escape(character.name)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def cast_scene(scene: PlannedScene, characters: Sequence[Character]) -> PlannedScene:
+    """The scene with the characters it names: their names, their descriptions (which its
+    prompt and storyboard carry) and their reference images' storage keys."""
+    present = [character for character in characters if names(scene, character)]
+    if not present:
+        return scene
+    return scene.model_copy(
+        update={
+            "characters": [character.name for character in present],
+            "cast": "; ".join(f"{c.name}: {c.description}" for c in present),
+            "references": [key for character in present for key in character.assets],
+        }
+    )

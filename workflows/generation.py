@@ -286,7 +286,7 @@ class VideoGenerationWorkflow:
         scene, scenes = edited
         self._state.scenes = scenes
         clip = self._state.clips[edit.index - 1]
-        clip.prompt = clip_prompt(self._context, scene.description)
+        clip.prompt = clip_prompt(self._context, scene.description, scene.cast)
         clip.summary = clip_summary(scene.index, len(scenes), scene.description)
         self._requote()
         if needs_redraw(old, scene):

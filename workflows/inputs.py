@@ -32,6 +32,7 @@ def plan_input(
         scenes=request.scenes,
         duration=request.duration,
         platform=request.platform,
+        characters=request.characters,
         clip_lengths=clip_lengths(pricing or request.clip_pricing),
     )
     if request.planner != "llm":

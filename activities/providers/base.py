@@ -87,6 +87,9 @@ class ImageJob:
     model: str
     seed: int
     workdir: Path
+    # The scene's characters' reference images: a provider that takes references sends them,
+    # the local one draws the first into the picture.
+    references: tuple[Path, ...] = ()
 
 
 class ClipProvider(Protocol):
