@@ -40,7 +40,7 @@ from storyreel.contracts import (
     PredictionUpdate,
     SubmitResult,
 )
-from storyreel.errors import BadInputError, PredictionFailedError, StoryreelError
+from storyreel.errors import BadInputError, PredictionFailedError
 from storyreel.keys import clip_cache_key, clip_key
 from storyreel.settings import Price
 from storyreel.storage import Storage
@@ -77,21 +77,13 @@ class ClipActivities:
     async def submit_clip(self, request: ClipInput) -> SubmitResult:
         """Start the scene's prediction, asking the provider to call back (or reuse a cached
         clip); return at once: the workflow waits for the call, no worker slot does."""
-        info = activity.info()
-        try:
-            return await self._submit(request, info.heartbeat_details)
-        except StoryreelError as error:
-            raise error.to_application_error(attempt=info.attempt) from error
+        return await self._submit(request, activity.info().heartbeat_details)
 
     @activity.defn(name="check_prediction")
     async def check_prediction(self, request: CheckInput) -> PredictionUpdate:
         """One read of a prediction's status: the slow poll behind a webhook that may be lost."""
-        info = activity.info()
-        try:
-            provider = self._provider(request.provider)
-            return await provider.check(request.prediction_id, request.model)
-        except StoryreelError as error:
-            raise error.to_application_error(attempt=info.attempt) from error
+        provider = self._provider(request.provider)
+        return await provider.check(request.prediction_id, request.model)
 
     @activity.defn(name="cancel_prediction")
     async def cancel_prediction(self, request: CheckInput) -> None:
@@ -104,23 +96,14 @@ class ClipActivities:
     async def describe_model(self, request: DescribeModelInput) -> DescribeModelResult:
         """The model as this worker's clips will take it (lengths, sound, inputs): read before
         the first clip, so the run is quoted at the seconds the provider will bill."""
-        info = activity.info()
-        try:
-            provider = self._provider(request.provider)
-            return DescribeModelResult(
-                spec=await self._spec(request.provider, request.model, provider)
-            )
-        except StoryreelError as error:
-            raise error.to_application_error(attempt=info.attempt) from error
+        provider = self._provider(request.provider)
+        return DescribeModelResult(spec=await self._spec(request.provider, request.model, provider))
 
     @activity.defn(name="generate_clip")
     async def generate_clip(self, request: ClipInput) -> ClipResult:
         """Generate one scene's clip (or reuse an identical one), store it, return its key."""
         info = activity.info()
-        try:
-            return await self._generate(request, info.attempt, info.heartbeat_details)
-        except StoryreelError as error:
-            raise error.to_application_error(attempt=info.attempt) from error
+        return await self._generate(request, info.attempt, info.heartbeat_details)
 
     def _provider(self, name: str) -> ClipProvider:
         provider = self.providers.get(name)
