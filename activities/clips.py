@@ -122,7 +122,7 @@ class ClipActivities:
             job = await self._job(
                 request, Path(work), await self._spec(request.provider, request.model, provider)
             )
-            cache_key = await self._cache_key(request, job)
+            cache_key = await self._cache_key(job)
             if request.use_cache and await asyncio.to_thread(self.storage.exists, cache_key):
                 cached = await self._from_cache(request, job, cache_key, started, 1)
                 return SubmitResult(cached=cached)
@@ -140,21 +140,9 @@ class ClipActivities:
             self._beat(ClipStatus.processing, 0.0, prediction_id)
             return SubmitResult(prediction_id=prediction_id, calls_back=target is not None)
 
-    async def _cache_key(self, request: ClipInput, job: ClipJob) -> str:
-        return clip_cache_key(
-            await asyncio.to_thread(
-                clip_digest,
-                provider=request.provider,
-                model=request.model,
-                prompt=job.prompt,
-                text=job.text,
-                duration=job.duration,
-                platform=job.platform,
-                seed=job.seed,
-                image=job.image,
-                audio=request.clip_audio,
-            )
-        )
+    @staticmethod
+    async def _cache_key(job: ClipJob) -> str:
+        return clip_cache_key(await asyncio.to_thread(clip_digest, job))
 
     async def _from_cache(
         self, request: ClipInput, job: ClipJob, cache_key: str, started: float, attempt: int
@@ -188,7 +176,7 @@ class ClipActivities:
             job = await self._job(
                 request, Path(work), await self._spec(request.provider, request.model, provider)
             )
-            cache_key = await self._cache_key(request, job)
+            cache_key = await self._cache_key(job)
             if (
                 request.use_cache
                 and request.prediction_id is None
@@ -302,6 +290,8 @@ class ClipActivities:
             workdir=workdir,
             spec=spec,
             audio=request.clip_audio != "drop",
+            provider=request.provider,
+            clip_audio=request.clip_audio,
         )
 
     async def _follow(
