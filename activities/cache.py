@@ -13,7 +13,7 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from activities.providers.base import CACHE_NAME, ClipJob
+from activities.providers.base import CACHE_NAME, OMIT_EMPTY, ClipJob
 from storyreel.contracts import PlatformSpec
 
 CHUNK = 1 << 20
@@ -41,6 +41,7 @@ def clip_digest(job: ClipJob) -> str:
         spec.metadata.get(CACHE_NAME, spec.name): _part(getattr(job, spec.name))
         for spec in fields(job)
         if spec.name not in job.NOT_IN_CACHE_KEY
+        and not (spec.metadata.get(OMIT_EMPTY) and not getattr(job, spec.name))
     }
     return content_digest(kind="clip", **parts)
 
@@ -50,6 +51,8 @@ def _part(value: object) -> object:
     makes, a length to the millisecond."""
     if isinstance(value, Path):
         return file_digest(value)
+    if isinstance(value, tuple):
+        return [_part(item) for item in value]
     if isinstance(value, PlatformSpec):
         return [value.width, value.height, value.fps]
     if isinstance(value, float):

@@ -213,7 +213,11 @@ class ClipActivities:
             cost = self.price_of(request.provider, request.model).cost(
                 billed, output.predict_time, audio=sound
             )
-        warnings = clip_warnings(job.spec, job.clip_id, job.image is not None) if job.spec else []
+        warnings = (
+            clip_warnings(job.spec, job.clip_id, job.image is not None, bool(job.references))
+            if job.spec
+            else []
+        )
         if (stretched := fitted.warning(f"clip {job.clip_id}")) is not None:
             warnings.append(stretched)
         return ClipResult(
@@ -277,6 +281,11 @@ class ClipActivities:
         if request.image_key:
             image = workdir / "reference.png"
             await asyncio.to_thread(self.storage.get_file, request.image_key, image)
+        references = []
+        for number, key in enumerate(request.scene.references):
+            local = workdir / f"character-{number}.png"
+            await asyncio.to_thread(self.storage.get_file, key, local)
+            references.append(local)
         return ClipJob(
             generation_id=request.generation_id,
             clip_id=request.clip_id,
@@ -292,6 +301,7 @@ class ClipActivities:
             audio=request.clip_audio != "drop",
             provider=request.provider,
             clip_audio=request.clip_audio,
+            references=tuple(references),
         )
 
     async def _follow(

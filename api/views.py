@@ -97,6 +97,15 @@ class SceneView(BaseModel):
     caption: str
     duration: float
     storyboard_url: str | None = None
+    characters: list[str] = Field(
+        default_factory=list, description="The request's characters this scene names."
+    )
+    references: list[str] = Field(
+        default_factory=list, description="Their reference images (asset ids) its clip was given."
+    )
+    asset: str | None = Field(
+        default=None, description="The asset id of your own video or image shown instead."
+    )
 
 
 class RetryBody(BaseModel):
@@ -134,6 +143,9 @@ def scene_view(scene: PlannedScene, state: GenerationState, base: str) -> SceneV
         caption=scene.caption or scene.description,
         duration=scene.duration,
         storyboard_url=url,
+        characters=scene.characters,
+        references=[key.rsplit("/", 1)[-1] for key in scene.references],
+        asset=scene.asset.rsplit("/", 1)[-1] if scene.asset else None,
     )
 
 

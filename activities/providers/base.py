@@ -44,6 +44,9 @@ def rising(report: Report) -> Report:
 # The name a ClipJob field goes by in the clip cache key, where it is not its own (the names
 # of the keys written before the key was derived from the job, kept so those still hit).
 CACHE_NAME = "cache_name"
+# A ClipJob field left out of the key while it is empty (fields added later: keys of jobs
+# without them are the keys they always were).
+OMIT_EMPTY = "omit_empty"
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class ClipJob:
         default="duck", metadata={CACHE_NAME: "audio"}
     )
     """What the finished clip does with the model's sound (``ClipInput.clip_audio``)."""
+    references: tuple[Path, ...] = field(default=(), metadata={OMIT_EMPTY: True})
+    """The scene's characters' reference images (keyed by their bytes): sent to a model that
+    takes reference images."""
 
     def clip_seconds(self) -> float:
         """The clip length to ask for: the shortest the model makes that covers the scene."""

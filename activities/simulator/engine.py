@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import logging
 import math
 import random
@@ -400,11 +401,19 @@ class Simulator:
 
 
 def _shortened(value: Any) -> Any:
-    """An input value as the log shows it: a data URI as its media type and size."""
+    """An input value as the log shows it: a data URI as its media type, size and the SHA-256
+    of what it holds (so a test can tell which picture was sent); lists item by item."""
+    if isinstance(value, list):
+        return [_shortened(item) for item in value]
     if not isinstance(value, str) or len(value) <= LOG_VALUE_CHARS:
         return value
     if value.startswith("data:"):
-        return f"{value.split(',', 1)[0]},… ({len(value)} chars)"
+        head, _, data = value.partition(",")
+        try:
+            digest = hashlib.sha256(base64.b64decode(data, validate=True)).hexdigest()
+        except ValueError:
+            digest = "undecodable"
+        return f"{head},… ({len(value)} chars, sha256 {digest})"
     return f"{value[:LOG_VALUE_CHARS]}… ({len(value)} chars)"
 
 

@@ -228,3 +228,29 @@ async def test_the_cli_uploads_and_lists(
     assert listed.exit_code == 0 and asset["id"] in listed.output
     assert refused.exit_code == 1 and "422" in refused.output
     assert "not an image, video or audio" in refused.output
+
+
+async def test_a_characters_reference_must_be_an_image_of_yours(
+    live_api: LiveApi, tmp_path: Path
+) -> None:
+    image = (await upload(live_api.http, picture(tmp_path / "mara.png", "magenta"))).json()
+    track = (await upload(live_api.http, sound(tmp_path / "bed.m4a"))).json()
+
+    def body(asset: str) -> dict[str, object]:
+        return {
+            "title": "Mara",
+            "scenes": [{"description": "Mara on the pier", "duration": 2}],
+            "characters": [{"name": "Mara", "description": "a magenta scarf", "assets": [asset]}],
+        }
+
+    answer = await live_api.http.post("/v1/generations", json=body(track["id"]))
+    assert answer.status_code == 422 and "is audio, not image" in answer.json()["detail"]
+    answer = await live_api.http.post("/v1/generations", json=body(image["id"]))
+    assert answer.status_code == 202, answer.text
+    view = await poll_until(live_api, answer.json()["id"], {"completed", "failed"}, [])
+    assert view["status"] == "completed", view
+    assert view["scenes"][0]["characters"] == ["Mara"]
+    assert view["scenes"][0]["references"] == [image["id"]]
+    async with live_api.new_user("mallory") as other:
+        answer = await other.post("/v1/generations", json=body(image["id"]))
+        assert answer.status_code == 422 and "no asset" in answer.json()["detail"]
