@@ -302,6 +302,7 @@ class ClipActivities:
             provider=request.provider,
             clip_audio=request.clip_audio,
             references=tuple(references),
+            draft=request.draft,
         )
 
     async def _follow(

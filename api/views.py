@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -105,6 +105,15 @@ class SceneView(BaseModel):
     )
     asset: str | None = Field(
         default=None, description="The asset id of your own video or image shown instead."
+    )
+
+
+class FinalizeBody(BaseModel):
+    scenes: list[Annotated[int, Field(ge=1, le=10_000)]] | None = Field(
+        default=None,
+        max_length=200,
+        description="The scenes to make final (1-based); the others keep the draft's clip. "
+        "Default: every scene.",
     )
 
 

@@ -124,7 +124,11 @@ class Stage(StrEnum):
 
 
 # An asset id from the API; once the API has resolved it, its storage key.
-ASSET_PATTERN = r"^(ast-[0-9a-f]{24}|assets/[0-9]+/ast-[0-9a-f]{24})$"
+# (A final made from a draft keeps a draft's clip as it is: that clip's storage key.)
+ASSET_PATTERN = (
+    r"^(ast-[0-9a-f]{24}|assets/[0-9]+/ast-[0-9a-f]{24}"
+    r"|generations/[A-Za-z0-9_-]+/clips/[0-9]+\.mp4)$"
+)
 
 
 class SceneIn(BaseModel):
@@ -135,6 +139,9 @@ class SceneIn(BaseModel):
     description: Annotated[str, Field(min_length=1, max_length=2000)]
     duration: Annotated[float, Field(ge=2.0, le=10.0, description="Seconds, 2-10.")]
     caption: Annotated[str | None, Field(max_length=300)] = None
+    narration: Annotated[
+        str | None, Field(max_length=2000, description="What is said; default: the description.")
+    ] = None
     asset: Annotated[
         str | None,
         Field(
@@ -252,6 +259,12 @@ class GenerationRequest(BaseModel):
         description="Speak each scene's narration (its description without one) over it "
         "(the worker's TTS).",
     )
+    quality: Literal["final", "draft"] = Field(
+        default="final",
+        description="'draft': every clip at the cheapest setting the model offers (its fast "
+        "sibling, its lowest resolution, no model sound), to review before paying for finals "
+        "with POST /v1/generations/{id}/finalize, which keeps the draft's plan and storyboard.",
+    )
     characters: Annotated[
         list[Character],
         Field(
@@ -368,6 +381,14 @@ class GenerationInput(GenerationRequest):
         description="How the clip provider bills: its clip lengths and price (the budget books "
         "billed seconds).",
     )
+    final_pricing: ClipPricing | None = Field(
+        default=None, description="A draft's: how its final clips would be billed."
+    )
+    storyboards: list[str] = Field(
+        default_factory=list,
+        description="A final's: its draft's storyboard images (storage keys), used as drawn.",
+    )
+    draft_of: str | None = Field(default=None, description="A final's draft (its id).")
     review_window_seconds: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
     webhook_url: str | None = Field(
         default=None,
@@ -492,6 +513,7 @@ class ClipInput(BaseModel):
     image_key: str | None = None
     use_cache: bool = True
     clip_audio: Literal["keep", "duck", "drop"] = "duck"
+    draft: bool = Field(default=False, description="At the model's cheapest resolution.")
     webhook_url: str | None = Field(
         default=None, description="Where the provider calls back (submit_clip only)."
     )
@@ -848,6 +870,11 @@ class GenerationFields(GenerationHeadline):
         description="The clips as the provider bills them (each scene at the length the model "
         "makes), priced before any clip is made.",
     )
+    quality: Literal["final", "draft"] = "final"
+    final_quote: Quote | None = Field(
+        default=None, description="A draft's: what its final clips will cost (finalize)."
+    )
+    draft_of: str | None = Field(default=None, description="A final's draft.")
 
 
 class GenerationState(GenerationFields):

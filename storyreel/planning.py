@@ -130,7 +130,7 @@ def plan_scenes(request: PlanInput) -> PlanResult:
     lengths = request.clip_lengths or None
     if request.scenes:
         given = [
-            Beat(scene.description, scene.duration, scene.caption, asset=scene.asset)
+            Beat(scene.description, scene.duration, scene.caption, scene.narration, scene.asset)
             for scene in request.scenes
         ]
         lengths = None  # the caller's own scenes are kept as written

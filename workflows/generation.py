@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.inputs import clip_input, stitch_input, storyboard_input
     from workflows.metrics import close_clip_stage, count_clip, generation_metrics
-    from workflows.patches import OWN_MATERIAL, PLAIN_PROMPT, PRICE_UNLISTED
+    from workflows.patches import FINAL_OF_DRAFT, OWN_MATERIAL, PLAIN_PROMPT, PRICE_UNLISTED
     from workflows.progress import Progress
     from workflows.records import Recorder
     from workflows.scenes import edited_scenes, needs_redraw, planned_clips
@@ -88,6 +88,8 @@ class VideoGenerationWorkflow:
             budget=request.budget,
             created_at=now,
             updated_at=now,
+            quality=request.quality,
+            draft_of=request.draft_of,
         )
         self._retries: list[RetryClipRequest] = []
         self._finish_without_failed = False
@@ -230,11 +232,18 @@ class VideoGenerationWorkflow:
             lengths = [scene.duration for scene in self._state.scenes]
             own = [scene.index for scene in self._state.scenes if scene.asset]
             self._state.quote = quote(self._pricing, lengths, own)
+            if self._request.final_pricing is not None:
+                self._state.final_quote = quote(self._request.final_pricing, lengths, own)
         return self._state.quote
 
     async def _storyboard(self) -> None:
         self._progress.enter(Stage.storyboard, GenerationStatus.storyboarding)
         await self._records.stage()
+        given = self._request.storyboards
+        if len(given) == len(self._state.scenes) and workflow.patched(FINAL_OF_DRAFT):
+            # A final of a draft: its draft's storyboard, as reviewed, nothing drawn again.
+            self._state.storyboard_keys = list(given)
+            return
         # One image per scene, in order (gather keeps it): the clips take theirs by index.
         keys = await asyncio.gather(*(self._draw(scene) for scene in self._state.scenes))
         self._state.storyboard_keys = list(keys)

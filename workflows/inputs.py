@@ -74,6 +74,7 @@ def clip_input(
         image_key=state.storyboard_keys[clip.clip_id - 1],
         use_cache=request.use_cache,
         clip_audio=request.clip_audio,
+        draft=request.quality == "draft",
     )
 
 

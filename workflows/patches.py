@@ -55,3 +55,7 @@ PRICE_UNLISTED = "price-unlisted-model"
 # made by ``use_asset`` on the media queue instead of a provider's clip. Only runs with such a
 # scene reach the check, and none could exist before it. Step 2 drops the check.
 OWN_MATERIAL = "own-material-scenes"
+
+# Added with drafts (2026-12-02). A final made from a draft (``storyboards`` given) takes the
+# draft's storyboard instead of drawing one. Only such runs reach the check. Step 2 drops it.
+FINAL_OF_DRAFT = "final-of-draft"

@@ -89,6 +89,8 @@ class ClipJob:
         default="duck", metadata={CACHE_NAME: "audio"}
     )
     """What the finished clip does with the model's sound (``ClipInput.clip_audio``)."""
+    draft: bool = field(default=False, metadata={OMIT_EMPTY: True})
+    """A draft: at the model's cheapest setting (its lowest resolution)."""
     references: tuple[Path, ...] = field(default=(), metadata={OMIT_EMPTY: True})
     """The scene's characters' reference images (keyed by their bytes): sent to a model that
     takes reference images."""

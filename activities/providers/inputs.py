@@ -27,9 +27,11 @@ def flat_input(
     seconds: float,
     audio: bool,
     references: Sequence[str] = (),
+    draft: bool = False,
 ) -> dict[str, Any]:
     """The model's input for one clip: ``image`` is the storyboard as a URI (or None),
-    ``references`` the scene's characters' images as URIs."""
+    ``references`` the scene's characters' images as URIs; a ``draft`` at the model's lowest
+    resolution (the catalogue lists them lowest first)."""
     payload: dict[str, Any] = dict(spec.fixed_inputs)
     payload[spec.prompt_field] = job_prompt
     if image is not None and spec.first_frame_field:
@@ -41,6 +43,8 @@ def flat_input(
     ratio = spec.aspect_ratio(*size)
     if spec.aspect_ratio_field and ratio is not None:
         payload[spec.aspect_ratio_field] = ratio
+    if draft and spec.resolution_field and spec.resolutions:
+        payload[spec.resolution_field] = spec.resolutions[0]
     if spec.seed_field:
         payload[spec.seed_field] = seed
     if spec.audio_field:

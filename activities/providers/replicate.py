@@ -78,7 +78,9 @@ def spec_input(job: ClipJob, spec: ModelSpec) -> dict[str, Any]:
     image = image_data_uri(job.image) if job.image is not None else None
     size = (job.platform.width, job.platform.height)
     references = [uri for path in job.references if (uri := image_data_uri(path)) is not None]
-    return flat_input(spec, job.prompt, job.seed, size, image, job.duration, job.audio, references)
+    return flat_input(
+        spec, job.prompt, job.seed, size, image, job.duration, job.audio, references, job.draft
+    )
 
 
 def default_image_input(job: ImageJob) -> dict[str, Any]:

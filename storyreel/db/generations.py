@@ -93,6 +93,12 @@ class GenerationRecords(RecordsBase):
             ).all()
             return state_from_rows(row, clips)
 
+    def generation_request(self, generation_id: str, user_id: int) -> dict[str, Any] | None:
+        """The request the caller started the run with (JSON), or None (another user's too)."""
+        with self._reading() as session:
+            row = session.get(Generation, generation_id)
+            return dict(row.request) if row is not None and row.user_id == user_id else None
+
     def list_generations(
         self,
         user_id: int,

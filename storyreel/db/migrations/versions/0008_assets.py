@@ -1,4 +1,5 @@
-"""Uploaded assets: a user's own images, videos and sound.
+"""Uploaded assets (a user's own images, videos and sound), and drafts: a generation's
+quality, the quote of its final clips, and the draft a final was made from.
 
 Revision ID: 0008
 Revises: 0006
@@ -38,8 +39,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assets")),
     )
     op.create_index(op.f("ix_assets_user_id"), "assets", ["user_id"])
+    with op.batch_alter_table("generations") as batch:
+        batch.add_column(
+            sa.Column("quality", sa.String(length=16), nullable=False, server_default="final")
+        )
+        batch.add_column(sa.Column("final_quote", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("draft_of", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("generations") as batch:
+        batch.drop_column("draft_of")
+        batch.drop_column("final_quote")
+        batch.drop_column("quality")
     op.drop_index(op.f("ix_assets_user_id"), table_name="assets")
     op.drop_table("assets")
