@@ -151,10 +151,14 @@ class AssemblyActivities:
             workdir = Path(work)
             with steps("fetch"):
                 music = self._fetch_music(request.music, workdir)
+                voice_over = None
+                if request.voice_key is not None:
+                    voice_over = workdir / "voice-over"
+                    self.storage.get_file(request.voice_key, voice_over)
                 fetched = self._fetch_clips(clips, workdir)
             spoken = self._narrate(request, workdir, steps)
             captions = self._caption(request, fetched, spoken, spec, workdir, steps)
-            soundtrack = self._soundtrack(request, spoken, music)
+            soundtrack = self._soundtrack(request, spoken, music, voice_over)
             joined = self._join(request, fetched, captions, soundtrack, spec, workdir, steps)
             delivered = self._deliver(request, joined, spec, workdir, steps)
         result = self._result(request, joined, delivered, captions, music is not None, steps)
@@ -174,11 +178,21 @@ class AssemblyActivities:
     ) -> list[Path | None] | None:
         """Speech first: word captions follow the very audio that will be heard, and the stitch
         mixes it in its own pass. None when the request asks for no narration."""
-        if not request.narration:
-            return None
+        own = [clip.voice_key for clip in request.clips]
+        if request.voice_key is not None or not (request.narration or any(own)):
+            return None  # the caller's whole-run narration (the soundtrack's), or none at all
         voice = self._voice(request)
         with steps("speech"):
-            return self._speak(request.clips, voice, workdir)
+            spoken = self._speak(request.clips, voice, workdir) if request.narration else None
+        with steps("fetch"):
+            # The caller's own narration of a scene wins over the TTS voice's.
+            said: list[Path | None] = list(spoken or [None] * len(request.clips))
+            for index, key in enumerate(own):
+                if key is not None:
+                    recorded = workdir / f"voice-{index + 1:03d}"
+                    self.storage.get_file(key, recorded)
+                    said[index] = recorded
+            return said
 
     def _caption(
         self,
@@ -205,14 +219,22 @@ class AssemblyActivities:
         return _Captions(paths=paths, inline=False, overlay=overlay)
 
     def _soundtrack(
-        self, request: StitchInput, spoken: list[Path | None] | None, music: Path | None
+        self,
+        request: StitchInput,
+        spoken: list[Path | None] | None,
+        music: Path | None,
+        voice_over: Path | None,
     ) -> Soundtrack | None:
         """What the stitch mixes in; dropping the clips' own sound takes a mix too (of silence,
         in the same run)."""
-        if spoken is None and music is None and request.clip_audio != "drop":
+        if spoken is None and music is None and voice_over is None and request.clip_audio != "drop":
             return None
         return Soundtrack(
-            spoken or [], music, self.options.music_volume, clip_audio=request.clip_audio
+            spoken or [],
+            music,
+            self.options.music_volume,
+            clip_audio=request.clip_audio,
+            voice_over=voice_over,
         )
 
     def _join(

@@ -161,16 +161,21 @@ def resolve_assets(
         raise BadInputError(f"{where}music: give the asset's id (ast-...), not its storage key")
     if request.music is not None and is_asset_id(request.music):
         changes["music"] = _owned(records, request.music, user_id, f"{where}music", AUDIO)
-    if any(scene.asset for scene in request.scenes or []):
+    if request.voice_asset is not None:
+        field = f"{where}voice_asset"
+        changes["voice_asset"] = _owned(
+            records, _id(request.voice_asset, field), user_id, field, AUDIO
+        )
+    if any(scene.asset or scene.voice_asset for scene in request.scenes or []):
         scenes = []
         for index, scene in enumerate(request.scenes or []):
-            if scene.asset is not None:
-                field = f"{where}scenes[{index}].asset"
-                if not is_asset_id(scene.asset):
-                    raise BadInputError(f"{field}: give the asset's id (ast-...) from /v1/assets")
-                key = _owned(records, scene.asset, user_id, field, PICTURES)
-                scene = scene.model_copy(update={"asset": key})
-            scenes.append(scene)
+            update = {}
+            for name, kinds in (("asset", PICTURES), ("voice_asset", AUDIO)):
+                value = getattr(scene, name)
+                if value is not None:
+                    field = f"{where}scenes[{index}].{name}"
+                    update[name] = _owned(records, _id(value, field), user_id, field, kinds)
+            scenes.append(scene.model_copy(update=update) if update else scene)
         changes["scenes"] = scenes
     if any(character.assets for character in request.characters):
         characters = []
@@ -178,12 +183,17 @@ def resolve_assets(
             keys = []
             for number, asset in enumerate(character.assets):
                 field = f"{where}characters[{index}].assets[{number}]"
-                if not is_asset_id(asset):
-                    raise BadInputError(f"{field}: give the asset's id (ast-...) from /v1/assets")
-                keys.append(_owned(records, asset, user_id, field, IMAGES))
+                keys.append(_owned(records, _id(asset, field), user_id, field, IMAGES))
             characters.append(character.model_copy(update={"assets": keys}))
         changes["characters"] = characters
     return request.model_copy(update=changes) if changes else request
+
+
+def _id(value: str, field: str) -> str:
+    """``value`` when it is an asset id; a storage key (it could be anyone's) is refused."""
+    if not is_asset_id(value):
+        raise BadInputError(f"{field}: give the asset's id (ast-...) from /v1/assets")
+    return value
 
 
 def _owned(

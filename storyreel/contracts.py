@@ -153,6 +153,15 @@ class SceneIn(BaseModel):
             "any other scene.",
         ),
     ] = None
+    voice_asset: Annotated[
+        str | None,
+        Field(
+            max_length=300,
+            pattern=ASSET_PATTERN,
+            description="Your own recorded narration for this scene (a sound's asset id), said "
+            "instead of the TTS voice (cut with a fade where the scene ends).",
+        ),
+    ] = None
 
 
 class Character(BaseModel):
@@ -259,6 +268,15 @@ class GenerationRequest(BaseModel):
         description="Speak each scene's narration (its description without one) over it "
         "(the worker's TTS).",
     )
+    voice_asset: Annotated[
+        str | None,
+        Field(
+            max_length=300,
+            pattern=ASSET_PATTERN,
+            description="Your own recorded narration for the whole video (a sound's asset id), "
+            "from its start, instead of any TTS voice; cut where the video ends.",
+        ),
+    ] = None
     quality: Literal["final", "draft"] = Field(
         default="final",
         description="'draft': every clip at the cheapest setting the model offers (its fast "
@@ -422,6 +440,9 @@ class PlannedScene(BaseModel):
     )
     references: list[str] = Field(
         default_factory=list, description="Storage keys of their reference images."
+    )
+    voice_asset: str | None = Field(
+        default=None, description="Storage key of the caller's own narration for this scene."
     )
 
 
@@ -664,6 +685,9 @@ class AssemblyClip(BaseModel):
     caption: str | None = None
     narration_text: str | None = None
     media: ClipMedia | None = None
+    voice_key: str | None = Field(
+        default=None, description="The caller's own narration for this scene (storage key)."
+    )
 
 
 class StitchInput(BaseModel):
@@ -684,6 +708,9 @@ class StitchInput(BaseModel):
     transition: str | None = None
     transition_seconds: float = 0.5
     clip_audio: Literal["keep", "duck", "drop"] = "duck"
+    voice_key: str | None = Field(
+        default=None, description="The caller's own narration for the whole video (storage key)."
+    )
 
 
 class StitchResult(BaseModel):

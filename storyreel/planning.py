@@ -60,6 +60,7 @@ class Beat:
     caption: str | None = None
     narration: str | None = None
     asset: str | None = None  # the caller's own video or image for this scene (storage key)
+    voice_asset: str | None = None  # the caller's own narration for it (storage key)
 
 
 def clip_lengths(pricing: ClipPricing | None) -> list[float] | None:
@@ -130,7 +131,14 @@ def plan_scenes(request: PlanInput) -> PlanResult:
     lengths = request.clip_lengths or None
     if request.scenes:
         given = [
-            Beat(scene.description, scene.duration, scene.caption, scene.narration, scene.asset)
+            Beat(
+                scene.description,
+                scene.duration,
+                scene.caption,
+                scene.narration,
+                scene.asset,
+                scene.voice_asset,
+            )
             for scene in request.scenes
         ]
         lengths = None  # the caller's own scenes are kept as written
@@ -193,6 +201,7 @@ def lay_out(
                 duration=duration,
                 start=round(start, 3),
                 asset=scene.asset,
+                voice_asset=scene.voice_asset,
             )
         )
         start += duration

@@ -93,6 +93,7 @@ def stitch_input(request: GenerationInput, state: GenerationState) -> StitchInpu
                 caption=scene.caption or scene.description,
                 narration_text=scene.narration or scene.description,
                 media=clip.media,
+                voice_key=scene.voice_asset,
             )
         )
     return StitchInput(
@@ -107,4 +108,5 @@ def stitch_input(request: GenerationInput, state: GenerationState) -> StitchInpu
         transition=request.transition,
         transition_seconds=request.transition_seconds,
         clip_audio=request.clip_audio,
+        voice_key=request.voice_asset,
     )

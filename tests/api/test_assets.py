@@ -19,7 +19,7 @@ from activities.providers import ClipProvider
 from storyreel import cli
 from storyreel.contracts import PLATFORMS, Platform
 from storyreel.settings import Settings, get_settings
-from tests.activities.media.helpers import make_clip
+from tests.activities.media.helpers import make_clip, samples, tone_level
 from tests.api.conftest import LiveApi, live_stack
 from tests.api.test_generations import poll_until
 from tests.fakes import CallLog, SleepyProvider
@@ -254,3 +254,51 @@ async def test_a_characters_reference_must_be_an_image_of_yours(
     async with live_api.new_user("mallory") as other:
         answer = await other.post("/v1/generations", json=body(image["id"]))
         assert answer.status_code == 422 and "no asset" in answer.json()["detail"]
+
+
+async def _finished(api: LiveApi, body: dict[str, object], path: Path) -> Path:
+    answer = await api.http.post("/v1/generations", json=body)
+    assert answer.status_code == 202, answer.text
+    gid = answer.json()["id"]
+    view = await poll_until(api, gid, {"completed", "failed"}, [])
+    assert view["status"] == "completed", view
+    got = await api.http.get(f"/v1/generations/{gid}/video", follow_redirects=True)
+    path.write_bytes(got.content)
+    return path
+
+
+async def test_own_narration_for_a_scene_and_for_the_whole_video(
+    live_api: LiveApi, tmp_path: Path
+) -> None:
+    scene_voice = (
+        await upload(live_api.http, _make(tmp_path / "a.m4a", "-f", "lavfi", "-i",
+                                          "sine=f=440:d=2", "-c:a", "aac"))
+    ).json()  # fmt: skip
+    run_voice = (
+        await upload(live_api.http, _make(tmp_path / "b.m4a", "-f", "lavfi", "-i",
+                                          "sine=f=660:d=9", "-c:a", "aac"))
+    ).json()  # fmt: skip
+    scenes = [{"description": f"Scene {n}", "duration": 2} for n in (1, 2, 3)]
+    base = {"title": "Voices", "platform": "youtube", "provider": "local",
+            "transition": "none", "clip_audio": "drop", "captions": False}  # fmt: skip
+    # Scene 2 says its own recording; no TTS anywhere (narration is off).
+    scenes[1]["voice_asset"] = scene_voice["id"]
+    one = await _finished(live_api, {**base, "scenes": scenes}, tmp_path / "one.mp4")
+    signal = samples(one)
+    assert tone_level(signal, 2.2, 3.8, 440) > 10 * tone_level(signal, 0.2, 1.8, 440)
+    assert tone_level(signal, 2.2, 3.8, 440) > 10 * tone_level(signal, 4.2, 5.8, 440)
+    # One recording over the whole video, from its start, cut at its end.
+    del scenes[1]["voice_asset"]
+    whole = {**base, "scenes": scenes, "voice_asset": run_voice["id"], "narration": True}
+    two = await _finished(live_api, whole, tmp_path / "two.mp4")
+    signal = samples(two)
+    quiet = tone_level(samples(one), 0.2, 1.8, 660)
+    for start in (0.2, 2.2, 4.2):
+        assert tone_level(signal, start, start + 1.6, 660) > 10 * max(quiet, 1.0)
+    assert ffmpeg.probe(two).duration == pytest.approx(6.0, abs=0.1)
+    # A picture is no narration.
+    image = (await upload(live_api.http, picture(tmp_path / "p.png"))).json()
+    answer = await live_api.http.post(
+        "/v1/generations", json={**base, "scenes": scenes, "voice_asset": image["id"]}
+    )
+    assert answer.status_code == 422 and "is image, not audio" in answer.json()["detail"]
