@@ -66,6 +66,8 @@ def test_every_field_but_the_excluded_ones_changes_the_key(tmp_path: Path) -> No
         "image": image,
         "provider": "fal",
         "clip_audio": "drop",
+        "draft": True,
+        "references": (other,),
     }
     keyed = {spec.name for spec in fields(ClipJob)} - ClipJob.NOT_IN_CACHE_KEY
     assert keyed == set(changed), "give each keyed field of ClipJob a changed value here"
@@ -77,6 +79,11 @@ def test_every_field_but_the_excluded_ones_changes_the_key(tmp_path: Path) -> No
     same = tmp_path / "same.png"
     same.write_bytes(b"first frame")
     assert clip_digest(job(tmp_path, image=image)) == clip_digest(job(tmp_path, image=same))
+    # References too, and a job without any keys as it did before they existed.
+    assert clip_digest(job(tmp_path, references=(image,))) == clip_digest(
+        job(tmp_path, references=(same,))
+    )
+    assert clip_digest(job(tmp_path, references=(), draft=False)) == base
 
 
 def test_the_excluded_fields_leave_the_key_alone(tmp_path: Path) -> None:
