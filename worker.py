@@ -26,9 +26,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.assembly import AssemblyActivities, FinishingOptions
 from activities.batches import BatchActivities
 from activities.clips import ClipActivities
+from activities.errors import ErrorMapper
 from activities.llm_planner import LLMPlanner
 from activities.media.audio import TTS, close_tts, make_tts
 from activities.notify import NotifyActivities
+from activities.own import OwnMaterialActivities
 from activities.planning import plan_generation
 from activities.providers import ClipProvider, ImageProvider, registry
 from activities.records import RecordActivities
@@ -120,10 +122,15 @@ def build_workers(
     work_root = settings.data_dir / "tmp"
     # Every worker of one release shares the build id (unversioned when none is set).
     versioning = deployment_config(settings.worker_build_id)
-    # What every worker of this process shares: its client, a graceful stop and the release's
-    # build id. (The clip workers' activities are async: they take no executor.)
+    # What every worker of this process shares: its client, a graceful stop, the release's
+    # build id, and the one mapper that hands every activity's StoryreelError to Temporal as an
+    # ApplicationError. (The clip workers' activities are async: they take no executor.)
     worker = functools.partial(
-        Worker, client, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN, deployment_config=versioning
+        Worker,
+        client,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        deployment_config=versioning,
+        interceptors=[ErrorMapper()],
     )
     # Activities that report progress: heartbeats (and their details, the live percent; and a
     # cancellation, the other way) cross within this, not 80 % of the heartbeat timeout.
@@ -163,6 +170,7 @@ def build_workers(
                 on_published=metrics or WorkerMetrics(),
             )
             storyboard = StoryboardActivities(storage, image_providers, work_root)
+            own = OwnMaterialActivities(storage, work_root, settings.ffmpeg_path)
             planner = llm_planner or build_llm_planner(settings)
             assert records is not None
             recorder = RecordActivities(records)
@@ -175,6 +183,7 @@ def build_workers(
                         storyboard.render_storyboard,
                         assembly.stitch_video,
                         assembly.publish_generation,
+                        own.use_asset,
                         recorder.record_generation,
                     ],
                     activity_executor=executor,

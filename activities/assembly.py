@@ -26,9 +26,9 @@ from temporalio import activity
 
 from activities.media import ffmpeg
 from activities.media.audio import TTS, EspeakTTS, SilentTTS, Soundtrack, speech_seconds
-from activities.media.export import check_duration, export, thumbnail
+from activities.media.export import MediaDetails, check_duration, export, thumbnail
 from activities.media.overlay import OverlayJob, OverlayReport, overlay_all
-from activities.media.stitch import TRANSITIONLESS, known_details, stitch
+from activities.media.stitch import TRANSITIONLESS, StitchReport, known_details, stitch
 from activities.media.words import Word, spread_words
 from storyreel.contracts import (
     PLATFORMS,
@@ -40,7 +40,7 @@ from storyreel.contracts import (
     StitchInput,
     StitchResult,
 )
-from storyreel.errors import BadInputError, StorageKeyError, StoryreelError
+from storyreel.errors import BadInputError, StorageKeyError
 from storyreel.keys import record_key, thumbnail_key, video_key
 from storyreel.storage import Storage
 
@@ -96,6 +96,25 @@ class _Steps:
             self.seconds[name] = round(time.monotonic() - began, 3)
 
 
+@dataclass(frozen=True)
+class _Captions:
+    """How a run's captions are drawn: on each clip (``paths`` are the captioned copies, and
+    ``overlay`` how), inline in the stitch's own pass, or not at all."""
+
+    paths: list[Path]
+    inline: bool
+    overlay: OverlayReport | None = None
+
+
+@dataclass(frozen=True)
+class _Delivered:
+    """The exported video and its thumbnail, in storage."""
+
+    key: str
+    thumbnail_key: str
+    info: MediaDetails
+
+
 def _crossfades(request: StitchInput, clips: int) -> bool:
     """Whether the join will crossfade (so re-encode every frame), as :func:`stitch` decides."""
     return clips > 1 and request.transition_seconds > 0 and request.transition not in TRANSITIONLESS
@@ -122,12 +141,6 @@ class AssemblyActivities:
     @activity.defn(name="stitch_video")
     def stitch_video(self, request: StitchInput) -> StitchResult:
         """Finish the video: captions, transitions, narration and music, platform export."""
-        try:
-            return self._assemble(request)
-        except StoryreelError as error:
-            raise error.to_application_error() from error
-
-    def _assemble(self, request: StitchInput) -> StitchResult:
         clips = request.clips
         if not clips:
             raise BadInputError("no clips to stitch")
@@ -138,107 +151,17 @@ class AssemblyActivities:
             workdir = Path(work)
             with steps("fetch"):
                 music = self._fetch_music(request.music, workdir)
-                paths = self._fetch_clips(clips, workdir)
-            # What the clip stage recorded holds for the files it probed (stitch checks each
-            # one's size before trusting it); a captioned clip is a new file, probed anew.
-            fetched = list(paths)
-            voice = self._voice(request)
-            spoken: list[Path | None] | None = None
-            if request.narration:
-                # Speech first: word captions follow the very audio that will be heard, and
-                # the stitch mixes it in its own pass.
-                with steps("speech"):
-                    spoken = self._speak(clips, voice, workdir)
-            words: list[tuple[Word, ...] | None] | None = None
-            if request.captions == "words":
-                words = self._word_times(clips, paths, spoken)
-            overlay: OverlayReport | None = None
-            captioned = request.captions and (words or any(clip.caption for clip in clips))
-            # A crossfade re-encodes every frame anyway: the captions are drawn in that same
-            # pass (one encode instead of one per clip plus the join's). Hard cuts, and word
-            # captions (a filter per word), keep the captioning encode per clip, in parallel.
-            inline = captioned and not words and _crossfades(request, len(clips))
-            if captioned and not inline:
-                with steps("overlay"):
-                    paths, overlay = self._captions(clips, paths, spec, workdir, words)
-            soundtrack = None
-            # Dropping the clips' own sound takes a mix too (of silence, in the same run).
-            if spoken is not None or music is not None or request.clip_audio == "drop":
-                soundtrack = Soundtrack(
-                    spoken or [], music, self.options.music_volume, clip_audio=request.clip_audio
-                )
-            with steps("stitch"):
-                joined = stitch(
-                    paths,
-                    workdir / "stitched.mp4",
-                    spec,
-                    transition=request.transition,
-                    transition_seconds=request.transition_seconds,
-                    on_progress=_progress("stitch"),
-                    exe=self.ffmpeg_exe,
-                    threads=self.options.threads,
-                    known=[
-                        known_details(clip.media) if path == original else None
-                        for clip, path, original in zip(clips, paths, fetched, strict=True)
-                    ],
-                    captions=[clip.caption for clip in clips] if inline else None,
-                    font=self.options.font,
-                    soundtrack=soundtrack,
-                )
-            # The poster frame is grabbed from the joined video while it is exported and
-            # uploaded (a seek and a decode off the critical path).
-            with ThreadPoolExecutor(1, thread_name_prefix="poster") as grabber:
-                poster = grabber.submit(
-                    thumbnail,
-                    joined.path,
-                    workdir / "thumbnail.jpg",
-                    joined.poster_at,
-                    exe=self.ffmpeg_exe,
-                )
-                with steps("export"):
-                    final = workdir / "video.mp4"
-                    info = export(
-                        joined.path,
-                        final,
-                        spec,
-                        on_progress=_progress("export"),
-                        exe=self.ffmpeg_exe,
-                        threads=self.options.threads,
-                        faststart=True,
-                        known=joined.output,
-                    )
-                    check_duration(info.duration, request.platform)
-                with steps("upload"):
-                    # The video goes up while the poster frame is still being grabbed.
-                    key = video_key(request.generation_id)
-                    self.storage.put_file(key, final)
-                with steps("thumbnail"):
-                    thumb_key = thumbnail_key(request.generation_id)
-                    self.storage.put_file(thumb_key, poster.result())
-        result = StitchResult(
-            key=key,
-            duration=info.duration,
-            width=info.width or spec.width,
-            height=info.height or spec.height,
-            stream_copy=joined.mode == "copy",
-            thumbnail_key=thumb_key,
-            mode=joined.mode,
-            overlay_mode="inline" if inline else overlay.mode if overlay else None,
-            overlay_seconds=round(overlay.seconds, 3) if overlay else 0.0,
-            fps=info.fps,
-            video_codec=info.video_codec,
-            audio_codec=info.audio_codec,
-            size_bytes=info.size_bytes,
-            bit_rate=info.bit_rate,
-            transition=joined.transition,
-            transition_seconds=joined.transition_seconds,
-            narration=request.narration,
-            music=music is not None,
-            step_seconds=steps.seconds,
-            warnings=[SILENT_NARRATION]
-            if request.narration and isinstance(self.tts, SilentTTS)
-            else [],
-        )
+                voice_over = None
+                if request.voice_key is not None:
+                    voice_over = workdir / "voice-over"
+                    self.storage.get_file(request.voice_key, voice_over)
+                fetched = self._fetch_clips(clips, workdir)
+            spoken = self._narrate(request, workdir, steps)
+            captions = self._caption(request, fetched, spoken, spec, workdir, steps)
+            soundtrack = self._soundtrack(request, spoken, music, voice_over)
+            joined = self._join(request, fetched, captions, soundtrack, spec, workdir, steps)
+            delivered = self._deliver(request, joined, spec, workdir, steps)
+        result = self._result(request, joined, delivered, captions, music is not None, steps)
         activity.logger.info(
             "assembled %s: %d clips, %.2f s, join %s, overlays %s, steps %s",
             request.generation_id,
@@ -249,6 +172,179 @@ class AssemblyActivities:
             ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps.seconds.items()),
         )
         return result
+
+    def _narrate(
+        self, request: StitchInput, workdir: Path, steps: _Steps
+    ) -> list[Path | None] | None:
+        """Speech first: word captions follow the very audio that will be heard, and the stitch
+        mixes it in its own pass. None when the request asks for no narration."""
+        own = [clip.voice_key for clip in request.clips]
+        if request.voice_key is not None or not (request.narration or any(own)):
+            return None  # the caller's whole-run narration (the soundtrack's), or none at all
+        voice = self._voice(request)
+        with steps("speech"):
+            spoken = self._speak(request.clips, voice, workdir) if request.narration else None
+        with steps("fetch"):
+            # The caller's own narration of a scene wins over the TTS voice's.
+            said: list[Path | None] = list(spoken or [None] * len(request.clips))
+            for index, key in enumerate(own):
+                if key is not None:
+                    recorded = workdir / f"voice-{index + 1:03d}"
+                    self.storage.get_file(key, recorded)
+                    said[index] = recorded
+            return said
+
+    def _caption(
+        self,
+        request: StitchInput,
+        fetched: list[Path],
+        spoken: list[Path | None] | None,
+        spec: PlatformSpec,
+        workdir: Path,
+        steps: _Steps,
+    ) -> _Captions:
+        """How the captions are drawn, and the clips to join (captioned copies, or as fetched).
+
+        A crossfade re-encodes every frame anyway: the captions are drawn in that same pass
+        (one encode instead of one per clip plus the join's). Hard cuts, and word captions (a
+        filter per word), keep the captioning encode per clip, in parallel."""
+        clips = request.clips
+        words = self._word_times(clips, fetched, spoken) if request.captions == "words" else None
+        captioned = bool(request.captions and (words or any(clip.caption for clip in clips)))
+        inline = captioned and not words and _crossfades(request, len(clips))
+        if not captioned or inline:
+            return _Captions(paths=fetched, inline=inline)
+        with steps("overlay"):
+            paths, overlay = self._captions(clips, fetched, spec, workdir, words)
+        return _Captions(paths=paths, inline=False, overlay=overlay)
+
+    def _soundtrack(
+        self,
+        request: StitchInput,
+        spoken: list[Path | None] | None,
+        music: Path | None,
+        voice_over: Path | None,
+    ) -> Soundtrack | None:
+        """What the stitch mixes in; dropping the clips' own sound takes a mix too (of silence,
+        in the same run)."""
+        if spoken is None and music is None and voice_over is None and request.clip_audio != "drop":
+            return None
+        return Soundtrack(
+            spoken or [],
+            music,
+            self.options.music_volume,
+            clip_audio=request.clip_audio,
+            voice_over=voice_over,
+        )
+
+    def _join(
+        self,
+        request: StitchInput,
+        fetched: list[Path],
+        captions: _Captions,
+        soundtrack: Soundtrack | None,
+        spec: PlatformSpec,
+        workdir: Path,
+        steps: _Steps,
+    ) -> StitchReport:
+        """The clips in scene order with the transition, in one FFmpeg run with the sound."""
+        clips = request.clips
+        with steps("stitch"):
+            return stitch(
+                captions.paths,
+                workdir / "stitched.mp4",
+                spec,
+                transition=request.transition,
+                transition_seconds=request.transition_seconds,
+                on_progress=_progress("stitch"),
+                exe=self.ffmpeg_exe,
+                threads=self.options.threads,
+                # What the clip stage recorded holds for the files it probed (stitch checks
+                # each one's size before trusting it); a captioned clip is a new file.
+                known=[
+                    known_details(clip.media) if path == original else None
+                    for clip, path, original in zip(clips, captions.paths, fetched, strict=True)
+                ],
+                captions=[clip.caption for clip in clips] if captions.inline else None,
+                font=self.options.font,
+                soundtrack=soundtrack,
+            )
+
+    def _deliver(
+        self,
+        request: StitchInput,
+        joined: StitchReport,
+        spec: PlatformSpec,
+        workdir: Path,
+        steps: _Steps,
+    ) -> _Delivered:
+        """Platform export, duration limit, upload, thumbnail. The poster frame is grabbed
+        from the joined video while it is exported and uploaded (off the critical path)."""
+        with ThreadPoolExecutor(1, thread_name_prefix="poster") as grabber:
+            poster = grabber.submit(
+                thumbnail,
+                joined.path,
+                workdir / "thumbnail.jpg",
+                joined.poster_at,
+                exe=self.ffmpeg_exe,
+            )
+            with steps("export"):
+                final = workdir / "video.mp4"
+                info = export(
+                    joined.path,
+                    final,
+                    spec,
+                    on_progress=_progress("export"),
+                    exe=self.ffmpeg_exe,
+                    threads=self.options.threads,
+                    faststart=True,
+                    known=joined.output,
+                )
+                check_duration(info.duration, request.platform)
+            with steps("upload"):
+                # The video goes up while the poster frame is still being grabbed.
+                key = video_key(request.generation_id)
+                self.storage.put_file(key, final)
+            with steps("thumbnail"):
+                thumb_key = thumbnail_key(request.generation_id)
+                self.storage.put_file(thumb_key, poster.result())
+        return _Delivered(key=key, thumbnail_key=thumb_key, info=info)
+
+    def _result(
+        self,
+        request: StitchInput,
+        joined: StitchReport,
+        delivered: _Delivered,
+        captions: _Captions,
+        music: bool,
+        steps: _Steps,
+    ) -> StitchResult:
+        spec = PLATFORMS[request.platform]
+        info, overlay = delivered.info, captions.overlay
+        return StitchResult(
+            key=delivered.key,
+            duration=info.duration,
+            width=info.width or spec.width,
+            height=info.height or spec.height,
+            stream_copy=joined.mode == "copy",
+            thumbnail_key=delivered.thumbnail_key,
+            mode=joined.mode,
+            overlay_mode="inline" if captions.inline else overlay.mode if overlay else None,
+            overlay_seconds=round(overlay.seconds, 3) if overlay else 0.0,
+            fps=info.fps,
+            video_codec=info.video_codec,
+            audio_codec=info.audio_codec,
+            size_bytes=info.size_bytes,
+            bit_rate=info.bit_rate,
+            transition=joined.transition,
+            transition_seconds=joined.transition_seconds,
+            narration=request.narration,
+            music=music,
+            step_seconds=steps.seconds,
+            warnings=[SILENT_NARRATION]
+            if request.narration and isinstance(self.tts, SilentTTS)
+            else [],
+        )
 
     def _fetch_music(self, key: str | None, workdir: Path) -> Path | None:
         """The music bed, fetched first: a wrong key fails before any encoding is paid for."""

@@ -7,7 +7,6 @@ from temporalio import activity
 
 from storyreel.contracts import ClaimInput, ClaimResult, CloseBatchInput
 from storyreel.db import Records
-from storyreel.errors import StoryreelError
 
 
 class BatchActivities:
@@ -18,16 +17,10 @@ class BatchActivities:
     def claim_batch_item(self, claim: ClaimInput) -> ClaimResult:
         """The item's prepared input with its placeholder record written, or no input while
         the owner runs as many generations as they may (runs on the executor)."""
-        try:
-            return self.records.claim_batch_item(
-                claim.batch_id, claim.position, claim.user_id, claim.max_running
-            )
-        except StoryreelError as error:
-            raise error.to_application_error() from error
+        return self.records.claim_batch_item(
+            claim.batch_id, claim.position, claim.user_id, claim.max_running
+        )
 
     @activity.defn(name="close_batch")
     def close_batch(self, close: CloseBatchInput) -> None:
-        try:
-            self.records.close_batch(close.batch_id, close.status)
-        except StoryreelError as error:
-            raise error.to_application_error() from error
+        self.records.close_batch(close.batch_id, close.status)

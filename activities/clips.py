@@ -40,7 +40,7 @@ from storyreel.contracts import (
     PredictionUpdate,
     SubmitResult,
 )
-from storyreel.errors import BadInputError, PredictionFailedError, StoryreelError
+from storyreel.errors import BadInputError, PredictionFailedError
 from storyreel.keys import clip_cache_key, clip_key
 from storyreel.settings import Price
 from storyreel.storage import Storage
@@ -77,21 +77,13 @@ class ClipActivities:
     async def submit_clip(self, request: ClipInput) -> SubmitResult:
         """Start the scene's prediction, asking the provider to call back (or reuse a cached
         clip); return at once: the workflow waits for the call, no worker slot does."""
-        info = activity.info()
-        try:
-            return await self._submit(request, info.heartbeat_details)
-        except StoryreelError as error:
-            raise error.to_application_error(attempt=info.attempt) from error
+        return await self._submit(request, activity.info().heartbeat_details)
 
     @activity.defn(name="check_prediction")
     async def check_prediction(self, request: CheckInput) -> PredictionUpdate:
         """One read of a prediction's status: the slow poll behind a webhook that may be lost."""
-        info = activity.info()
-        try:
-            provider = self._provider(request.provider)
-            return await provider.check(request.prediction_id, request.model)
-        except StoryreelError as error:
-            raise error.to_application_error(attempt=info.attempt) from error
+        provider = self._provider(request.provider)
+        return await provider.check(request.prediction_id, request.model)
 
     @activity.defn(name="cancel_prediction")
     async def cancel_prediction(self, request: CheckInput) -> None:
@@ -104,23 +96,14 @@ class ClipActivities:
     async def describe_model(self, request: DescribeModelInput) -> DescribeModelResult:
         """The model as this worker's clips will take it (lengths, sound, inputs): read before
         the first clip, so the run is quoted at the seconds the provider will bill."""
-        info = activity.info()
-        try:
-            provider = self._provider(request.provider)
-            return DescribeModelResult(
-                spec=await self._spec(request.provider, request.model, provider)
-            )
-        except StoryreelError as error:
-            raise error.to_application_error(attempt=info.attempt) from error
+        provider = self._provider(request.provider)
+        return DescribeModelResult(spec=await self._spec(request.provider, request.model, provider))
 
     @activity.defn(name="generate_clip")
     async def generate_clip(self, request: ClipInput) -> ClipResult:
         """Generate one scene's clip (or reuse an identical one), store it, return its key."""
         info = activity.info()
-        try:
-            return await self._generate(request, info.attempt, info.heartbeat_details)
-        except StoryreelError as error:
-            raise error.to_application_error(attempt=info.attempt) from error
+        return await self._generate(request, info.attempt, info.heartbeat_details)
 
     def _provider(self, name: str) -> ClipProvider:
         provider = self.providers.get(name)
@@ -139,7 +122,7 @@ class ClipActivities:
             job = await self._job(
                 request, Path(work), await self._spec(request.provider, request.model, provider)
             )
-            cache_key = await self._cache_key(request, job)
+            cache_key = await self._cache_key(job)
             if request.use_cache and await asyncio.to_thread(self.storage.exists, cache_key):
                 cached = await self._from_cache(request, job, cache_key, started, 1)
                 return SubmitResult(cached=cached)
@@ -157,21 +140,9 @@ class ClipActivities:
             self._beat(ClipStatus.processing, 0.0, prediction_id)
             return SubmitResult(prediction_id=prediction_id, calls_back=target is not None)
 
-    async def _cache_key(self, request: ClipInput, job: ClipJob) -> str:
-        return clip_cache_key(
-            await asyncio.to_thread(
-                clip_digest,
-                provider=request.provider,
-                model=request.model,
-                prompt=job.prompt,
-                text=job.text,
-                duration=job.duration,
-                platform=job.platform,
-                seed=job.seed,
-                image=job.image,
-                audio=request.clip_audio,
-            )
-        )
+    @staticmethod
+    async def _cache_key(job: ClipJob) -> str:
+        return clip_cache_key(await asyncio.to_thread(clip_digest, job))
 
     async def _from_cache(
         self, request: ClipInput, job: ClipJob, cache_key: str, started: float, attempt: int
@@ -205,7 +176,7 @@ class ClipActivities:
             job = await self._job(
                 request, Path(work), await self._spec(request.provider, request.model, provider)
             )
-            cache_key = await self._cache_key(request, job)
+            cache_key = await self._cache_key(job)
             if (
                 request.use_cache
                 and request.prediction_id is None
@@ -242,7 +213,11 @@ class ClipActivities:
             cost = self.price_of(request.provider, request.model).cost(
                 billed, output.predict_time, audio=sound
             )
-        warnings = clip_warnings(job.spec, job.clip_id, job.image is not None) if job.spec else []
+        warnings = (
+            clip_warnings(job.spec, job.clip_id, job.image is not None, bool(job.references))
+            if job.spec
+            else []
+        )
         if (stretched := fitted.warning(f"clip {job.clip_id}")) is not None:
             warnings.append(stretched)
         return ClipResult(
@@ -306,6 +281,11 @@ class ClipActivities:
         if request.image_key:
             image = workdir / "reference.png"
             await asyncio.to_thread(self.storage.get_file, request.image_key, image)
+        references = []
+        for number, key in enumerate(request.scene.references):
+            local = workdir / f"character-{number}.png"
+            await asyncio.to_thread(self.storage.get_file, key, local)
+            references.append(local)
         return ClipJob(
             generation_id=request.generation_id,
             clip_id=request.clip_id,
@@ -319,6 +299,10 @@ class ClipActivities:
             workdir=workdir,
             spec=spec,
             audio=request.clip_audio != "drop",
+            provider=request.provider,
+            clip_audio=request.clip_audio,
+            references=tuple(references),
+            draft=request.draft,
         )
 
     async def _follow(

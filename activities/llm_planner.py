@@ -31,7 +31,6 @@ from storyreel.errors import (
     ProviderRefusedError,
     ProviderRejectedError,
     ProviderThrottledError,
-    StoryreelError,
 )
 from storyreel.planning import (
     MAX_SCENE_SECONDS,
@@ -58,6 +57,16 @@ class PlannerThrottledError(ProviderThrottledError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def to_application_error(self, **details: object) -> ApplicationError:
+        # Retried as any throttling; the next attempt waits as long as the endpoint asked.
+        wait = self.retry_after
+        return ApplicationError(
+            str(self),
+            details or None,
+            type=ProviderThrottledError.__name__,
+            next_retry_delay=timedelta(seconds=wait) if wait is not None else None,
+        )
 
 
 class LLMScene(BaseModel):
@@ -238,19 +247,7 @@ class LLMPlanner:
     @activity.defn(name="plan_with_llm")
     async def plan_with_llm(self, request: PlanInput) -> PlanResult:
         """Ask the chat model for the plan; validate it; hold it to the planner's rules."""
-        try:
-            result = await self.plan(request)
-        except PlannerThrottledError as error:
-            # The next attempt waits as long as the endpoint asked (Retry-After).
-            wait = error.retry_after
-            raise ApplicationError(
-                str(error),
-                type=ProviderThrottledError.__name__,
-                next_retry_delay=timedelta(seconds=wait) if wait is not None else None,
-            ) from error
-        except StoryreelError as error:
-            attempt = activity.info().attempt
-            raise error.to_application_error(attempt=attempt) from error
+        result = await self.plan(request)
         for warning in result.warnings:
             activity.logger.warning(
                 "plan of %s: %s",

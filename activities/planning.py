@@ -5,17 +5,13 @@ from __future__ import annotations
 from temporalio import activity
 
 from storyreel.contracts import PlanInput, PlanResult
-from storyreel.errors import BadInputError
 from storyreel.planning import plan_scenes
 
 
 @activity.defn(name="plan_generation")
 async def plan_generation(request: PlanInput) -> PlanResult:
     """Turn the request into beats (cheap, pure CPU: fine on the event loop)."""
-    try:
-        result = plan_scenes(request)
-    except BadInputError as error:
-        raise error.to_application_error() from error
+    result = plan_scenes(request)
     if len(result.scenes) < result.planned_count:
         activity.logger.warning(
             "beat count truncated for %s: %d planned, %d kept (duration %s s)",

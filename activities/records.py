@@ -6,7 +6,6 @@ from temporalio import activity
 
 from storyreel.contracts import RecordInput
 from storyreel.db import Records
-from storyreel.errors import StoryreelError
 
 
 class RecordActivities:
@@ -21,19 +20,16 @@ class RecordActivities:
         and a charge is entered once per key, so retries never double-count.
         """
         state = request.state
-        try:
-            written = self.records.upsert_generation(
-                state, user_id=request.user_id, request=request.request
+        written = self.records.upsert_generation(
+            state, user_id=request.user_id, request=request.request
+        )
+        if request.charge is not None and request.charge.amount > 0:
+            self.records.record_cost(
+                request.user_id,
+                state.generation_id,
+                request.charge.clip_id,
+                request.charge.amount,
+                request.charge.key,
+                billed_seconds=request.charge.billed_seconds,
             )
-            if request.charge is not None and request.charge.amount > 0:
-                self.records.record_cost(
-                    request.user_id,
-                    state.generation_id,
-                    request.charge.clip_id,
-                    request.charge.amount,
-                    request.charge.key,
-                    billed_seconds=request.charge.billed_seconds,
-                )
-        except StoryreelError as error:
-            raise error.to_application_error() from error
         return written

@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from temporalio.client import Client
 
-from api import batch_routes, metrics, notify_routes, routes, session, webhooks
+from api import asset_routes, batch_routes, metrics, notify_routes, routes, session, webhooks
+from api.assets import Uploads
 from api.auth import RequestLimiter
 from api.batches import Batches
 from api.cookies import SessionSigner, session_secret
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         app.state.limiter = RequestLimiter(settings.requests_per_minute)
         app.state.generations = Generations(temporal, settings, storage, records)
         app.state.batches = Batches(temporal, settings, storage, records)
+        app.state.uploads = Uploads(temporal, settings, storage, records)
         app.state.deliveries = deliveries_from_settings(settings, temporal, records)
         app.state.notifications = Notifications(temporal, settings, storage, records)
         secret = await asyncio.to_thread(session_secret, settings)
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     # Before the providers' POST /v1/webhooks/{provider}: /secret is not a provider.
     app.include_router(notify_routes.secrets)
     app.include_router(notify_routes.deliveries)
+    app.include_router(asset_routes.router)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(session.router)

@@ -10,7 +10,7 @@ from temporalio.common import Priority, SearchAttributePair, TypedSearchAttribut
 from temporalio.service import RPCError
 
 from api.service import Service
-from api.validation import check_request, check_webhook, parse_item
+from api.validation import check_request, check_webhook, parse_item, resolve_assets
 from api.views import BatchBody, BatchList, BatchSummary, BatchView, batch_links
 from storyreel.contracts import (
     BATCH_WORKFLOW_NAME,
@@ -39,7 +39,7 @@ class Batches(Service):
         inputs = []
         for index, raw in enumerate(body.items):
             where = f"items[{index}]"
-            request = parse_item(raw, where)
+            request = resolve_assets(parse_item(raw, where), self.records, user_id, f"{where}.")
             check_request(request, self.settings, self.storage, f"{where}.")
             inputs.append(
                 prepare(request, self.settings, priority=RunPriority.batch, user_id=user_id)

@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from api.assets import Uploads
 from api.batches import Batches
 from api.deliveries import Deliveries
 from api.notify import Notifications
@@ -35,3 +36,4 @@ RecordsDep = Annotated[Records, Depends(app_state("records", Records))]
 SettingsDep = Annotated[Settings, Depends(app_state("settings", Settings))]
 GenerationsDep = Annotated[Generations, Depends(app_state("generations", Generations))]
 NotificationsDep = Annotated[Notifications, Depends(app_state("notifications", Notifications))]
+UploadsDep = Annotated[Uploads, Depends(app_state("uploads", Uploads))]

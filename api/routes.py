@@ -18,6 +18,7 @@ from api.service import MAX_WAIT_SECONDS, Generations, fingerprint
 from api.views import (
     Accepted,
     ActionAccepted,
+    FinalizeBody,
     GenerationList,
     GenerationView,
     Links,
@@ -232,6 +233,31 @@ async def edit_scene(
     edit = SceneEdit.model_validate({"index": scene, **body.model_dump(exclude_unset=True)})
     await generations.edit_scene(generation_id, owner_id(user), edit)
     return ActionAccepted(id=generation_id, action="edit_scene", clip_id=scene)
+
+
+@router.post(
+    "/{generation_id}/finalize",
+    status_code=202,
+    response_model=Accepted,
+    responses={
+        404: {"description": "No such generation, or no such scene in it."},
+        409: {"description": "The run is not a completed draft."},
+    },
+)
+async def finalize_generation(
+    generation_id: GenerationId,
+    user: UserDep,
+    settings: SettingsDep,
+    generations: GenerationsDep,
+    body: FinalizeBody | None = None,
+) -> Accepted:
+    """Make the final of a completed draft (``quality: "draft"``): a new run (its id is the
+    draft's with ``-final``) on the draft's plan, storyboard and seed. The scenes listed in
+    ``scenes`` (default: all) get final clips; the others keep the draft's clip, paid nothing
+    more. The draft's ``final_quote`` said what this costs. Finalizing again is the same run."""
+    remake = body.scenes if body else None
+    started = await generations.finalize(generation_id, owner_id(user), user.name, remake)
+    return Accepted(id=started, status=GenerationStatus.queued, links=_links(settings, started))
 
 
 async def _file(

@@ -22,7 +22,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import metrics
-from api.validation import check_language, check_request
+from api.validation import check_language, check_request, resolve_assets
 from api.views import GenerationList, Links, links_for, summary_view
 from storyreel.contracts import (
     CLIP_ACTIVITY_PREFIX,
@@ -35,6 +35,7 @@ from storyreel.contracts import (
     GenerationStatus,
     RetryClipRequest,
     SceneEdit,
+    SceneIn,
 )
 from storyreel.db import Records, placeholder_state
 from storyreel.errors import BadInputError, ConflictError, NotFoundError, RateLimitedError
@@ -104,17 +105,28 @@ class Generations(Service):
     """
 
     async def start(
-        self, request: GenerationRequest, user_id: int, user: str, idempotency_key: str | None
+        self,
+        request: GenerationRequest,
+        user_id: int,
+        user: str,
+        idempotency_key: str | None,
+        *,
+        workflow_id: str | None = None,
+        extra: dict[str, object] | None = None,
     ) -> Started:
         """Start a generation for the caller: its id and what its clips will be billed.
 
         Refused before anything starts: an unknown provider, a too-long video, a music bed that
         does not exist, an uninstalled language (422), or the caller's running limit (429). The
-        same idempotency key again is the same generation, started once.
+        same idempotency key again is the same generation, started once. ``workflow_id`` and
+        ``extra`` (workflow input the service sets itself) are a final's, from ``finalize``;
+        its request is the service's own, its storage keys already resolved.
         """
+        if workflow_id is None:
+            request = await asyncio.to_thread(resolve_assets, request, self.records, user_id)
         quoted = await asyncio.to_thread(check_request, request, self.settings, self.storage)
         await asyncio.to_thread(check_language, request)
-        workflow_id = generation_id(idempotency_key, str(user_id))
+        workflow_id = workflow_id or generation_id(idempotency_key, str(user_id))
         existing = await asyncio.to_thread(self.records.get_generation, workflow_id, user_id)
         if existing is None:
             await self._check_quota(user_id)
@@ -125,12 +137,75 @@ class Generations(Service):
                 request=request.model_dump(mode="json"),
             )
         handle = await start_generation(
-            self.client, self.settings, request, workflow_id=workflow_id, user_id=user_id, user=user
+            self.client,
+            self.settings,
+            request,
+            workflow_id=workflow_id,
+            user_id=user_id,
+            user=user,
+            extra=extra,
         )
         if existing is None:
             metrics.generation_started(request.platform.value)
         log.info("generation %s started for user %d", handle.id, user_id)
         return Started(handle.id, quoted)
+
+    async def finalize(
+        self, generation_id: str, user_id: int, user: str, remake: list[int] | None
+    ) -> str:
+        """Start the final of the caller's completed draft; the final's id.
+
+        The final is the draft's request at final quality on the draft's plan (its scenes as
+        planned, explicit now), storyboard and seed. The scenes in ``remake`` (default: every
+        one) get final clips; the others keep the draft's clip, paid nothing more. 409 unless
+        the run is a completed draft; finalizing again is the same final.
+        """
+        state = await self.record(generation_id, user_id)
+        if state.quality != "draft":
+            raise ConflictError(f"generation {generation_id} is not a draft")
+        if state.status is not GenerationStatus.completed:
+            raise ConflictError(
+                f"draft {generation_id} is {state.status.value}: only a completed draft is "
+                "finalized"
+            )
+        indexes = {scene.index for scene in state.scenes}
+        chosen = set(remake) if remake is not None else indexes
+        if unknown := sorted(chosen - indexes):
+            raise NotFoundError(f"draft {generation_id} has no scene {unknown[0]}")
+        raw = await asyncio.to_thread(self.records.generation_request, generation_id, user_id)
+        if raw is None:
+            raise NotFoundError(f"no generation {generation_id!r}")
+        scenes = []
+        for scene in state.scenes:
+            clip = state.clip(scene.index)
+            kept = scene.index not in chosen and clip is not None and clip.key
+            scenes.append(
+                SceneIn(
+                    description=scene.description,
+                    duration=scene.duration,
+                    caption=scene.caption,
+                    narration=scene.narration,
+                    asset=clip.key if kept and clip is not None else scene.asset,
+                )
+            )
+        final = GenerationRequest.model_validate(
+            {
+                **raw,
+                "quality": "final",
+                "script": None,
+                "scenes": [scene.model_dump(exclude_none=True) for scene in scenes],
+                "planner": "rules",
+                "review": None,
+            }
+        )
+        extra: dict[str, object] = {
+            "storyboards": state.storyboard_keys,
+            "draft_of": generation_id,
+        }
+        started = await self.start(
+            final, user_id, user, None, workflow_id=f"{generation_id}-final", extra=extra
+        )
+        return started.id
 
     async def _check_quota(self, user_id: int) -> None:
         limit = self.settings.max_running_generations

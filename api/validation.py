@@ -6,7 +6,9 @@ import re
 
 from pydantic import ValidationError
 
+from storyreel.assets import ASSETS_PREFIX, AssetKind, is_asset_id
 from storyreel.contracts import PLATFORMS, GenerationRequest, PlanInput
+from storyreel.db import Records
 from storyreel.errors import BadInputError
 from storyreel.fonts import INSTALL_HINT, missing_glyphs
 from storyreel.notify import TargetRefusedError, checked_target
@@ -99,7 +101,8 @@ def check_billing(request: GenerationRequest, settings: Settings) -> Quote:
     pricing = pricing_for(
         settings, request.provider, request.model, audio=request.clip_audio != "drop"
     )
-    quoted = quote(pricing, planned_lengths(request, pricing))
+    own = {index for index, scene in enumerate(request.scenes or [], start=1) if scene.asset}
+    quoted = quote(pricing, planned_lengths(request, pricing), own)
     limit = PLATFORMS[request.platform].max_duration
     problem = refusal(quoted, request.platform.value, limit, request.budget)
     if problem is not None:
@@ -156,3 +159,67 @@ def check_language(request: GenerationRequest) -> None:
             f"language: {request.language!r} is not an installed espeak-ng voice; "
             f"installed: {', '.join(sorted(installed))}"
         )
+
+
+AUDIO = frozenset({AssetKind.audio})
+PICTURES = frozenset({AssetKind.video, AssetKind.image})
+IMAGES = frozenset({AssetKind.image})
+
+
+def resolve_assets(
+    request: GenerationRequest, records: Records, user_id: int, where: str = ""
+) -> GenerationRequest:
+    """``request`` with each asset id it names (``music``, a scene's ``asset``) replaced by
+    that asset's storage key, so the workflow only sees storage keys; ``BadInputError`` for an
+    id that is not the caller's asset, an asset of the wrong kind, or a storage key given
+    where an asset id belongs (a key could name someone else's upload). Blocking (reads)."""
+    changes: dict[str, object] = {}
+    if request.music is not None and request.music.startswith(ASSETS_PREFIX):
+        raise BadInputError(f"{where}music: give the asset's id (ast-...), not its storage key")
+    if request.music is not None and is_asset_id(request.music):
+        changes["music"] = _owned(records, request.music, user_id, f"{where}music", AUDIO)
+    if request.voice_asset is not None:
+        field = f"{where}voice_asset"
+        changes["voice_asset"] = _owned(
+            records, _id(request.voice_asset, field), user_id, field, AUDIO
+        )
+    if any(scene.asset or scene.voice_asset for scene in request.scenes or []):
+        scenes = []
+        for index, scene in enumerate(request.scenes or []):
+            update = {}
+            for name, kinds in (("asset", PICTURES), ("voice_asset", AUDIO)):
+                value = getattr(scene, name)
+                if value is not None:
+                    field = f"{where}scenes[{index}].{name}"
+                    update[name] = _owned(records, _id(value, field), user_id, field, kinds)
+            scenes.append(scene.model_copy(update=update) if update else scene)
+        changes["scenes"] = scenes
+    if any(character.assets for character in request.characters):
+        characters = []
+        for index, character in enumerate(request.characters):
+            keys = []
+            for number, asset in enumerate(character.assets):
+                field = f"{where}characters[{index}].assets[{number}]"
+                keys.append(_owned(records, _id(asset, field), user_id, field, IMAGES))
+            characters.append(character.model_copy(update={"assets": keys}))
+        changes["characters"] = characters
+    return request.model_copy(update=changes) if changes else request
+
+
+def _id(value: str, field: str) -> str:
+    """``value`` when it is an asset id; a storage key (it could be anyone's) is refused."""
+    if not is_asset_id(value):
+        raise BadInputError(f"{field}: give the asset's id (ast-...) from /v1/assets")
+    return value
+
+
+def _owned(
+    records: Records, asset_id: str, user_id: int, field: str, kinds: frozenset[AssetKind]
+) -> str:
+    row = records.assets.get(asset_id, user_id)
+    if row is None:
+        raise BadInputError(f"{field}: no asset {asset_id!r} of yours (upload it to /v1/assets)")
+    if row.kind not in kinds:
+        wanted = " or ".join(sorted(kinds))
+        raise BadInputError(f"{field}: asset {asset_id} is {row.kind}, not {wanted}")
+    return row.key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -105,6 +105,24 @@ class SceneView(BaseModel):
     caption: str
     duration: float
     storyboard_url: str | None = None
+    characters: list[str] = Field(
+        default_factory=list, description="The request's characters this scene names."
+    )
+    references: list[str] = Field(
+        default_factory=list, description="Their reference images (asset ids) its clip was given."
+    )
+    asset: str | None = Field(
+        default=None, description="The asset id of your own video or image shown instead."
+    )
+
+
+class FinalizeBody(BaseModel):
+    scenes: list[Annotated[int, Field(ge=1, le=10_000)]] | None = Field(
+        default=None,
+        max_length=200,
+        description="The scenes to make final (1-based); the others keep the draft's clip. "
+        "Default: every scene.",
+    )
 
 
 class RetryBody(BaseModel):
@@ -142,6 +160,9 @@ def scene_view(scene: PlannedScene, state: GenerationState, base: str) -> SceneV
         caption=scene.caption or scene.description,
         duration=scene.duration,
         storyboard_url=url,
+        characters=scene.characters,
+        references=[key.rsplit("/", 1)[-1] for key in scene.references],
+        asset=scene.asset.rsplit("/", 1)[-1] if scene.asset else None,
     )
 
 

@@ -380,6 +380,33 @@ def edit(
     console.print(f"Scene {scene} of {generation_id} is being changed")
 
 
+def _asset_line(asset: dict[str, Any]) -> str:
+    length = f"{asset['duration']:g} s" if asset.get("duration") else ""
+    size = f"{asset['width']}x{asset['height']}" if asset.get("width") else ""
+    facts = "  ".join(part for part in (asset["kind"], length, size, asset["name"]) if part)
+    return f"{asset['id']}  {facts}"
+
+
+@app.command()
+def upload(
+    file: Annotated[
+        Path, typer.Argument(help="An image, video or sound file.", exists=True, dir_okay=False)
+    ],
+) -> None:
+    """Upload your own picture, footage or sound; prints the asset id to give as a scene's
+    ``asset`` (video, image) or as ``music`` (sound)."""
+    with file.open("rb") as handle:
+        asset = Api()("POST", "/v1/assets", files={"file": (file.name, handle)})
+    console.print(_asset_line(asset))
+
+
+@app.command()
+def assets() -> None:
+    """List your uploaded assets, newest first."""
+    for asset in Api()("GET", "/v1/assets"):
+        console.print(_asset_line(asset))
+
+
 @app.command()
 def cancel(generation_id: Annotated[str, typer.Argument(help="Generation id.")]) -> None:
     """Cancel a generation."""

@@ -138,6 +138,14 @@ class Stage(StrEnum):
 # Request
 
 
+# An asset id from the API; once the API has resolved it, its storage key.
+# (A final made from a draft keeps a draft's clip as it is: that clip's storage key.)
+ASSET_PATTERN = (
+    r"^(ast-[0-9a-f]{24}|assets/[0-9]+/ast-[0-9a-f]{24}"
+    r"|generations/[A-Za-z0-9_-]+/clips/[0-9]+\.mp4)$"
+)
+
+
 class SceneIn(BaseModel):
     """A scene given explicitly by the caller."""
 
@@ -146,6 +154,57 @@ class SceneIn(BaseModel):
     description: Annotated[str, Field(min_length=1, max_length=2000)]
     duration: Annotated[float, Field(ge=2.0, le=10.0, description="Seconds, 2-10.")]
     caption: Annotated[str | None, Field(max_length=300)] = None
+    narration: Annotated[
+        str | None, Field(max_length=2000, description="What is said; default: the description.")
+    ] = None
+    asset: Annotated[
+        str | None,
+        Field(
+            max_length=300,
+            pattern=ASSET_PATTERN,
+            description="An uploaded video or image (its id from POST /v1/assets) shown in "
+            "this scene instead of a generated clip: a video trimmed or held to the scene, an "
+            "image with a gentle pan. Nothing is paid for it; it is captioned and narrated like "
+            "any other scene.",
+        ),
+    ] = None
+    voice_asset: Annotated[
+        str | None,
+        Field(
+            max_length=300,
+            pattern=ASSET_PATTERN,
+            description="Your own recorded narration for this scene (a sound's asset id), said "
+            "instead of the TTS voice (cut with a fade where the scene ends).",
+        ),
+    ] = None
+
+
+class Character(BaseModel):
+    """Someone (or something) who must look the same in every scene that names them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=60,
+            pattern=r"^[^\n]+$",
+            description="As the script names them; a scene mentioning it shows them.",
+        ),
+    ]
+    description: Annotated[
+        str,
+        Field(min_length=1, max_length=500, description="How they look, kept in their scenes."),
+    ]
+    assets: Annotated[
+        list[Annotated[str, Field(max_length=300, pattern=ASSET_PATTERN)]],
+        Field(
+            max_length=3,
+            description="Reference images (asset ids from POST /v1/assets): sent to models that "
+            "take reference images, and drawn into the storyboards the others start from.",
+        ),
+    ] = []
 
 
 class TaskQueues(BaseModel):
@@ -224,6 +283,29 @@ class GenerationRequest(BaseModel):
         description="Speak each scene's narration (its description without one) over it "
         "(the worker's TTS).",
     )
+    voice_asset: Annotated[
+        str | None,
+        Field(
+            max_length=300,
+            pattern=ASSET_PATTERN,
+            description="Your own recorded narration for the whole video (a sound's asset id), "
+            "from its start, instead of any TTS voice; cut where the video ends.",
+        ),
+    ] = None
+    quality: Literal["final", "draft"] = Field(
+        default="final",
+        description="'draft': every clip at the cheapest setting the model offers (its fast "
+        "sibling, its lowest resolution, no model sound), to review before paying for finals "
+        "with POST /v1/generations/{id}/finalize, which keeps the draft's plan and storyboard.",
+    )
+    characters: Annotated[
+        list[Character],
+        Field(
+            max_length=8,
+            description="Characters kept the same across scenes: each scene naming one keeps "
+            "their description in its prompt and storyboard, and gets their reference images.",
+        ),
+    ] = []
     language: Annotated[
         str | None,
         Field(
@@ -241,8 +323,9 @@ class GenerationRequest(BaseModel):
         str | None,
         Field(
             max_length=500,
-            description="Storage key of a music bed (e.g. 'music/harbour.mp3'), ducked under "
-            "the narration; none by default.",
+            description="A music bed, ducked under the narration: an uploaded sound's asset "
+            "id (ast-..., from POST /v1/assets) or a storage key (e.g. 'music/harbour.mp3'); "
+            "none by default.",
         ),
     ] = None
     transition: Annotated[
@@ -348,6 +431,14 @@ class GenerationInput(GenerationRequest):
         description="How the clip provider bills: its clip lengths and price (the budget books "
         "billed seconds).",
     )
+    final_pricing: ClipPricing | None = Field(
+        default=None, description="A draft's: how its final clips would be billed."
+    )
+    storyboards: list[str] = Field(
+        default_factory=list,
+        description="A final's: its draft's storyboard images (storage keys), used as drawn.",
+    )
+    draft_of: str | None = Field(default=None, description="A final's draft (its id).")
     review_window_seconds: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
     webhook_url: str | None = Field(
         default=None,
@@ -376,6 +467,21 @@ class PlannedScene(BaseModel):
     duration: float
     start: float
     narration: str | None = Field(default=None, description="What is said; default: description.")
+    asset: str | None = Field(
+        default=None, description="Storage key of the caller's own video or image shown here."
+    )
+    characters: list[str] = Field(
+        default_factory=list, description="The request's characters this scene names."
+    )
+    cast: str | None = Field(
+        default=None, description="Their descriptions, as the prompt and storyboard carry them."
+    )
+    references: list[str] = Field(
+        default_factory=list, description="Storage keys of their reference images."
+    )
+    voice_asset: str | None = Field(
+        default=None, description="Storage key of the caller's own narration for this scene."
+    )
 
 
 class SceneChanges(BaseModel):
@@ -410,6 +516,9 @@ class PlanInput(BaseModel):
     language: str | None = None
     consistency_context: str = Field(
         default="", description="The request's own context, for the LLM planner to keep to."
+    )
+    characters: list[Character] = Field(
+        default_factory=list, description="Whose descriptions the scenes naming them keep."
     )
     clip_lengths: list[float] | None = Field(
         default=None,
@@ -463,6 +572,7 @@ class ClipInput(BaseModel):
     image_key: str | None = None
     use_cache: bool = True
     clip_audio: Literal["keep", "duck", "drop"] = "duck"
+    draft: bool = Field(default=False, description="At the model's cheapest resolution.")
     webhook_url: str | None = Field(
         default=None, description="Where the provider calls back (submit_clip only)."
     )
@@ -483,6 +593,17 @@ class CheckInput(BaseModel):
     provider: str
     model: str
     prediction_id: str
+
+
+class OwnClipInput(BaseModel):
+    """Input of ``use_asset``: the caller's own video or image made into one scene's clip."""
+
+    generation_id: str
+    clip_id: int
+    asset: str = Field(description="The asset's storage key.")
+    duration: float
+    platform: Platform
+    clip_audio: Literal["keep", "duck", "drop"] = "duck"
 
 
 class DescribeModelInput(BaseModel):
@@ -602,6 +723,9 @@ class AssemblyClip(BaseModel):
     caption: str | None = None
     narration_text: str | None = None
     media: ClipMedia | None = None
+    voice_key: str | None = Field(
+        default=None, description="The caller's own narration for this scene (storage key)."
+    )
 
 
 class StitchInput(BaseModel):
@@ -622,6 +746,9 @@ class StitchInput(BaseModel):
     transition: str | None = None
     transition_seconds: float = 0.5
     clip_audio: Literal["keep", "duck", "drop"] = "duck"
+    voice_key: str | None = Field(
+        default=None, description="The caller's own narration for the whole video (storage key)."
+    )
 
 
 class StitchResult(BaseModel):
@@ -808,6 +935,11 @@ class GenerationFields(GenerationHeadline):
         description="The clips as the provider bills them (each scene at the length the model "
         "makes), priced before any clip is made.",
     )
+    quality: Literal["final", "draft"] = "final"
+    final_quote: Quote | None = Field(
+        default=None, description="A draft's: what its final clips will cost (finalize)."
+    )
+    draft_of: str | None = Field(default=None, description="A final's draft.")
 
 
 class GenerationState(GenerationFields):

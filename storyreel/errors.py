@@ -14,8 +14,10 @@
         ├── ProviderRejectedError the provider refused the request (auth, model, input)
         └── ProviderThrottledError still rate limited after the client's own retries
 
-Activities turn these into ``ApplicationError`` with ``type`` = the class name and
-``non_retryable`` from the class, so retry policies can name them. An error is final unless its
+Activities raise these as they are; one worker interceptor (``activities.errors.ErrorMapper``,
+on every worker ``worker.py`` builds) turns them into ``ApplicationError`` with ``type`` = the
+class name (``to_application_error``; a subclass may say otherwise) and ``non_retryable`` from
+the class, so retry policies can name them. An error is final unless its
 class says it is worth another try (``retryable``): FFmpeg and provider trouble.
 """
 

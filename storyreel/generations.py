@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -15,6 +17,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from storyreel.catalogue import lookup
 from storyreel.contracts import (
     WORKFLOW_NAME,
     GenerationInput,
@@ -59,6 +62,15 @@ def prepare(
     fields["clip_pricing"] = pricing_for(
         settings, request.provider, request.model, audio=request.clip_audio != "drop"
     )
+    if request.quality == "draft":
+        # The cheapest clips the model offers: its fast sibling where the catalogue names one,
+        # without the model's own sound (and at its lowest resolution, per clip); the quote
+        # also says what the finals will cost.
+        spec = lookup(request.provider, request.model)
+        fields["model"] = spec.draft_model if spec and spec.draft_model else request.model
+        fields["clip_audio"] = "drop"
+        fields["final_pricing"] = fields["clip_pricing"]
+        fields["clip_pricing"] = pricing_for(settings, request.provider, fields["model"], False)
     if settings.webhook_base:
         fields["webhook_url"] = settings.webhook_base
         fields["fallback_poll_seconds"] = settings.webhook_fallback_poll_seconds
@@ -78,13 +90,17 @@ async def start_generation(
     workflow_id: str | None = None,
     user_id: int | None = None,
     user: str = "local",
+    extra: Mapping[str, Any] | None = None,
 ) -> WorkflowHandle[object, GenerationState]:
     """Start the workflow; starting an id that already exists returns that run instead.
 
-    With ``user_id`` the run writes its record to the database at every milestone.
+    With ``user_id`` the run writes its record to the database at every milestone. ``extra``:
+    workflow input fields the starter sets itself (a final's draft and its storyboard).
     """
     workflow_id = workflow_id or generation_id()
     started = prepare(request, settings, user_id=user_id)
+    if extra:
+        started = started.model_copy(update=dict(extra))
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,

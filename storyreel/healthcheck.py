@@ -6,6 +6,8 @@ on stderr says why. Checks stay cheap (one local request) because they run every
 
 - ``api``: ``GET /healthz`` on ``PORT`` (8000).
 - ``simulator``: ``GET /_sim/config`` on ``SIMULATOR_PORT`` (8090).
+
+(``ROLE_FILE``, ``PORT`` and ``SIMULATOR_PORT`` are read through ``Settings`` like the rest.)
 - ``worker``: ``GET /metrics`` on ``STORYREEL_METRICS_PORT`` when set, else a TCP connection to
   the Temporal frontend (a worker that cannot reach Temporal does no work).
 - one-shot roles (``migrate``, ``temporal-setup``): healthy while they run.
@@ -13,18 +15,15 @@ on stderr says why. Checks stay cheap (one local request) because they run every
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 from storyreel.settings import Settings
 from storyreel.temporal import exit_after
 
-DEFAULT_ROLE_FILE = "/tmp/storyreel-role"  # written by deploy/entrypoint.sh
 TIMEOUT_SECONDS = 3.0
 ONE_SHOT_ROLES = frozenset({"migrate", "temporal-setup"})
 
@@ -52,26 +51,25 @@ def tcp_ok(address: str, timeout: float = TIMEOUT_SECONDS) -> None:
         raise Unhealthy(f"{address}: {error}") from None
 
 
-def role_from_file(environ: Mapping[str, str]) -> str:
-    path = Path(environ.get("ROLE_FILE", DEFAULT_ROLE_FILE))
+def role_from_file(settings: Settings) -> str:
+    path = settings.role_file  # written by deploy/entrypoint.sh
     try:
         return path.read_text().strip()
     except OSError:
         raise Unhealthy(f"no role given and {path} is unreadable") from None
 
 
-def check(role: str, environ: Mapping[str, str]) -> str:
+def check(role: str, settings: Settings) -> str:
     """Run the role's check; return what was healthy, raise :class:`Unhealthy` otherwise."""
     if role == "api":
-        url = f"http://127.0.0.1:{environ.get('PORT', '8000')}/healthz"
+        url = f"http://127.0.0.1:{settings.api_port}/healthz"
         http_ok(url)
         return url
     if role == "simulator":
-        url = f"http://127.0.0.1:{environ.get('SIMULATOR_PORT', '8090')}/_sim/config"
+        url = f"http://127.0.0.1:{settings.simulator_port}/_sim/config"
         http_ok(url)
         return url
     if role == "worker":
-        settings = Settings()
         if settings.metrics_port is not None:
             url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
             http_ok(url)
@@ -83,12 +81,12 @@ def check(role: str, environ: Mapping[str, str]) -> str:
     raise Unhealthy(f"unknown role {role!r}")
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    env = os.environ if environ is None else environ
     try:
-        role = args[0] if args else role_from_file(env)
-        what = check(role, env)
+        settings = settings or Settings()
+        role = args[0] if args else role_from_file(settings)
+        what = check(role, settings)
     except Unhealthy as error:
         sys.stderr.write(f"unhealthy: {error}\n")
         return 1

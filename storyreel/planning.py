@@ -30,7 +30,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from storyreel.contracts import PLATFORMS, PlanInput, PlannedScene, PlanResult
+from storyreel.contracts import PLATFORMS, Character, PlanInput, PlannedScene, PlanResult
 from storyreel.errors import BadInputError
 from storyreel.quotes import ClipPricing
 
@@ -59,6 +59,8 @@ class Beat:
     duration: float
     caption: str | None = None
     narration: str | None = None
+    asset: str | None = None  # the caller's own video or image for this scene (storage key)
+    voice_asset: str | None = None  # the caller's own narration for it (storage key)
 
 
 def clip_lengths(pricing: ClipPricing | None) -> list[float] | None:
@@ -128,7 +130,17 @@ def plan_scenes(request: PlanInput) -> PlanResult:
     """The planner as a pure function (the activity below only adds logging)."""
     lengths = request.clip_lengths or None
     if request.scenes:
-        given = [Beat(scene.description, scene.duration, scene.caption) for scene in request.scenes]
+        given = [
+            Beat(
+                scene.description,
+                scene.duration,
+                scene.caption,
+                scene.narration,
+                scene.asset,
+                scene.voice_asset,
+            )
+            for scene in request.scenes
+        ]
         lengths = None  # the caller's own scenes are kept as written
     elif request.script:
         sentences = split_sentences(request.script)
@@ -188,13 +200,37 @@ def lay_out(
                 narration=scene.narration,
                 duration=duration,
                 start=round(start, 3),
+                asset=scene.asset,
+                voice_asset=scene.voice_asset,
             )
         )
         start += duration
 
+    scenes = [cast_scene(scene, request.characters) for scene in scenes]
     if limit is not None and start > limit + 1e-6:
         raise BadInputError(
             f"the video would last {start:g} s but {request.platform.value} allows at most "
             f"{limit:g} s; shorten the script or choose another platform"
         )
     return PlanResult(scenes=scenes, planned_count=len(given), warnings=warnings)
+
+
+def names(scene: PlannedScene, character: Character) -> bool:
+    """Whether the scene's text names ``character`` (a whole-word match, any case)."""
+    text = " ".join(filter(None, (scene.description, scene.caption, scene.narration)))
+    return re.search(rf"(?<!\w){re.escape(character.name)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def cast_scene(scene: PlannedScene, characters: Sequence[Character]) -> PlannedScene:
+    """The scene with the characters it names: their names, their descriptions (which its
+    prompt and storyboard carry) and their reference images' storage keys."""
+    present = [character for character in characters if names(scene, character)]
+    if not present:
+        return scene
+    return scene.model_copy(
+        update={
+            "characters": [character.name for character in present],
+            "cast": "; ".join(f"{c.name}: {c.description}" for c in present),
+            "references": [key for character in present for key in character.assets],
+        }
+    )

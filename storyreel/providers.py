@@ -10,7 +10,7 @@ The worker's default queues, the API's accepted names, the webhook route's verif
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -127,10 +127,15 @@ class ProviderSpec:
             raise ValueError(f"provider {self.name!r} has no base URL")
         return str(url)
 
-    def configured_by_environment(self, environ: Mapping[str, str]) -> bool:
-        """Whether the environment itself configures this provider (then ``storyreel up``
-        leaves it alone instead of pointing it at the simulator)."""
-        return any(environ.get(name) for name, _ in self.env if not name.endswith(_PUBLIC_URLS))
+    def configured_by(self, settings: Settings) -> bool:
+        """Whether the configuration (the environment, or .env) itself sets this provider up
+        (then ``storyreel up`` leaves it alone instead of pointing it at the simulator)."""
+        names = {name for name, _ in self.env if not name.endswith(_PUBLIC_URLS)}
+        return any(
+            _is_set(getattr(settings, field))
+            for field in type(settings).model_fields
+            if settings.env_name(field) in names
+        )
 
 
 # Where a provider publishes public documents: set alone, they do not configure it.

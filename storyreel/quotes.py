@@ -11,7 +11,7 @@ lengths until the workflow has read the lengths it makes from its provider's pub
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
@@ -81,6 +81,7 @@ class SceneQuote(BaseModel):
     seconds: float = Field(description="The scene's planned length.")
     billed_seconds: float = Field(description="The clip length asked of the model and billed.")
     cost: float
+    own: bool = Field(default=False, description="The caller's own material: nothing billed.")
 
 
 class Quote(BaseModel):
@@ -98,9 +99,13 @@ class Quote(BaseModel):
         return [scene for scene in self.scenes if scene.billed_seconds > scene.seconds + 1e-3]
 
 
-def quote(pricing: ClipPricing, seconds: Sequence[float]) -> Quote:
+def quote(pricing: ClipPricing, seconds: Sequence[float], own: Collection[int] = ()) -> Quote:
+    """The clips of scenes lasting ``seconds`` as ``pricing`` bills them; the scenes whose
+    1-based index is in ``own`` show the caller's own material and are billed nothing."""
     scenes = [
-        SceneQuote(
+        SceneQuote(index=index, seconds=round(length, 3), billed_seconds=0.0, cost=0.0, own=True)
+        if index in own
+        else SceneQuote(
             index=index,
             seconds=round(length, 3),
             billed_seconds=pricing.billed_seconds(length),

@@ -7,7 +7,6 @@ Large objects never sit in memory: files go up and down through boto3's managed 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,13 +33,11 @@ TRANSFER_CONCURRENCY = 4
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
-def client_from_environment() -> S3Client:
-    """An S3 client configured by the standard AWS variables.
-
-    ``AWS_ENDPOINT_URL`` (MinIO, moto, ...), ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-    ``AWS_DEFAULT_REGION``: boto3 reads the credentials and region itself.
+def client_from_environment(endpoint: str | None = None) -> S3Client:
+    """An S3 client for ``endpoint`` (``Settings.aws_endpoint_url``: MinIO, moto, ...; None:
+    AWS itself). boto3 reads the credentials and region itself (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``).
     """
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
     config = Config(
         signature_version="s3v4",
         retries={"mode": "standard"},

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     max_running_generations: int = Field(
         default=10, ge=1, description="Per user: generations running at once."
     )
+    max_asset_bytes: int = Field(
+        default=4 * 1024**3,
+        ge=1,
+        description="Largest upload to POST /v1/assets, in bytes (streamed: memory stays flat).",
+    )
+    max_asset_seconds: float = Field(
+        default=600.0, gt=0, description="Longest uploaded video or audio, in seconds."
+    )
     batch_concurrency: int = Field(
         default=5,
         ge=1,
@@ -267,6 +275,68 @@ class Settings(BaseSettings):
         default=None,
         description="Worker Versioning build id (e.g. the image tag); empty = unversioned.",
     )
+    # Other tools' standard variables, read here under their own names: one place says what
+    # configures storyreel, and a test (tests/storyreel/test_settings.py) finds raw reads.
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias="AWS_ENDPOINT_URL",
+        description="S3 storage: a self-hosted S3's endpoint (MinIO, moto); empty = AWS itself.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OpenTelemetry collector (OTLP); set = trace every generation.",
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        description="OpenTelemetry: a collector for traces alone; set = trace.",
+    )
+    otel_traces_exporter: str | None = Field(
+        default=None,
+        validation_alias="OTEL_TRACES_EXPORTER",
+        description="OpenTelemetry: otlp, console, or none (tracing off whatever else is set).",
+    )
+    otel_exporter_otlp_protocol: str | None = Field(
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_PROTOCOL",
+        description="OpenTelemetry: grpc (default) or http/protobuf.",
+    )
+    otel_sdk_disabled: bool = Field(
+        default=False,
+        validation_alias="OTEL_SDK_DISABLED",
+        description="OpenTelemetry: true = tracing off, whatever else is set.",
+    )
+    otel_service_name: str | None = Field(
+        default=None,
+        validation_alias="OTEL_SERVICE_NAME",
+        description="OpenTelemetry: the service name on spans (default storyreel).",
+    )
+    otel_resource_attributes: str | None = Field(
+        default=None,
+        validation_alias="OTEL_RESOURCE_ATTRIBUTES",
+        description="OpenTelemetry: key=value,... resource attributes on spans.",
+    )
+    # The image's process plumbing (deploy/entrypoint.sh reads the same), for its healthcheck.
+    role_file: Path = Field(
+        default=Path("/tmp/storyreel-role"),
+        validation_alias="ROLE_FILE",
+        description="Container: where the entrypoint notes the role it started.",
+    )
+    api_port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        validation_alias="PORT",
+        description="Container: the API role's port.",
+    )
+    simulator_port: int = Field(
+        default=8090,
+        ge=1,
+        le=65535,
+        validation_alias="SIMULATOR_PORT",
+        description="Container: the simulator role's port.",
+    )
 
     @field_validator(
         "tts_url", "tts_api_key", "tts_voice", "metrics_port", "temporal_metrics_port",
@@ -274,12 +344,21 @@ class Settings(BaseSettings):
         "font_file", "simulator_url", "storage_url", "database_url", "api_key", "public_url",
         "replicate_webhook_signing_secret", "fal_queue_url", "fal_jwks_url", "fal_schema_url",
         "replicate_api_token", "replicate_base_url", "fal_key", "runware_api_key",
-        "runware_base_url", "gemini_api_key", "veo_base_url", mode="before",
+        "runware_base_url", "gemini_api_key", "veo_base_url", "aws_endpoint_url",
+        "otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint",
+        "otel_traces_exporter", "otel_exporter_otlp_protocol", "otel_service_name",
+        "otel_resource_attributes", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         """An empty variable (``FOO=`` in .env, an empty ConfigMap value) means unset."""
         return None if value == "" else value
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The variable that sets ``field``: its own name (``FAL_KEY``), else the prefixed one."""
+        alias = cls.model_fields[field].validation_alias
+        return str(alias) if alias else f"STORYREEL_{field.upper()}"
 
     @property
     def media_dir(self) -> Path:

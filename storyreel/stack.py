@@ -20,6 +20,7 @@ import httpx
 
 from storyreel import lifeline
 from storyreel.providers import PROVIDERS
+from storyreel.settings import Settings
 from storyreel.temporal import dev_server_priority_args, dev_server_search_attribute_args
 
 STOP_GRACE_SECONDS = 15.0
@@ -172,8 +173,9 @@ class Stack:
         """Every provider of the registry that the environment does not configure runs on the
         simulator's copy of its protocol ('provider: fal' works offline; a real key wins)."""
         overrides: dict[str, str] = {}
+        configured = Settings()  # what the stack's processes would read without the overrides
         for spec in PROVIDERS.values():
-            if spec.simulated is not None and not spec.configured_by_environment(os.environ):
+            if spec.simulated is not None and not spec.configured_by(configured):
                 overrides.update(spec.simulated(self.simulator))
         return overrides
 

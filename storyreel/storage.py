@@ -150,6 +150,7 @@ def storage_from_settings(settings: Settings) -> Storage:
         return LocalStorage(settings.media_dir)
     bucket, prefix = parse_storage_url(settings.storage_url)
     # Imported here so processes on local storage never pay for importing boto3.
-    from storyreel.s3 import S3Storage
+    from storyreel.s3 import S3Storage, client_from_environment
 
-    return S3Storage(bucket, prefix, presign_expiry=settings.presign_expiry_seconds)
+    client = client_from_environment(settings.aws_endpoint_url)
+    return S3Storage(bucket, prefix, client, presign_expiry=settings.presign_expiry_seconds)

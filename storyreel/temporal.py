@@ -31,7 +31,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         data_converter=pydantic_data_converter,
         runtime=runtime,
         # Optional OpenTelemetry spans (OTEL_* variables); workers built on this client trace too.
-        interceptors=tracing_interceptors("storyreel"),
+        interceptors=tracing_interceptors("storyreel", settings),
     )
 
 

@@ -2,8 +2,9 @@
 
 Off unless the standard OpenTelemetry variables ask for it (``OTEL_EXPORTER_OTLP_ENDPOINT``,
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_TRACES_EXPORTER``; ``OTEL_SDK_DISABLED=true``
-wins). Then a span follows a generation from the API's start call through the workflow into
-every activity, on whichever worker ran it.
+wins), read like every other setting through ``Settings`` under their own names. Then a
+span follows a generation from the API's start call through the workflow into every activity,
+on whichever worker ran it.
 
 Nothing here is a hard dependency: the interceptor needs ``opentelemetry-api``; exporting needs
 ``opentelemetry-sdk`` and ``opentelemetry-exporter-otlp`` (or a provider installed by
@@ -15,38 +16,33 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
-from collections.abc import Mapping
 from typing import Any
 
 from temporalio.client import Interceptor
 
+from storyreel.settings import Settings
+
 log = logging.getLogger(__name__)
 
-_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
-
-def tracing_requested(environ: Mapping[str, str] | None = None) -> bool:
+def tracing_requested(settings: Settings) -> bool:
     """Whether the OpenTelemetry variables ask for traces."""
-    env = os.environ if environ is None else environ
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    if settings.otel_sdk_disabled:
         return False
-    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    exporter = (settings.otel_traces_exporter or "").strip().lower()
     if exporter == "none":
         return False
-    return bool(exporter) or any(env.get(name) for name in _ENDPOINT_VARIABLES)
+    endpoints = (settings.otel_exporter_otlp_endpoint, settings.otel_exporter_otlp_traces_endpoint)
+    return bool(exporter) or any(endpoints)
 
 
-def tracing_interceptors(
-    service_name: str, environ: Mapping[str, str] | None = None
-) -> list[Interceptor]:
+def tracing_interceptors(service_name: str, settings: Settings) -> list[Interceptor]:
     """``[TracingInterceptor()]`` when tracing is requested and possible, else ``[]``.
 
     Give the result to ``Client.connect(interceptors=...)``: workers built on that client use
     it too (it is also a worker interceptor).
     """
-    env = os.environ if environ is None else environ
-    if not tracing_requested(env):
+    if not tracing_requested(settings):
         return []
     try:
         interceptor_module = importlib.import_module("temporalio.contrib.opentelemetry")
@@ -54,7 +50,7 @@ def tracing_interceptors(
     except ImportError as error:
         log.warning("tracing requested but OpenTelemetry is not installed (%s): tracing off", error)
         return []
-    if not _has_real_provider(trace) and not _install_provider(trace, service_name, env):
+    if not _has_real_provider(trace) and not _install_provider(trace, service_name, settings):
         return []
     interceptor: Interceptor = interceptor_module.TracingInterceptor()
     log.info("OpenTelemetry tracing on for %s", service_name)
@@ -67,7 +63,7 @@ def _has_real_provider(trace: Any) -> bool:
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
-def _install_provider(trace: Any, service_name: str, env: Mapping[str, str]) -> bool:
+def _install_provider(trace: Any, service_name: str, settings: Settings) -> bool:
     """Set a global SDK provider exporting spans in batches; ``False`` when it cannot."""
     try:
         sdk_trace = importlib.import_module("opentelemetry.sdk.trace")
@@ -76,13 +72,13 @@ def _install_provider(trace: Any, service_name: str, env: Mapping[str, str]) -> 
     except ImportError as error:
         log.warning("tracing requested but opentelemetry-sdk is missing (%s): tracing off", error)
         return False
-    exporter = _exporter(env)
+    exporter = _exporter(settings)
     if exporter is None:
         return False
     # Attributes given here would win over the environment's: name the service only when
     # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES do not.
-    named = env.get("OTEL_SERVICE_NAME") or "service.name=" in env.get(
-        "OTEL_RESOURCE_ATTRIBUTES", ""
+    named = settings.otel_service_name or "service.name=" in (
+        settings.otel_resource_attributes or ""
     )
     resource = resources.Resource.create({} if named else {"service.name": service_name})
     provider = sdk_trace.TracerProvider(resource=resource)
@@ -91,19 +87,20 @@ def _install_provider(trace: Any, service_name: str, env: Mapping[str, str]) -> 
     return True
 
 
-def _exporter(env: Mapping[str, str]) -> Any:
+def _exporter(settings: Settings) -> Any:
     """The span exporter the variables name: OTLP (gRPC or HTTP) by default, or console."""
-    kind = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+    kind = (settings.otel_traces_exporter or "otlp").strip().lower() or "otlp"
     if kind == "console":
         return importlib.import_module("opentelemetry.sdk.trace.export").ConsoleSpanExporter()
-    protocol = env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc").strip().lower()
+    protocol = (settings.otel_exporter_otlp_protocol or "grpc").strip().lower()
     module = (
         "opentelemetry.exporter.otlp.proto.http.trace_exporter"
         if protocol.startswith("http")
         else "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
     )
     try:
-        # The exporter reads its endpoint, headers and TLS settings from OTEL_* itself.
+        # The exporter reads its endpoint, headers and TLS settings from OTEL_* itself (the
+        # process environment: that is the OpenTelemetry SDK's own configuration).
         return importlib.import_module(module).OTLPSpanExporter()
     except ImportError as error:
         log.warning("tracing requested but %s is missing (%s): tracing off", module, error)

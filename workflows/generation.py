@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities.assembly import AssemblyActivities
     from activities.clips import ClipActivities
+    from activities.own import OwnMaterialActivities
     from activities.storyboard import StoryboardActivities
     from storyreel.contracts import (
         CLIP_ENDED,
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         GenerationInput,
         GenerationState,
         GenerationStatus,
+        OwnClipInput,
         PlannedScene,
         PredictionSignal,
         PublishInput,
@@ -53,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import clip_input, stitch_input, storyboard_input
     from workflows.metrics import close_clip_stage, count_clip, generation_metrics
     from workflows.notify import Notifier
-    from workflows.patches import PLAIN_PROMPT, PRICE_UNLISTED
+    from workflows.patches import FINAL_OF_DRAFT, OWN_MATERIAL, PLAIN_PROMPT, PRICE_UNLISTED
     from workflows.progress import Progress
     from workflows.records import Recorder
     from workflows.scenes import edited_scenes, needs_redraw, planned_clips
@@ -87,6 +89,8 @@ class VideoGenerationWorkflow:
             budget=request.budget,
             created_at=now,
             updated_at=now,
+            quality=request.quality,
+            draft_of=request.draft_of,
         )
         self._retries: list[RetryClipRequest] = []
         self._finish_without_failed = False
@@ -230,12 +234,20 @@ class VideoGenerationWorkflow:
         """Price the scenes as the provider bills them (again after an edit)."""
         if self._pricing is not None:
             lengths = [scene.duration for scene in self._state.scenes]
-            self._state.quote = quote(self._pricing, lengths)
+            own = [scene.index for scene in self._state.scenes if scene.asset]
+            self._state.quote = quote(self._pricing, lengths, own)
+            if self._request.final_pricing is not None:
+                self._state.final_quote = quote(self._request.final_pricing, lengths, own)
         return self._state.quote
 
     async def _storyboard(self) -> None:
         self._progress.enter(Stage.storyboard, GenerationStatus.storyboarding)
         await self._records.stage()
+        given = self._request.storyboards
+        if len(given) == len(self._state.scenes) and workflow.patched(FINAL_OF_DRAFT):
+            # A final of a draft: its draft's storyboard, as reviewed, nothing drawn again.
+            self._state.storyboard_keys = list(given)
+            return
         # One image per scene, in order (gather keeps it): the clips take theirs by index.
         keys = await asyncio.gather(*(self._draw(scene) for scene in self._state.scenes))
         self._state.storyboard_keys = list(keys)
@@ -287,7 +299,7 @@ class VideoGenerationWorkflow:
         scene, scenes = edited
         self._state.scenes = scenes
         clip = self._state.clips[edit.index - 1]
-        clip.prompt = clip_prompt(self._context, scene.description)
+        clip.prompt = clip_prompt(self._context, scene.description, scene.cast)
         clip.summary = clip_summary(scene.index, len(scenes), scene.description)
         self._requote()
         if needs_redraw(old, scene):
@@ -430,6 +442,8 @@ class VideoGenerationWorkflow:
         """Make the clip once a slot is free and the budget allows; the charge to book."""
         scene = self._state.scenes[clip.clip_id - 1]
         round_ = self._rounds[clip.clip_id]
+        if scene.asset is not None and workflow.patched(OWN_MATERIAL):
+            return await self._use_asset(clip, scene, round_)
         async with self._slots:
             refusal = self._budget.reserve(clip.clip_id, scene.duration, self._state.cost)
             if refusal is not None:
@@ -453,6 +467,39 @@ class VideoGenerationWorkflow:
             else:
                 charge = clip_made(self._state, clip, result, round_)
             self._end_clip(clip)
+        return charge
+
+    async def _use_asset(self, clip: ClipState, scene: PlannedScene, round_: int) -> Charge | None:
+        """A scene of the caller's own video or image: made on the media queue, no provider,
+        no slot, no budget; the charge (nothing) to book."""
+        assert scene.asset is not None
+        clip.status, clip.started_at, clip.ended_at = ClipStatus.processing, workflow.now(), None
+        clip.provider, clip.model = "asset", "own"
+        self._progress.touch()
+        request = OwnClipInput(
+            generation_id=self._state.generation_id,
+            clip_id=clip.clip_id,
+            asset=scene.asset,
+            duration=scene.duration,
+            platform=self._request.platform,
+            clip_audio=self._request.clip_audio,
+        )
+        charge: Charge | None = None
+        try:
+            result = await workflow.execute_activity_method(
+                OwnMaterialActivities.use_asset,
+                request,
+                task_queue=self._request.queues.media,
+                start_to_close_timeout=policies.OWN_CLIP_TIMEOUT,
+                retry_policy=policies.OWN_CLIP_RETRY,
+                summary=f"own material for scene {clip.clip_id}",
+            )
+        except ActivityError as error:
+            clip_failed(clip, error)
+        else:
+            charge = clip_made(self._state, clip, result, round_)
+        clip.ended_at = workflow.now()
+        self._progress.touch()
         return charge
 
     def _refuse(self, clip: ClipState, reason: str) -> None:

@@ -32,6 +32,7 @@ def plan_input(
         scenes=request.scenes,
         duration=request.duration,
         platform=request.platform,
+        characters=request.characters,
         clip_lengths=clip_lengths(pricing or request.clip_pricing),
     )
     if request.planner != "llm":
@@ -73,6 +74,7 @@ def clip_input(
         image_key=state.storyboard_keys[clip.clip_id - 1],
         use_cache=request.use_cache,
         clip_audio=request.clip_audio,
+        draft=request.quality == "draft",
     )
 
 
@@ -91,6 +93,7 @@ def stitch_input(request: GenerationInput, state: GenerationState) -> StitchInpu
                 caption=scene.caption or scene.description,
                 narration_text=scene.narration or scene.description,
                 media=clip.media,
+                voice_key=scene.voice_asset,
             )
         )
     return StitchInput(
@@ -105,4 +108,5 @@ def stitch_input(request: GenerationInput, state: GenerationState) -> StitchInpu
         transition=request.transition,
         transition_seconds=request.transition_seconds,
         clip_audio=request.clip_audio,
+        voice_key=request.voice_asset,
     )

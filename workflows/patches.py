@@ -57,3 +57,11 @@ PRICE_UNLISTED = "price-unlisted-model"
 # reaches it. Step 2 keeps only the new branch of ``workflows.notify.Notifier.begin`` and
 # ``BatchWorkflow._notify``.
 NOTIFY_WEBHOOK = "notify-webhook"
+# Added with uploads (2026-12-02). A scene with ``asset`` (the caller's own video or image) is
+# made by ``use_asset`` on the media queue instead of a provider's clip. Only runs with such a
+# scene reach the check, and none could exist before it. Step 2 drops the check.
+OWN_MATERIAL = "own-material-scenes"
+
+# Added with drafts (2026-12-02). A final made from a draft (``storyboards`` given) takes the
+# draft's storyboard instead of drawing one. Only such runs reach the check. Step 2 drops it.
+FINAL_OF_DRAFT = "final-of-draft"

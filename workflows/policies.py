@@ -53,6 +53,10 @@ CHECK_RETRY = retry(3, most=10)
 DESCRIBE_TIMEOUT = timedelta(minutes=1)
 DESCRIBE_RETRY = retry(4, most=20)
 
+# A scene of the caller's own material: their video cut to the scene, or their image panned.
+OWN_CLIP_TIMEOUT = timedelta(minutes=10)
+OWN_CLIP_RETRY = retry(3, most=30)
+
 STITCH_TIMEOUT = timedelta(minutes=15)
 # Assembly heartbeats on every FFmpeg progress line and between scenes' speech; its longest
 # silence is one TTS call, which settings.tts_timeout_seconds caps at 45 s.

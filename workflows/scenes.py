@@ -13,7 +13,7 @@ def planned_clips(scenes: list[PlannedScene], context: str, legacy: str = "") ->
     return [
         ClipState(
             clip_id=scene.index,
-            prompt=legacy + clip_prompt(context, scene.description),
+            prompt=legacy + clip_prompt(context, scene.description, scene.cast),
             summary=clip_summary(scene.index, len(scenes), scene.description),
         )
         for scene in scenes

@@ -13,9 +13,10 @@ def first_words(text: str, count: int = SUMMARY_WORDS) -> str:
     return " ".join(words[:count]) + (" …" if len(words) > count else "")
 
 
-def clip_prompt(context: str, description: str) -> str:
-    """The clip's prompt: the consistency context, when there is one, above the scene."""
-    scene = f"SCENE: {description}"
+def clip_prompt(context: str, description: str, cast: str | None = None) -> str:
+    """The clip's prompt: the consistency context, when there is one, above the scene, and
+    the characters it names with how they look."""
+    scene = f"SCENE: {description}" + (f"\nCHARACTERS: {cast}" if cast else "")
     return f"{context}\n\n{scene}" if context else scene
 
 

@@ -225,6 +225,7 @@ class Soundtrack:
     music_volume: float = 0.35
     duck: bool = True
     clip_audio: ClipAudio = "duck"
+    voice_over: Path | None = None  # one narration for the whole video, from its start
 
     def graph(
         self, first_input: int, own: str | None, spans: Sequence[tuple[float, float]]
@@ -241,6 +242,9 @@ class Soundtrack:
             if speech is not None:
                 placed.append((f"{first_input + len(placed)}:a:0", start, end - start))
                 inputs += ["-i", str(speech)]
+        if self.voice_over is not None:
+            placed.append((f"{first_input + len(placed)}:a:0", 0.0, length))
+            inputs += ["-i", str(self.voice_over)]
         parts = place_speech(placed, length, "narration") if placed else []
         music = None
         if self.music is not None:

@@ -17,9 +17,9 @@ run their blocking FFmpeg work on an executor and stop it when cancelled.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 from storyreel.catalogue import ModelSpec
 from storyreel.contracts import ClipStatus, PlatformSpec, PredictionUpdate
@@ -41,14 +41,39 @@ def rising(report: Report) -> Report:
     return forward
 
 
+# The name a ClipJob field goes by in the clip cache key, where it is not its own (the names
+# of the keys written before the key was derived from the job, kept so those still hit).
+CACHE_NAME = "cache_name"
+# A ClipJob field left out of the key while it is empty (fields added later: keys of jobs
+# without them are the keys they always were).
+OMIT_EMPTY = "omit_empty"
+
+
 @dataclass(frozen=True)
 class ClipJob:
+    """One clip to make. Its fields are also the clip cache's key (``activities.cache``):
+    every field is in it unless ``NOT_IN_CACHE_KEY`` names it, so a new field that changes
+    the clip changes the key by construction."""
+
+    NOT_IN_CACHE_KEY: ClassVar[frozenset[str]] = frozenset(
+        {
+            # Which clip and where it is made, not what it is.
+            "generation_id",
+            "clip_id",
+            "workdir",
+            # Functions of fields that are in the key: the spec of (provider, model), looked
+            # up by the worker; the sound switch of clip_audio.
+            "spec",
+            "audio",
+        }
+    )
+
     generation_id: str
     clip_id: int
     prompt: str
     text: str
     duration: float
-    platform: PlatformSpec
+    platform: PlatformSpec = field(metadata={CACHE_NAME: "size"})
     model: str
     seed: int
     image: Path | None
@@ -58,6 +83,17 @@ class ClipJob:
     published schema); None: a provider without per-model facts (local)."""
     audio: bool = True
     """Whether the model's own sound is wanted (False: ask for none where it is a switch)."""
+    provider: str = ""
+    """The provider that makes it (empty where nobody needs to know: a provider's own tests)."""
+    clip_audio: Literal["keep", "duck", "drop"] = field(
+        default="duck", metadata={CACHE_NAME: "audio"}
+    )
+    """What the finished clip does with the model's sound (``ClipInput.clip_audio``)."""
+    draft: bool = field(default=False, metadata={OMIT_EMPTY: True})
+    """A draft: at the model's cheapest setting (its lowest resolution)."""
+    references: tuple[Path, ...] = field(default=(), metadata={OMIT_EMPTY: True})
+    """The scene's characters' reference images (keyed by their bytes): sent to a model that
+    takes reference images."""
 
     def clip_seconds(self) -> float:
         """The clip length to ask for: the shortest the model makes that covers the scene."""
@@ -87,6 +123,9 @@ class ImageJob:
     model: str
     seed: int
     workdir: Path
+    # The scene's characters' reference images: a provider that takes references sends them,
+    # the local one draws the first into the picture.
+    references: tuple[Path, ...] = ()
 
 
 class ClipProvider(Protocol):

@@ -11,6 +11,7 @@ silence: :func:`clip_warnings` says it, and the run shows it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from storyreel.catalogue import ModelSpec
@@ -25,17 +26,25 @@ def flat_input(
     image: str | None,
     seconds: float,
     audio: bool,
+    references: Sequence[str] = (),
+    draft: bool = False,
 ) -> dict[str, Any]:
-    """The model's input for one clip: ``image`` is the storyboard as a URI (or None)."""
+    """The model's input for one clip: ``image`` is the storyboard as a URI (or None),
+    ``references`` the scene's characters' images as URIs; a ``draft`` at the model's lowest
+    resolution (the catalogue lists them lowest first)."""
     payload: dict[str, Any] = dict(spec.fixed_inputs)
     payload[spec.prompt_field] = job_prompt
     if image is not None and spec.first_frame_field:
         payload[spec.first_frame_field] = image
+    if references and spec.reference_images_field:
+        payload[spec.reference_images_field] = list(references)
     if spec.durations.field:
         payload[spec.durations.field] = spec.durations.spell(spec.durations.covering(seconds))
     ratio = spec.aspect_ratio(*size)
     if spec.aspect_ratio_field and ratio is not None:
         payload[spec.aspect_ratio_field] = ratio
+    if draft and spec.resolution_field and spec.resolutions:
+        payload[spec.resolution_field] = spec.resolutions[0]
     if spec.seed_field:
         payload[spec.seed_field] = seed
     if spec.audio_field:
@@ -49,11 +58,23 @@ def flat_input(
     return payload
 
 
-def clip_warnings(spec: ModelSpec, clip_id: int, has_image: bool) -> list[str]:
+def clip_warnings(
+    spec: ModelSpec, clip_id: int, has_image: bool, has_references: bool = False
+) -> list[str]:
     """What clip ``clip_id`` will lack of what was asked, in the run's words."""
+    lacks = []
     if has_image and not spec.first_frame_field:
-        return [
+        lacks.append(
             f"clip {clip_id}: {spec.key} takes no first frame, so its storyboard image was "
             "not sent (the clip is made from the prompt alone)"
-        ]
-    return []
+        )
+    if has_references and not spec.reference_images_field:
+        lacks.append(
+            f"clip {clip_id}: {spec.key} takes no reference images; its characters reach it "
+            + (
+                "through the storyboard drawn with them"
+                if spec.first_frame_field
+                else "only as the prompt describes them"
+            )
+        )
+    return lacks

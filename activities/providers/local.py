@@ -84,19 +84,26 @@ class LocalImageProvider:
         text_file.write_text(f"Scene {job.index}", encoding="utf-8")
         output = job.workdir / f"storyboard-{job.index}.png"
         size = max(16, min(width, height) // 30)
-        ffmpeg.run(
-            [
-                "-f", "lavfi",
-                "-i", f"gradients=s={width}x{height}:c0={start}:c1={end}:n=2:speed=0:d=1",
-                "-vf",
-                f"drawtext=fontfile={ffmpeg.filter_path(self.font)}"
-                f":textfile={ffmpeg.filter_path(text_file)}:fontcolor=white:fontsize={size}"
-                f":line_spacing={size // 3}:x=(w-tw)/2:y=h*0.2"
-                ":borderw=2:bordercolor=black@0.6",
-                "-frames:v", "1", "-update", "1", str(output),
-            ],
-            exe=self.exe,
-        )  # fmt: skip
+        label = (
+            f"drawtext=fontfile={ffmpeg.filter_path(self.font)}"
+            f":textfile={ffmpeg.filter_path(text_file)}:fontcolor=white:fontsize={size}"
+            f":line_spacing={size // 3}:x=(w-tw)/2:y=h*0.2"
+            ":borderw=2:bordercolor=black@0.6"
+        )
+        inputs = ["-f", "lavfi", "-i",
+                  f"gradients=s={width}x{height}:c0={start}:c1={end}:n=2:speed=0:d=1"]  # fmt: skip
+        if job.references:
+            # The character as the reference shows them, a third of the width, in the middle
+            # of the picture (inside every frame of the pan): the clip starts from them.
+            inputs += ["-i", str(job.references[0])]
+            graph = [
+                "-filter_complex",
+                f"[0:v]{label}[slate];[1:v]scale={_even(width / 3)}:-2[who];"
+                "[slate][who]overlay=(W-w)/2:(H-h)/2",
+            ]
+        else:
+            graph = ["-vf", label]
+        ffmpeg.run([*inputs, *graph, "-frames:v", "1", "-update", "1", str(output)], exe=self.exe)
         return output
 
 

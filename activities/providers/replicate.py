@@ -44,8 +44,18 @@ def image_data_uri(path: Path) -> str | None:
     if size >= MAX_INLINE_IMAGE_BYTES:
         logger.warning("reference image %s is %d bytes: too large to send inline", path, size)
         return None
-    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    mime = mimetypes.guess_type(path.name)[0] or _sniff(path)
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _sniff(path: Path) -> str:
+    """An image's type from its first bytes (uploads are stored without a name)."""
+    head = path.open("rb").read(12)
+    if head.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/png"
 
 
 def default_clip_input(job: ClipJob) -> dict[str, Any]:
@@ -67,7 +77,10 @@ def spec_input(job: ClipJob, spec: ModelSpec) -> dict[str, Any]:
     in its own first-frame field, a length it makes (blocking: reads the image)."""
     image = image_data_uri(job.image) if job.image is not None else None
     size = (job.platform.width, job.platform.height)
-    return flat_input(spec, job.prompt, job.seed, size, image, job.duration, job.audio)
+    references = [uri for path in job.references if (uri := image_data_uri(path)) is not None]
+    return flat_input(
+        spec, job.prompt, job.seed, size, image, job.duration, job.audio, references, job.draft
+    )
 
 
 def default_image_input(job: ImageJob) -> dict[str, Any]:

@@ -6,6 +6,7 @@ benchmarks run offline against the official API's shapes (and the official clien
 """
 
 from activities.simulator.app import create_app, serve
-from activities.simulator.engine import REFUSAL, Simulator, SimulatorConfig
+from activities.simulator.engine import Simulator, SimulatorConfig
+from activities.simulator.prediction import REFUSAL
 
 __all__ = ["REFUSAL", "Simulator", "SimulatorConfig", "create_app", "serve"]

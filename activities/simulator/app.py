@@ -23,14 +23,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 
 from activities.simulator import runware, schemas, veo
-from activities.simulator.engine import (
-    Prediction,
-    Simulator,
-    SimulatorConfig,
-    simulator_of,
-    version_of,
-)
+from activities.simulator.engine import Simulator, SimulatorConfig, simulator_of
 from activities.simulator.fal import router as fal_queue
+from activities.simulator.prediction import Prediction, version_of
 from activities.simulator.webhooks import WEBHOOK_EVENTS
 
 logger = logging.getLogger(__name__)

@@ -1,8 +1,10 @@
-"""The simulator's engine: its knobs, the prediction state machine and the request log.
+"""The simulator's engine: its knobs, the faults it rolls, the prediction state machine and
+the request log.
 
 Every prediction is an asyncio task on the server's event loop, so its status and tqdm logs
-advance with time whether or not anyone polls. Rendering (FFmpeg) runs on a thread pool with a
-stop flag, so a cancel kills FFmpeg and the event loop never blocks.
+advance with time whether or not anyone polls. A prediction as Replicate shapes it is in
+``prediction``; how its output is made (FFmpeg on a thread pool, stopped by a cancel) in
+``render``.
 """
 
 from __future__ import annotations
@@ -13,44 +15,40 @@ import contextlib
 import hashlib
 import logging
 import math
-import os
 import random
-import re
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from activities.providers.base import ClipJob, ImageJob
-from activities.providers.local import LocalClipProvider, LocalImageProvider, run_stoppable
-from activities.simulator.schemas import DEFAULT_SECONDS, ModelSchema, seconds
+from activities.simulator.prediction import (
+    FAILURE,
+    REFUSAL,
+    STEPS,
+    Admission,
+    Counts,
+    Fate,
+    Prediction,
+    iso,
+    tqdm_line,
+)
+from activities.simulator.render import Renderer
+from activities.simulator.schemas import ModelSchema
 from activities.simulator.webhooks import WEBHOOK_EVENTS, Deliveries
-from storyreel.contracts import ClipStatus, PlatformSpec
 from storyreel.errors import MediaError
 from storyreel.webhooks.replicate import new_secret
 
 logger = logging.getLogger(__name__)
 
-REFUSAL = (
-    "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
-)
-FAILURE = "Prediction failed: the model crashed while generating (simulated)."
-TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
-ASPECTS = {"16:9": (1920, 1080), "9:16": (1080, 1920), "1:1": (1080, 1080)}
-STEPS = 100
-BAR = " ▏▎▍▌▋▊▉"
 # Replicate keeps a prediction in ``starting`` while it finds a machine; we keep it short.
 MAX_STARTING = 0.5
 # Prompt triggers, honoured on every protocol:
@@ -61,8 +59,7 @@ MAX_STARTING = 0.5
 #   [hang]          stays processing forever (logs freeze halfway) until canceled
 #   [corrupt]       succeeds, but the output is not a playable file (a few bytes that are no
 #                   MP4 or PNG); [corrupt-once] only for the first prediction of that prompt
-# Triggers are cut out of the text drawn on the rendered clip.
-_TRIGGERS = re.compile(r"\[(refuse|refuse:[a-z]+|fail-once|fail|hang|corrupt-once|corrupt)\]")
+# Triggers are cut out of the text drawn on the rendered clip (``render``).
 # Values longer than this are shortened in the log (image fields carry whole data URIs).
 LOG_VALUE_CHARS = 80
 
@@ -105,155 +102,6 @@ class SimulatorConfig(BaseModel):
         return SimulatorConfig.model_validate({**self.model_dump(), **patch})
 
 
-class Fate(StrEnum):
-    """How a prediction will end; a hung one freezes its logs halfway and never ends."""
-
-    succeed = "succeed"
-    fail = "fail"
-    refuse = "refuse"
-    hang = "hang"
-
-
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def version_of(model: str) -> str:
-    """A stable 64-hex version id per model, shaped like Replicate's."""
-    return hashlib.sha256(model.encode()).hexdigest()
-
-
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes:02d}:{rest:02d}"
-
-
-def tqdm_line(step: int, elapsed: float) -> str:
-    """One progress line as tqdm prints it, e.g. `` 45%|████▌     | 45/100 [00:04<00:05, ...]``."""
-    cells = step / STEPS * 10
-    bar = "█" * int(cells)
-    if (partial := int((cells - int(cells)) * 8)) and len(bar) < 10:
-        bar += BAR[partial]
-    if step == 0 or elapsed <= 0:
-        timing = f"{_clock(elapsed)}<?, ?it/s"
-    else:
-        rate = step / elapsed
-        timing = f"{_clock(elapsed)}<{_clock((STEPS - step) / rate)}, {rate:.2f}it/s"
-    return f"{step * 100 // STEPS:3d}%|{bar:<10}| {step}/{STEPS} [{timing}]"
-
-
-@dataclass(eq=False)
-class Prediction:
-    """One simulated prediction; ``task`` drives it from ``starting`` to an end."""
-
-    id: str
-    model: str
-    version: str
-    input: dict[str, Any]
-    fate: Fate
-    duration: float
-    base_url: str
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    status: str = "starting"
-    logs: list[str] = field(default_factory=list)
-    output: str | None = None
-    error: str | None = None
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    canceled: bool = False
-    path: Path | None = None
-    step: int = -1
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    deadline: asyncio.TimerHandle | None = None
-    webhook: str | None = None
-    webhook_events: frozenset[str] = frozenset()
-    gets: int = 0
-    logs_sent_at: float | None = None
-    schema: ModelSchema | None = None
-    unknown_inputs: list[str] = field(default_factory=list)
-    """Input keys the model's stored schema does not take: ignored, as the real service does."""
-    corrupt: bool = False
-    protocol: str = "replicate"
-
-    @property
-    def prompt(self) -> str:
-        return str(self.input.get("prompt", ""))
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
-
-    @property
-    def seconds(self) -> float | None:
-        """The clip length the model makes: its ``duration`` input (``5``, ``"5"``, ``"5s"``),
-        else its schema's default, else 5 s; None for an image."""
-        if self.is_image:
-            return None
-        asked = seconds(self.input.get("duration"))
-        if asked is None and self.schema is not None:
-            asked = self.schema.default_seconds()
-        return DEFAULT_SECONDS if asked is None else min(20.0, max(1.0, asked))
-
-    @property
-    def is_image(self) -> bool:
-        if self.schema is not None:
-            return not self.schema.makes_video
-        name = self.model.rsplit("/", 1)[-1].lower()
-        if "video" in name:
-            return False  # image-to-video endpoints (fal's ``.../image-to-video``) make videos
-        guessed = "duration" not in self.input and ("flux" in name or "sdxl" in name)
-        return "image" in name or guessed
-
-    def to_json(self, waited_out: bool = False) -> dict[str, Any]:
-        """The prediction object exactly as Replicate shapes it."""
-        metrics: dict[str, float] = {}
-        if self.completed_at is not None:
-            metrics["total_time"] = (self.completed_at - self.created_at).total_seconds()
-            if self.started_at is not None:
-                metrics["predict_time"] = (self.completed_at - self.started_at).total_seconds()
-        get = f"{self.base_url}v1/predictions/{self.id}"
-        return {
-            "id": self.id,
-            "model": self.model,
-            "version": self.version,
-            "input": self.input,
-            "logs": "\n".join(self.logs) + ("\n" if self.logs else ""),
-            "output": self.output,
-            "error": self.error,
-            # A sync (``Prefer: wait``) answer that ran out of time says ``starting`` whatever
-            # the real state, as Replicate does; the official client relies on it to poll on.
-            "status": "starting" if waited_out and not self.terminal else self.status,
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "completed_at": iso(self.completed_at),
-            "metrics": metrics,
-            "urls": {"get": get, "cancel": f"{get}/cancel"},
-        }
-
-
-@dataclass
-class Counts:
-    creates: int = 0
-    cancels: int = 0
-    rate_limited: int = 0
-    server_errors: int = 0
-    malformed: int = 0
-    gets: int = 0
-    webhooks_sent: int = 0
-    webhooks_failed: int = 0
-    webhooks_dropped: int = 0
-    webhooks_duplicated: int = 0
-
-
-@dataclass(frozen=True)
-class Admission:
-    """The rate limiter's answer to one create: allowed or not, and the headers to send."""
-
-    allowed: bool
-    headers: dict[str, str]
-
-
 class Simulator:
     """The predictions, their tasks, the rate-limit window and the log of one server."""
 
@@ -266,11 +114,7 @@ class Simulator:
         self._versions: dict[str, str] = {}
         self._window: deque[float] = deque()
         self._tmp = Path(tempfile.mkdtemp(prefix="storyreel-sim-"))
-        self._prepared: dict[tuple[bool, float], Path] = {}
-        self._prepare_lock = asyncio.Lock()
-        self._executor = ThreadPoolExecutor(max(2, os.cpu_count() or 2), "sim-render")
-        self._clips = LocalClipProvider()
-        self._images = LocalImageProvider()
+        self._renderer = Renderer(self._tmp)
         self.webhook_secret = config.webhook_secret or new_secret()
         self.deliveries = Deliveries(self)
         self._reseed()
@@ -467,7 +311,7 @@ class Simulator:
     async def close(self) -> None:
         await self._stop_all()
         await self.deliveries.close()
-        self._executor.shutdown(wait=True)
+        self._renderer.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     async def _stop_all(self) -> None:
@@ -519,7 +363,9 @@ class Simulator:
             prediction.logs += [f"Using seed: {seed}", f"Prompt: {prediction.prompt}"]
             self.deliveries.notify(prediction, "start")
             if prediction.fate is Fate.succeed:
-                render = asyncio.create_task(self._render(prediction))
+                render = asyncio.create_task(
+                    self._renderer.render(prediction, self.outputs, self.config.render)
+                )
             # Logs stop short of 100 % until the output exists; a hang freezes halfway.
             ceiling = 0.5 if prediction.fate is Fate.hang else 0.99
             tick = min(0.5, max(0.1, prediction.duration / 50))
@@ -553,99 +399,22 @@ class Simulator:
                 render.cancel()
                 await asyncio.gather(render, return_exceptions=True)
 
-    async def _render(self, prediction: Prediction) -> Path:
-        if prediction.corrupt:
-            return self._corrupt_file(prediction)
-        if not self.config.render:
-            seconds = prediction.seconds or DEFAULT_SECONDS
-            return await self._prepared_file(prediction.is_image, seconds)
-        # A model without an aspect ratio input (Kling image-to-video) follows its first frame.
-        ratio = prediction.input.get("aspect_ratio") or image_aspect(prediction.input)
-        width, height = ASPECTS.get(str(ratio), ASPECTS["16:9"])
-        spec = PlatformSpec(width=width, height=height)
-        workdir = self.outputs / prediction.id
-        workdir.mkdir(parents=True, exist_ok=True)
-        seed = prediction.input.get("seed")
-        if not isinstance(seed, int):
-            seed = int(hashlib.sha256(prediction.prompt.encode()).hexdigest()[:8], 16)
-        text = _TRIGGERS.sub("", prediction.prompt).strip() or prediction.model
-        if prediction.is_image:
-            image = ImageJob(prediction.id, 0, text, spec, prediction.model, seed, workdir)
-            return await run_stoppable(self._executor, lambda _: self._images.render_sync(image))
-        duration = prediction.seconds or DEFAULT_SECONDS
-        clip = ClipJob("sim", 1, text, text, duration, spec, prediction.model, seed, None, workdir)
-        return await run_stoppable(
-            self._executor, lambda stop: self._clips.render(prediction.id, clip, _quiet, stop)
-        )
-
-    def _corrupt_file(self, prediction: Prediction) -> Path:
-        """An output no player opens: 64 bytes derived from the id, under the usual name."""
-        workdir = self.outputs / prediction.id
-        workdir.mkdir(parents=True, exist_ok=True)
-        path = workdir / f"{prediction.id}{'.png' if prediction.is_image else '.mp4'}"
-        path.write_bytes(hashlib.sha256(prediction.id.encode()).digest() * 2)
-        return path
-
-    async def _prepared_file(self, image: bool, seconds: float) -> Path:
-        """One tiny image, or one tiny clip per length, rendered on first use and served for
-        every prediction (a clip lasts what the model makes: storyreel checks outputs)."""
-        key = (image, 0.0 if image else round(seconds, 3))
-        async with self._prepare_lock:
-            if key not in self._prepared:
-                workdir = self._tmp / f"prepared-{key[1]:g}"
-                workdir.mkdir(exist_ok=True)
-                spec = PlatformSpec(width=320, height=180, fps=10)
-                image_job = ImageJob("sim", 0, "simulated", spec, "sim", 1, workdir)
-                clip_job = ClipJob(
-                    "sim", 1, "sim", "simulated", key[1], spec, "sim", 1, None, workdir
-                )
-
-                def work(stop: threading.Event) -> Path:
-                    if image:
-                        return self._images.render_sync(image_job)
-                    return self._clips.render("prepared", clip_job, _quiet, stop)
-
-                self._prepared[key] = await run_stoppable(self._executor, work)
-            return self._prepared[key]
-
 
 def _shortened(value: Any) -> Any:
-    """An input value as the log shows it: a data URI as its media type and size."""
+    """An input value as the log shows it: a data URI as its media type, size and the SHA-256
+    of what it holds (so a test can tell which picture was sent); lists item by item."""
+    if isinstance(value, list):
+        return [_shortened(item) for item in value]
     if not isinstance(value, str) or len(value) <= LOG_VALUE_CHARS:
         return value
     if value.startswith("data:"):
-        return f"{value.split(',', 1)[0]},… ({len(value)} chars)"
+        head, _, data = value.partition(",")
+        try:
+            digest = hashlib.sha256(base64.b64decode(data, validate=True)).hexdigest()
+        except ValueError:
+            digest = "undecodable"
+        return f"{head},… ({len(value)} chars, sha256 {digest})"
     return f"{value[:LOG_VALUE_CHARS]}… ({len(value)} chars)"
-
-
-def _quiet(_status: ClipStatus, _percent: float) -> None:
-    """Render progress is ignored: the simulator's logs follow the clock, not FFmpeg."""
-
-
-def png_size(data: bytes | None) -> tuple[int, int] | None:
-    """Width and height from a PNG's IHDR chunk, if ``data`` is a PNG."""
-    if data is None or len(data) < 24 or not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return None
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
-
-def nearest_aspect(width: int, height: int) -> str:
-    """The simulator's aspect ratio closest to ``width`` x ``height``."""
-    wanted = width / height if height else 1.0
-    return min(ASPECTS, key=lambda name: abs(ASPECTS[name][0] / ASPECTS[name][1] - wanted))
-
-
-def image_aspect(inputs: dict[str, Any]) -> str | None:
-    """The aspect ratio of the first PNG sent inline among ``inputs`` (a first frame)."""
-    for value in inputs.values():
-        if isinstance(value, str) and value.startswith("data:image/png;base64,"):
-            try:
-                size = png_size(base64.b64decode(value.split(",", 1)[1][:64]))
-            except ValueError:
-                continue
-            if size is not None:
-                return nearest_aspect(*size)
-    return None
 
 
 def simulator_of(request: Request) -> Simulator:

@@ -41,15 +41,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from activities.simulator import schemas
-from activities.simulator.engine import (
-    Counts,
-    Fate,
-    Prediction,
-    Simulator,
-    iso,
-    simulator_of,
-    version_of,
-)
+from activities.simulator.engine import Simulator, simulator_of
+from activities.simulator.prediction import Counts, Fate, Prediction, iso, version_of
 from activities.simulator.webhooks import Sender
 from storyreel.webhooks.fal import signed_message
 

@@ -35,15 +35,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from activities.simulator.engine import (
-    Fate,
-    Prediction,
-    Simulator,
-    nearest_aspect,
-    png_size,
-    simulator_of,
-    version_of,
-)
+from activities.simulator.engine import Simulator, simulator_of
+from activities.simulator.prediction import Fate, Prediction, version_of
+from activities.simulator.render import nearest_aspect, png_size
 from storyreel.catalogue import ModelSpec, lookup
 
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -23,7 +23,8 @@ import httpx
 from storyreel.webhooks.replicate import signed_headers
 
 if TYPE_CHECKING:
-    from activities.simulator.engine import Prediction, Simulator
+    from activities.simulator.engine import Simulator
+    from activities.simulator.prediction import Prediction
 
 logger = logging.getLogger(__name__)
 

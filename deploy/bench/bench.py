@@ -52,6 +52,7 @@ from harness import Stack, stack  # noqa: E402
 from inflight import b7  # noqa: E402
 from lengths import MODELS, SCENES, b8  # noqa: E402
 from overlays import measure as measure_overlays  # noqa: E402
+from uploads import b10  # noqa: E402
 from waiting import b9  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -344,6 +345,7 @@ ON_STACK: dict[str, Callable[[Stack, argparse.Namespace], Awaitable[Any]]] = {
         s, args.b8_models, args.b8_scenes, args.b8_latency, not args.b8_tiny_clips
     ),
     "B9": lambda s, args: b9(s, args.b9_runs, args.b9_idle_wait, request),
+    "B10": lambda s, args: b10(s, args.b10_gib),
 }
 
 
@@ -439,6 +441,11 @@ def report(results: Results) -> list[str]:
             f"{o['duration']:.2f} s" for name, o in r["outputs"].items()
         ) + f"; mid-frames: {', '.join(r['frames'].values())}")  # fmt: skip
     lines += b8_lines(results)
+    if r := results.get("B10"):
+        lines.append(line("B10", "an upload to POST /v1/assets: API peak RSS growth",
+                          f"{r['bytes'] >> 20} MiB at {r['mib_per_second']:.0f} MiB/s: "
+                          f"+{r['rss_growth_mib']:.1f} MiB", "< 64 MiB", r["ratio"],
+                          r["rss_growth_mib"] < 64 and r["kind"] == "audio"))  # fmt: skip
     if r := results.get("B6"):
         lines.append(
             line(
@@ -552,6 +559,7 @@ def main() -> None:
     parser.add_argument("--b2-generations", type=int, default=25, help="per side and round")
     parser.add_argument("--b2-rounds", type=int, default=3)
     parser.add_argument("--b3-generations", type=int, default=100)
+    parser.add_argument("--b10-gib", type=float, default=2.0, help="B10's upload size, GiB")
     parser.add_argument("--b3-latency", type=float, default=5.0)
     parser.add_argument("--b3-reads-per-second", type=float, default=40.0, help="GETs, in all")
     parser.add_argument("--b4-mib", type=int, default=1024)

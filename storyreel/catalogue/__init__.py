@@ -143,6 +143,11 @@ class ModelSpec(BaseModel):
         description="Required inputs (from a published schema); ones storyreel cannot fill "
         "refuse the model before anything is paid for.",
     )
+    draft_model: str | None = Field(
+        default=None,
+        description="The cheaper sibling drafts are made with (a fast/turbo variant taking the "
+        "same inputs); None: drafts use the model itself at its lowest resolution.",
+    )
     price: ModelPrice | None = None
     source: str | None = Field(
         default=None, description="The public page this entry was read from."

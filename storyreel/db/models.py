@@ -137,6 +137,9 @@ class Generation(GenerationBase, table=True):
     clip_stage: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     skipped_clips: list[int] = Field(default_factory=list, sa_type=JSON)
     quote: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    quality: str = Field(default="final", max_length=16)
+    final_quote: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    draft_of: str | None = Field(default=None, max_length=64)
     retry_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # When this process last wrote the row, as opposed to the run's own ``updated_at``.
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.llm_planner import (
@@ -19,6 +18,7 @@ from activities.llm_planner import (
     to_result,
 )
 from storyreel.contracts import PlanInput, Platform
+from storyreel.errors import BadInputError
 from tests.fake_llm import plan_json, serve_llm
 
 pytestmark = pytest.mark.fast
@@ -37,11 +37,10 @@ async def test_a_malformed_answer_fails_the_attempt_and_the_next_one_plans() -> 
     async with serve_llm("{not json", plan_json(3)) as llm:
         planner = LLMPlanner(llm.url, "test-model", KEY)
         env = ActivityEnvironment()
-        with pytest.raises(ApplicationError) as failed:
+        # Retried: the worker's ErrorMapper keeps PlannerAnswerError retryable.
+        with pytest.raises(PlannerAnswerError, match="not JSON") as failed:
             await env.run(planner.plan_with_llm, plan_input())
-        assert failed.value.type == "PlannerAnswerError"
-        assert not failed.value.non_retryable
-        assert "not JSON" in failed.value.message
+        assert failed.value.retryable
         result = await env.run(planner.plan_with_llm, plan_input())
     labels = [scene.description.split(":")[0] for scene in result.scenes]
     assert labels == ["CAMERA-1", "CAMERA-2", "CAMERA-3"]
@@ -102,10 +101,9 @@ def test_the_prompt_is_the_versioned_file_with_the_limits_filled_in() -> None:
 
 
 async def test_without_an_endpoint_the_planner_says_what_to_set() -> None:
-    with pytest.raises(ApplicationError) as failed:
+    with pytest.raises(BadInputError, match="STORYREEL_LLM_BASE_URL") as failed:
         await ActivityEnvironment().run(LLMPlanner(None, None).plan_with_llm, plan_input())
-    assert failed.value.non_retryable
-    assert "STORYREEL_LLM_BASE_URL" in failed.value.message
+    assert not failed.value.retryable
 
 
 def answer(*durations: float) -> str:

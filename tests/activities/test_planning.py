@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.planning import plan_generation
@@ -69,10 +68,11 @@ def test_scenes_without_a_target_duration_are_kept() -> None:
 async def test_too_long_for_the_platform_is_a_non_retryable_bad_input() -> None:
     beats = [SceneIn(description="long", duration=10) for _ in range(7)]
     request = PlanInput(generation_id="g", scenes=beats, platform=Platform.youtube_shorts)
-    with pytest.raises(ApplicationError) as error:
+    # The worker's ErrorMapper makes it the ApplicationError (tests/activities/test_error_mapper).
+    with pytest.raises(BadInputError) as error:
         await ActivityEnvironment().run(plan_generation, request)
-    assert error.value.non_retryable and error.value.type == "BadInputError"
-    assert "youtube_shorts allows at most 60 s" in error.value.message
+    assert not error.value.retryable
+    assert "youtube_shorts allows at most 60 s" in str(error.value)
 
 
 def test_a_script_without_words_is_refused() -> None:

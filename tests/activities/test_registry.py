@@ -4,7 +4,6 @@ own key. (fal once went missing from the worker because a provider was wired in 
 
 from __future__ import annotations
 
-import ast
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -130,26 +129,3 @@ def test_env_example_lists_every_providers_variables() -> None:
     example = (ROOT / ".env.example").read_text()
     names = {line.split("=", 1)[0].lstrip("# ") for line in example.splitlines() if "=" in line}
     assert PROVIDER_VARIABLES - names == set()
-
-
-def _environ_reads(path: Path) -> list[int]:
-    """Lines of ``path`` reading ``os.environ`` / ``os.getenv`` directly."""
-    tree = ast.parse(path.read_text(), str(path))
-    lines = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
-            if isinstance(node.value, ast.Name) and node.value.id == "os":
-                lines.append(node.lineno)
-    return lines
-
-
-def test_no_role_reads_provider_settings_from_the_environment_itself() -> None:
-    """Provider keys and URLs come through ``Settings`` (the registry says which): a raw read
-    beside it is how a provider goes missing in one process and not another."""
-    roles = [
-        ROOT / "worker.py",
-        *(ROOT / "activities").rglob("*.py"),
-        *(ROOT / "api").rglob("*.py"),
-    ]
-    offenders = {str(path.relative_to(ROOT)): _environ_reads(path) for path in roles}
-    assert {path: lines for path, lines in offenders.items() if lines} == {}

@@ -338,3 +338,63 @@ async def test_a_run_in_arabic_reads_right_to_left_on_the_page(live_api: LiveApi
         await page.click("#approve")
         await reaches(page, "completed")
         await expect(page.locator("#player")).to_be_visible(timeout=60_000)
+
+
+async def test_a_track_is_uploaded_from_the_page_and_becomes_the_music(
+    live_api: LiveApi, tmp_path: Path
+) -> None:
+    from activities.media import ffmpeg
+
+    track = tmp_path / "harbour bed.m4a"
+    ffmpeg.run(["-f", "lavfi", "-i", "sine=f=330:d=4", "-c:a", "aac", str(track)])
+    notes = tmp_path / "cover.png"
+    notes.write_text("not a picture")
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{live_api.url}/#key={live_api.key}")
+        await expect(page.locator("#who")).to_have_text("alice")
+        await page.click("#options summary")
+        await page.set_input_files("#asset-file", str(notes))
+        await expect(page.locator("#upload-status")).to_contain_text(
+            "not an image, video or audio file", timeout=30_000
+        )
+        await page.set_input_files("#asset-file", str(track))
+        await expect(page.locator("#upload-status")).to_contain_text("audio", timeout=30_000)
+        music = await page.locator("#music").input_value()
+        assert music.startswith("ast-")
+        await screenshot(page, "page-upload.png")
+        await page.fill("#title", "With my own music")
+        await page.fill("#script", "A quiet harbour at dawn.")
+        await page.select_option("#platform", "youtube")
+        await page.select_option("#provider", "sleepy")
+        await page.click("#submit")
+        await reaches(page, "completed")
+    [asset] = (await live_api.http.get("/v1/assets")).json()
+    assert asset["id"] == music and asset["kind"] == "audio"
+    assert asset["name"] == "harbour bed.m4a"
+
+
+async def test_a_draft_is_marked_and_made_final_from_the_page(live_api: LiveApi) -> None:
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{live_api.url}/#key={live_api.key}")
+        await expect(page.locator("#who")).to_have_text("alice")
+        await page.fill("#title", "Draft harbour")
+        await page.fill("#script", "A boat leaves at dawn. The gulls follow it.")
+        await page.select_option("#platform", "youtube")
+        await page.click("#options summary")
+        await page.select_option("#provider", "sleepy")
+        await page.check("#draft")
+        await page.click("#submit")
+        await reaches(page, "completed")
+        await expect(page.locator("#facts")).to_contain_text("DRAFT")
+        await expect(page.locator("#quote")).to_contain_text("; the finals: about $")
+        draft = page.url.split("#run=")[1]
+        await screenshot(page, "page-draft.png")
+        await page.click("#finalize")
+        await expect(page.locator("#facts")).to_contain_text(f"final of {draft}", timeout=30_000)
+        await reaches(page, "completed")
+        assert page.url.endswith(f"#run={draft}-final")
+        await expect(page.locator("#finalize")).to_have_count(0)
+    final = (await live_api.http.get(f"/v1/generations/{draft}-final")).json()
+    assert final["draft_of"] == draft and final["quality"] == "final"

@@ -116,3 +116,11 @@ def test_a_small_b9_run_wakes_a_waiter_on_approval_and_holds_an_idle_one(tmp_pat
     assert result["idle_unchanged"] == [True] and result["idle"][0] >= 1.95
     assert result["status_changes"], "no status change was answered"
     assert len([line for line in lines if line.startswith("B9 ")]) == 2, lines
+
+
+def test_a_small_b10_upload_is_measured(tmp_path: Path) -> None:
+    results, lines = bench(tmp_path, "--only", "B10", "--b10-gib", "0.05")
+    r = results["B10"]
+    assert r["kind"] == "audio" and r["bytes"] > 50 * 2**20
+    assert r["duration"] > 0 and r["rss_peak_mib"] >= r["rss_before_mib"]
+    assert any(line.startswith("B10 ") for line in lines), lines

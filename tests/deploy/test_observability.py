@@ -31,6 +31,15 @@ from tests.workflows.conftest import request_for, running_worker, start
 OTEL_ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}
 
 
+def otel(variables: dict[str, str]) -> Settings:
+    """The settings of a process whose environment holds exactly these OTEL_* variables."""
+    fields = {name for name in Settings.model_fields if name.startswith("otel_")}
+    values: dict[str, object] = dict.fromkeys(fields - {"otel_sdk_disabled"})
+    values["otel_sdk_disabled"] = False
+    values.update({name.lower(): value for name, value in variables.items()})
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def json_lines() -> Iterator[io.StringIO]:
     """Root logging as a container runs it (JSON), into a buffer; restored afterwards."""
@@ -111,11 +120,11 @@ async def test_a_real_run_logs_json_lines_with_its_ids(
 
 
 def test_tracing_is_off_unless_asked_for() -> None:
-    assert tracing.tracing_requested({}) is False
-    assert tracing.tracing_interceptors("storyreel-worker", {}) == []
-    assert tracing.tracing_requested(OTEL_ENDPOINT) is True
-    assert tracing.tracing_requested({"OTEL_TRACES_EXPORTER": "none", **OTEL_ENDPOINT}) is False
-    assert tracing.tracing_requested({"OTEL_SDK_DISABLED": "true", **OTEL_ENDPOINT}) is False
+    assert tracing.tracing_requested(otel({})) is False
+    assert tracing.tracing_interceptors("storyreel-worker", otel({})) == []
+    assert tracing.tracing_requested(otel(OTEL_ENDPOINT)) is True
+    for off in ({"OTEL_TRACES_EXPORTER": "none"}, {"OTEL_SDK_DISABLED": "true"}):
+        assert tracing.tracing_requested(otel({**off, **OTEL_ENDPOINT})) is False
 
 
 def test_missing_packages_leave_tracing_off_with_a_warning(
@@ -131,7 +140,7 @@ def test_missing_packages_leave_tracing_off_with_a_warning(
     monkeypatch.setattr(importlib, "import_module", without_otel_exporter)
     monkeypatch.setattr(tracing, "_has_real_provider", lambda trace: False)
     with caplog.at_level(logging.WARNING, logger="storyreel.tracing"):
-        assert tracing.tracing_interceptors("storyreel-worker", OTEL_ENDPOINT) == []
+        assert tracing.tracing_interceptors("storyreel-worker", otel(OTEL_ENDPOINT)) == []
     assert "tracing off" in caplog.text
 
 
@@ -148,7 +157,7 @@ def spans() -> InMemorySpanExporter:
 async def test_traces_follow_a_generation_through_workflow_and_activities(
     client: Client, settings: Settings, spans: InMemorySpanExporter
 ) -> None:
-    interceptors = tracing.tracing_interceptors("storyreel-test", OTEL_ENDPOINT)
+    interceptors = tracing.tracing_interceptors("storyreel-test", otel(OTEL_ENDPOINT))
     assert [type(interceptor) for interceptor in interceptors] == [TracingInterceptor]
     config = client.config()
     config["interceptors"] = interceptors
@@ -187,7 +196,7 @@ def test_an_sdk_provider_is_installed_with_the_environments_service_name(
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)  # the SDK's resource detector reads os.environ
     fake = FakeTrace()
-    settings = {"OTEL_TRACES_EXPORTER": "console", **env}
+    settings = otel({"OTEL_TRACES_EXPORTER": "console", **env})
     assert tracing._install_provider(fake, "storyreel-worker", settings)
     assert isinstance(fake.provider, TracerProvider)
     assert fake.provider.resource.attributes["service.name"] == name

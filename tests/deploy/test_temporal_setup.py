@@ -119,7 +119,7 @@ async def test_workers_carry_the_build_id_from_settings(client: Client, settings
 def test_worker_healthcheck_without_metrics_port_checks_temporal(settings: Settings) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STORYREEL_TEMPORAL_ADDRESS", settings.temporal_address)
-        assert healthcheck.main(["worker"], {}) == 0
+        assert healthcheck.main(["worker"]) == 0
         patch.setenv("STORYREEL_TEMPORAL_ADDRESS", "127.0.0.1:1")
-        assert healthcheck.main(["worker"], {}) == 1
-    assert healthcheck.main(["bogus"], {}) == 1
+        assert healthcheck.main(["worker"]) == 1
+    assert healthcheck.main(["bogus"]) == 1

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.assembly import SILENT_NARRATION, AssemblyActivities, FinishingOptions
@@ -21,6 +20,7 @@ from storyreel.contracts import (
     StitchInput,
     StitchResult,
 )
+from storyreel.errors import BadInputError
 from storyreel.storage import LocalStorage
 
 from .helpers import make_clip, samples, tone_level
@@ -149,10 +149,8 @@ def test_missing_music_is_a_bad_input_and_leaves_nothing(
         clips=[AssemblyClip(key="clips/1.mp4")],
         music="music/absent.mp3",
     )
-    with pytest.raises(ApplicationError) as failure:
+    with pytest.raises(BadInputError, match="music: no track at 'music/absent.mp3'"):
         run(activities, request)
-    assert failure.value.type == "BadInputError" and failure.value.non_retryable
-    assert "music: no track at 'music/absent.mp3'" in failure.value.message
     assert list((tmp_path / "work").iterdir()) == []
 
 
