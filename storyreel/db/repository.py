@@ -12,8 +12,6 @@ query, paging) ``base``; rows <-> contracts ``rows``.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
-
 from storyreel.db.accounts import (
     API_KEY_PREFIX,
     DISPLAY_PREFIX_LENGTH,
@@ -36,9 +34,6 @@ class Records(AccountRecords, GenerationRecords, BatchRecords, ProgressRecords, 
     Methods are synchronous: call them from sync activities (they run on the worker's
     executor) or from async code through a thread (``anyio.to_thread.run_sync``).
     """
-
-    def __init__(self, engine: Engine, *, pepper: str = "") -> None:
-        super().__init__(engine, pepper=pepper)
 
     @classmethod
     def from_url(cls, url: str, *, pepper: str = "") -> Records:
