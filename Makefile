@@ -26,9 +26,10 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-# The quick tier (under 2 minutes on 2 cores): tests marked `fast`, i.e. unit tests and the
-# workflow on the time-skipping test server with activities faked by name. No dev server,
-# S3, database or browser. `make test` still runs everything, these included.
+# The quick tier (under a minute on 2 cores): tests marked `fast` by the one rule in
+# tests/conftest.py (is_fast), i.e. unit tests and the workflow on the time-skipping test
+# server. No dev server, S3, database, browser, FFmpeg or process of its own. `make test`
+# still runs everything, these included.
 test-fast: $(STAMP)
 	$(BIN)/pytest -m fast $(PYTEST_ARGS)
 

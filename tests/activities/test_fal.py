@@ -29,8 +29,6 @@ from storyreel.errors import (
     ProviderThrottledError,
 )
 
-pytestmark = pytest.mark.fast
-
 KEY = "fal-key-id:TopSecretFalKeyThatMustNeverBeLogged"
 BASE = "https://queue.fal.run"
 MODEL = "fal-ai/kling-video/v2/master/text-to-video"

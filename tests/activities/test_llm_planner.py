@@ -21,8 +21,6 @@ from storyreel.contracts import PlanInput, Platform
 from storyreel.errors import BadInputError
 from tests.fake_llm import plan_json, serve_llm
 
-pytestmark = pytest.mark.fast
-
 SCRIPT = "A keeper climbs the lighthouse. She lights the lamp. Ships pass safely."
 KEY = "sk-test-planner-0123456789"
 

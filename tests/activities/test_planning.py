@@ -23,8 +23,6 @@ from storyreel.planning import (
 from storyreel.quotes import ClipPricing, pricing_for
 from storyreel.settings import Settings
 
-pytestmark = pytest.mark.fast
-
 
 def test_sentences_become_scenes_at_two_and_a_half_words_per_second() -> None:
     script = (

@@ -19,8 +19,6 @@ from storyreel.providers import PROVIDERS
 from storyreel.settings import Settings
 from worker import default_queues, open_providers
 
-pytestmark = pytest.mark.fast
-
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {
     "replicate": "REPLICATE_API_TOKEN",

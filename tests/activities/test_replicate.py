@@ -36,8 +36,6 @@ from storyreel.errors import (
     ProviderThrottledError,
 )
 
-pytestmark = pytest.mark.fast
-
 TOKEN = "r8_TopSecretTokenThatMustNeverBeLogged"
 BASE = "https://api.replicate.com"
 VIDEO_URL = "https://replicate.delivery/xezq/abc/output.mp4"

@@ -32,8 +32,6 @@ from activities.providers.replicate_api import (
 from storyreel.contracts import PLATFORMS, ClipStatus, Platform
 from storyreel.errors import PredictionFailedError
 
-pytestmark = pytest.mark.fast
-
 CASSETTES = Path(__file__).resolve().parents[3] / "shared/fixtures/replicate-cassettes"
 TOKEN = "r8_cassette-token"
 SDXL = "39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b"

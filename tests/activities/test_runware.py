@@ -32,8 +32,6 @@ from storyreel.errors import (
     ProviderThrottledError,
 )
 
-pytestmark = pytest.mark.fast
-
 KEY = "rw_TopSecretKeyThatMustNeverBeLogged"
 API = "https://api.runware.ai/v1"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "runware"

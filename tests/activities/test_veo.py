@@ -26,8 +26,6 @@ from storyreel.errors import (
     ProviderThrottledError,
 )
 
-pytestmark = pytest.mark.fast
-
 KEY = "AIzaTopSecretKeyThatMustNeverBeLogged"
 API = "https://generativelanguage.googleapis.com"
 MODEL = "veo-3.1-generate-preview"

@@ -22,8 +22,6 @@ from temporalio.worker import Replayer
 from storyreel.contracts import WORKFLOW_NAME
 from workflows.generation import VideoGenerationWorkflow
 
-pytestmark = pytest.mark.fast
-
 HISTORIES = Path(__file__).resolve().parents[1] / "workflows" / "histories"
 STORED = sorted(HISTORIES.glob("*.json"))
 

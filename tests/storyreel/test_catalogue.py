@@ -7,8 +7,6 @@ import pytest
 
 from storyreel.catalogue import ModelSpec, catalogue
 
-pytestmark = pytest.mark.fast
-
 LISTED = [
     "replicate/kwaivgi/kling-v2.1",
     "replicate/kwaivgi/kling-v2.5-turbo-pro",

@@ -8,8 +8,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.fast
-
 
 def run(body: str) -> subprocess.CompletedProcess[str]:
     code = f"from storyreel.temporal import exit_after\n{body}\n"

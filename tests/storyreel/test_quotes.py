@@ -12,8 +12,6 @@ from storyreel.catalogue.schema import describe
 from storyreel.quotes import pricing_for, quote, refusal
 from storyreel.settings import Settings
 
-pytestmark = pytest.mark.fast
-
 ROOT = Path(__file__).resolve().parents[2]
 LUMA = "luma/ray-flash-2-540p"
 

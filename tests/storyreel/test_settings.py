@@ -10,8 +10,6 @@ import pytest
 
 from storyreel.settings import Settings
 
-pytestmark = pytest.mark.fast
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -19,8 +19,6 @@ from storyreel.contracts import PredictionPhase
 from storyreel.webhooks.base import WebhookRejectedError, WebhookVerifier
 from storyreel.webhooks.fal import FalWebhookVerifier
 
-pytestmark = pytest.mark.fast
-
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "fal"
 JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"
 REQUEST_ID = "123e4567-e89b-12d3-a456-426614174000"

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from workflows.budget import Budget
-
-pytestmark = pytest.mark.fast
 
 
 def test_no_budget_never_refuses_or_reserves() -> None:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from workflows.summary import clip_prompt
-
-pytestmark = pytest.mark.fast
 
 
 def test_context_goes_above_the_scene() -> None:

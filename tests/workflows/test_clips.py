@@ -40,8 +40,6 @@ from workflows.clips import (
     wait_before_check,
 )
 
-pytestmark = pytest.mark.fast
-
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 

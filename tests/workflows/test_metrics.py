@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from storyreel.contracts import (
     ClipStageMetrics,
     ClipState,
@@ -14,8 +12,6 @@ from storyreel.contracts import (
     StageTiming,
 )
 from workflows.metrics import close_clip_stage, count_clip, generation_metrics
-
-pytestmark = pytest.mark.fast
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pytest
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 
@@ -14,8 +13,6 @@ from storyreel.catalogue import Durations
 from storyreel.contracts import GenerationStatus, PlanInput, PlanResult
 from storyreel.quotes import ClipPricing
 from tests.workflows.test_time_skipping import Fakes, running
-
-pytestmark = pytest.mark.fast
 
 # Sentences of 8, 4, 11, 10, 3 and 23 words: 3.2, 1.6, 4.4, 4.0, 1.2 and 9.2 s spoken.
 SCRIPT = " ".join(" ".join(["gull"] * n) + "." for n in (8, 4, 11, 10, 3, 23))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -25,8 +24,6 @@ from storyreel.contracts import (
 from storyreel.quotes import ClipPricing
 from workflows.inputs import clip_input, plan_input, stitch_input
 from workflows.scenes import edited_scenes, needs_redraw, planned_clips
-
-pytestmark = pytest.mark.fast
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from storyreel.contracts import ClipState, ClipStatus, GenerationState, GenerationStatus, Stage
 from workflows.summary import clip_summary, first_words, run_details
-
-pytestmark = pytest.mark.fast
 
 
 def test_first_words_cut_long_text_with_an_ellipsis() -> None:

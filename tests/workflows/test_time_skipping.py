@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from temporalio import activity
@@ -42,9 +43,11 @@ from storyreel.contracts import (
     StoryboardResult,
     TaskQueues,
 )
+from storyreel.settings import Settings
 from workflows.generation import VideoGenerationWorkflow
 
-pytestmark = pytest.mark.fast
+# worker.py's clip workers send heartbeats at least this often (heartbeat_throttle_seconds).
+HEARTBEAT_THROTTLE = timedelta(seconds=Settings.model_fields["heartbeat_throttle_seconds"].default)
 
 ClipRule = Callable[[ClipInput, str], ClipResult | None]
 
@@ -161,7 +164,14 @@ async def running(
             activities=[fakes.plan, fakes.storyboard, fakes.stitch, fakes.publish],
         ),
         *(
-            Worker(env.client, task_queue=queues.clips(name), activities=[fakes.clip])
+            Worker(
+                env.client,
+                task_queue=queues.clips(name),
+                activities=[fakes.clip],
+                # As worker.py's clip workers: a cancel reaches a heartbeating clip within this,
+                # not within 80 % of its heartbeat timeout (16 s of real time).
+                max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+            )
             for name in providers
         ),
     ]
