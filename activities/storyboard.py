@@ -77,4 +77,11 @@ class StoryboardActivities:
             await asyncio.to_thread(self.storage.put_file, key, image)
             if request.use_cache:
                 await asyncio.to_thread(self.storage.put_file, cache_key, image)
-        return StoryboardResult(index=request.scene.index, key=key)
+        lacks = []
+        if scene.references and not provider.takes_references:
+            lacks.append(
+                f"storyboard {scene.index}: the image provider {request.provider!r} takes no "
+                f"reference images, so {', '.join(scene.characters)} is drawn from the "
+                "description alone"
+            )
+        return StoryboardResult(index=request.scene.index, key=key, warnings=lacks)

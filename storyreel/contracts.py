@@ -557,6 +557,9 @@ class StoryboardResult(BaseModel):
     index: int
     key: str
     cached: bool = False
+    warnings: list[str] = Field(
+        default_factory=list, description="What the image lacks of what was asked."
+    )
 
 
 class ClipInput(BaseModel):

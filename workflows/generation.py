@@ -264,6 +264,9 @@ class VideoGenerationWorkflow:
             retry_policy=policies.STORYBOARD_RETRY,
             summary=f"storyboard {scene.index}/{count}: {first_words(scene.description)}",
         )
+        for warning in result.warnings:
+            if warning not in self._state.warnings:
+                self._state.warnings.append(warning)
         return result.key
 
     async def _await_approval(self) -> None:

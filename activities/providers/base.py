@@ -154,6 +154,9 @@ class ClipProvider(Protocol):
 
 
 class ImageProvider(Protocol):
+    # Whether the picture shows ``job.references`` (a provider without the attribute: no).
+    takes_references: bool
+
     async def render(self, job: ImageJob) -> Path:
         """Make the storyboard image; return the file (inside ``job.workdir``)."""
         ...

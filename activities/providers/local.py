@@ -60,7 +60,10 @@ async def run_stoppable(executor: Executor | None, work: Callable[[threading.Eve
 
 
 class LocalImageProvider:
-    """A two-colour gradient seeded by the beat's description, labelled with its number."""
+    """A two-colour gradient seeded by the beat's description, labelled with its number; the
+    first of the scene's characters' reference images drawn in its middle."""
+
+    takes_references = True
 
     def __init__(
         self, font: Path | None = None, exe: str | None = None, executor: Executor | None = None

@@ -175,6 +175,9 @@ class ReplicateClipProvider:
 class ReplicateImageProvider:
     """An ``ImageProvider`` rendering each storyboard image as a prediction of ``job.model``."""
 
+    # Its models' reference inputs are not catalogued: characters reach it as a description.
+    takes_references = False
+
     def __init__(
         self, client: ReplicateClient, input_builder: ImageInputBuilder | None = None
     ) -> None:
