@@ -60,7 +60,7 @@ from worker import running_workers
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "tests" / "workflows" / "histories"
 # What a change to these can break in a running generation's replay.
-WORKFLOW_CODE = ["workflows", "storyreel/contracts.py"]
+WORKFLOW_CODE = ["workflows", "storyreel/contracts"]
 Handle = WorkflowHandle[object, GenerationState]
 log = logging.getLogger("record_histories")
 

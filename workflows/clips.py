@@ -20,6 +20,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.clips import ClipActivities
+    from activities.own import OwnMaterialActivities
     from storyreel.contracts import (
         CLIP_ACTIVITY_PREFIX,
         CLIP_DONE,
@@ -32,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         ClipTry,
         GenerationInput,
         GenerationState,
+        OwnClipInput,
+        PlannedScene,
         PredictionUpdate,
         ProviderChoice,
     )
@@ -192,6 +195,29 @@ class ClipMaker:
     def timeout(self) -> timedelta:
         seconds = self._request.clip_timeout_seconds
         return timedelta(seconds=seconds) if seconds else policies.CLIP_TIMEOUT
+
+    async def own(self, state: GenerationState, clip: ClipState, scene: PlannedScene) -> ClipResult:
+        """The clip of a scene showing the caller's own video or image (``scene.asset``),
+        made on the media queue by ``use_asset``; ``ActivityError`` when it cannot be."""
+        assert scene.asset is not None
+        request = OwnClipInput(
+            generation_id=state.generation_id,
+            clip_id=clip.clip_id,
+            asset=scene.asset,
+            duration=scene.duration,
+            platform=self._request.platform,
+            clip_audio=self._request.clip_audio,
+        )
+        result: ClipResult = await workflow.execute_activity_method(
+            OwnMaterialActivities.use_asset,
+            request,
+            task_queue=self._request.queues.media,
+            start_to_close_timeout=policies.OWN_CLIP_TIMEOUT,
+            retry_policy=policies.OWN_CLIP_RETRY,
+            priority=self._priority,
+            summary=f"own material for scene {clip.clip_id}",
+        )
+        return result
 
     async def make(self, clip: ClipState, clip_input: ClipInput, round_: int) -> ClipResult:
         """The clip from its provider, or from the next one of the request's fallback chain

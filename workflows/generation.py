@@ -18,10 +18,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.assembly import AssemblyActivities
-    from activities.clips import ClipActivities
-    from activities.own import OwnMaterialActivities
-    from activities.storyboard import StoryboardActivities
     from storyreel.contracts import (
         CLIP_ENDED,
         PLATFORMS,
@@ -30,21 +26,18 @@ with workflow.unsafe.imports_passed_through():
         ClipInput,
         ClipState,
         ClipStatus,
-        DescribeModelInput,
         GenerationInput,
         GenerationState,
         GenerationStatus,
-        OwnClipInput,
         PlannedScene,
         PredictionSignal,
-        PublishInput,
         RetryClipRequest,
         SceneEdit,
         Stage,
     )
     from storyreel.priority import task_priority
-    from storyreel.quotes import Quote, quote, refusal
-    from workflows import planner, policies
+    from storyreel.quotes import Quote, refusal
+    from workflows import media, planner
     from workflows.budget import Budget
     from workflows.clips import (
         ClipMaker,
@@ -56,10 +49,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.metrics import close_clip_stage, count_clip, generation_metrics
     from workflows.notify import Notifier
     from workflows.patches import FINAL_OF_DRAFT, OWN_MATERIAL, PLAIN_PROMPT, PRICE_UNLISTED
+    from workflows.planner import quote_scenes
     from workflows.progress import Progress
     from workflows.records import Recorder
     from workflows.scenes import edited_scenes, needs_redraw, planned_clips
-    from workflows.summary import clip_prompt, clip_summary, first_words
+    from workflows.summary import clip_prompt, clip_summary
 
 DEFAULT_PARALLEL_CLIPS = 5
 
@@ -214,30 +208,21 @@ class VideoGenerationWorkflow:
         pricing = self._pricing
         if pricing is None or not pricing.discoverable or not workflow.patched(PRICE_UNLISTED):
             return False
-        request = self._request
-        described = await workflow.execute_activity_method(
-            ClipActivities.describe_model,
-            DescribeModelInput(provider=pricing.provider, model=pricing.model),
-            task_queue=request.queues.clips(pricing.provider),
-            start_to_close_timeout=policies.DESCRIBE_TIMEOUT,
-            priority=self._priority,
-            retry_policy=policies.DESCRIBE_RETRY,
-            summary=f"describe {pricing.provider}/{pricing.model}",
-        )
-        if described.spec is None:
+        spec = await planner.describe(self._request, pricing, self._priority)
+        if spec is None:
             return False
-        self._pricing = pricing.described_by(described.spec, request.clip_audio != "drop")
+        self._pricing = pricing.described_by(spec, self._request.clip_audio != "drop")
         self._budget.pricing = self._pricing
         return True
 
     def _requote(self) -> Quote | None:
         """Price the scenes as the provider bills them (again after an edit)."""
         if self._pricing is not None:
-            lengths = [scene.duration for scene in self._state.scenes]
-            own = [scene.index for scene in self._state.scenes if scene.asset]
-            self._state.quote = quote(self._pricing, lengths, own)
+            self._state.quote = quote_scenes(self._pricing, self._state.scenes)
             if self._request.final_pricing is not None:
-                self._state.final_quote = quote(self._request.final_pricing, lengths, own)
+                self._state.final_quote = quote_scenes(
+                    self._request.final_pricing, self._state.scenes
+                )
         return self._state.quote
 
     async def _storyboard(self) -> None:
@@ -255,15 +240,8 @@ class VideoGenerationWorkflow:
     async def _draw(self, scene: PlannedScene) -> str:
         """One scene's storyboard image; its storage key."""
         request, count = self._request, len(self._state.scenes)
-        result = await workflow.execute_activity_method(
-            StoryboardActivities.render_storyboard,
-            storyboard_input(request, self._state.generation_id, scene, count),
-            task_queue=request.queues.media,
-            start_to_close_timeout=policies.STORYBOARD_TIMEOUT,
-            priority=self._priority,
-            retry_policy=policies.STORYBOARD_RETRY,
-            summary=f"storyboard {scene.index}/{count}: {first_words(scene.description)}",
-        )
+        drawing = storyboard_input(request, self._state.generation_id, scene, count)
+        result = await media.draw(request, drawing, self._priority)
         for warning in result.warnings:
             if warning not in self._state.warnings:
                 self._state.warnings.append(warning)
@@ -370,16 +348,7 @@ class VideoGenerationWorkflow:
         self._progress.enter(Stage.assemble, GenerationStatus.assembling)
         await self._records.stage()
         stitch = stitch_input(self._request, self._state)
-        result = await workflow.execute_activity_method(
-            AssemblyActivities.stitch_video,
-            stitch,
-            task_queue=self._request.queues.media,
-            start_to_close_timeout=policies.STITCH_TIMEOUT,
-            priority=self._priority,
-            heartbeat_timeout=policies.STITCH_HEARTBEAT,
-            retry_policy=policies.STITCH_RETRY,
-            summary=f"stitch {len(stitch.clips)} clips",
-        )
+        result = await media.stitch(self._request, stitch, self._priority)
         state = self._state
         state.video_key, state.thumbnail_key = result.key, result.thumbnail_key
         state.duration = result.duration
@@ -393,15 +362,7 @@ class VideoGenerationWorkflow:
         self._state.metrics = generation_metrics(self._state, self._waited, workflow.now())
         record = self._state.model_copy(deep=True)
         record.status = final
-        await workflow.execute_activity_method(
-            AssemblyActivities.publish_generation,
-            PublishInput(state=record),
-            task_queue=self._request.queues.media,
-            start_to_close_timeout=policies.PUBLISH_TIMEOUT,
-            priority=self._priority,
-            retry_policy=policies.PUBLISH_RETRY,
-            summary="publish the record",
-        )
+        await media.publish(self._request, record, self._priority)
         self._progress.set_status(final)
         await self._records.milestone()
 
@@ -475,28 +436,12 @@ class VideoGenerationWorkflow:
     async def _use_asset(self, clip: ClipState, scene: PlannedScene, round_: int) -> Charge | None:
         """A scene of the caller's own video or image: made on the media queue, no provider,
         no slot, no budget; the charge (nothing) to book."""
-        assert scene.asset is not None
         clip.status, clip.started_at, clip.ended_at = ClipStatus.processing, workflow.now(), None
         clip.provider, clip.model = "asset", "own"
         self._progress.touch()
-        request = OwnClipInput(
-            generation_id=self._state.generation_id,
-            clip_id=clip.clip_id,
-            asset=scene.asset,
-            duration=scene.duration,
-            platform=self._request.platform,
-            clip_audio=self._request.clip_audio,
-        )
         charge: Charge | None = None
         try:
-            result = await workflow.execute_activity_method(
-                OwnMaterialActivities.use_asset,
-                request,
-                task_queue=self._request.queues.media,
-                start_to_close_timeout=policies.OWN_CLIP_TIMEOUT,
-                retry_policy=policies.OWN_CLIP_RETRY,
-                summary=f"own material for scene {clip.clip_id}",
-            )
+            result = await self._clip_maker.own(self._state, clip, scene)
         except ActivityError as error:
             clip_failed(clip, error)
         else:

@@ -11,10 +11,12 @@ from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.clips import ClipActivities
     from activities.llm_planner import LLMPlanner
     from activities.planning import plan_generation
-    from storyreel.contracts import GenerationInput, PlanResult
-    from storyreel.quotes import ClipPricing
+    from storyreel.catalogue import ModelSpec
+    from storyreel.contracts import DescribeModelInput, GenerationInput, PlannedScene, PlanResult
+    from storyreel.quotes import ClipPricing, Quote, quote
     from workflows import policies
     from workflows.inputs import plan_input
 
@@ -61,3 +63,27 @@ async def plan(
         summary=planner.summary,
     )
     return result
+
+
+async def describe(
+    request: GenerationInput, pricing: ClipPricing, priority: Priority
+) -> ModelSpec | None:
+    """The run's model as its clip worker will take it (``describe_model`` on the provider's
+    clip queue): the catalogue's entry, else the provider's published schema; None where the
+    provider publishes none."""
+    described = await workflow.execute_activity_method(
+        ClipActivities.describe_model,
+        DescribeModelInput(provider=pricing.provider, model=pricing.model),
+        task_queue=request.queues.clips(pricing.provider),
+        start_to_close_timeout=policies.DESCRIBE_TIMEOUT,
+        priority=priority,
+        retry_policy=policies.DESCRIBE_RETRY,
+        summary=f"describe {pricing.provider}/{pricing.model}",
+    )
+    return described.spec
+
+
+def quote_scenes(pricing: ClipPricing, scenes: list[PlannedScene]) -> Quote:
+    """The planned scenes as ``pricing`` bills them; the caller's own material bills nothing."""
+    lengths = [scene.duration for scene in scenes]
+    return quote(pricing, lengths, [scene.index for scene in scenes if scene.asset])
