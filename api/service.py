@@ -380,7 +380,7 @@ class Generations(Service):
             if clip.prediction_id not in (None, row.prediction_id):
                 continue  # an older prediction's progress (the clip was retried)
             if clip.status is ClipStatus.queued or row.progress >= clip.progress:
-                clip.status, clip.progress = row.status, row.progress
+                clip.status, clip.progress = ClipStatus(row.status), row.progress
                 clip.prediction_id = row.prediction_id
 
     async def retry_clip(

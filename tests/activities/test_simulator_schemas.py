@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,11 @@ async def test_a_key_the_model_does_not_take_is_ignored_and_logged_with_images_s
     assert finished["status"] == "succeeded"
     assert entry["unknown_inputs"] == ["image"] and entry["schema"] is True
     assert entry["seconds"] == 10.0
-    assert entry["inputs"]["start_image"] == f"data:image/png;base64,… ({len(BOARD)} chars)"
+    # Shortened to its type, size and the digest of what it holds (which picture was sent).
+    sent = hashlib.sha256(b"\x89PNG\r\n\x1a\n" + b"p" * 300).hexdigest()
+    assert entry["inputs"]["start_image"] == (
+        f"data:image/png;base64,… ({len(BOARD)} chars, sha256 {sent})"
+    )
     assert entry["inputs"]["duration"] == 10 and entry["inputs"]["prompt"] == "A lighthouse at dusk"
     prediction = sim.engine.get(entry["id"])
     assert prediction is not None and prediction.unknown_inputs == ["image"]
