@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import ClassVar
 
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, Engine
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlalchemy import BigInteger
+from sqlmodel import Field, SQLModel, col, select
 
 from storyreel.assets import AssetKind
+from storyreel.db.base import Sessions
 from storyreel.db.models import UTCDateTime, utcnow
 
 
@@ -52,33 +51,23 @@ def public(row: AssetRow) -> AssetPublic:
     return AssetPublic.model_validate(row.model_dump())
 
 
-class Assets:
-    """The asset table, over the record's engine (``writer``: its writing connections)."""
-
-    def __init__(self, engine: Engine, writer: Engine) -> None:
-        self._engine = engine
-        self._writer = writer
-
-    @contextmanager
-    def _session(self, write: bool = False) -> Iterator[Session]:
-        engine = self._writer if write else self._engine
-        with Session(engine, expire_on_commit=False) as session, session.begin():
-            yield session
+class Assets(Sessions):
+    """The asset table, over the record's engine."""
 
     def add(self, row: AssetRow) -> AssetPublic:
-        with self._session(write=True) as session:
+        with self._writing() as session:
             session.add(row)
         return public(row)
 
     def get(self, asset_id: str, user_id: int) -> AssetRow | None:
         """The caller's asset, or None (also for another user's)."""
-        with self._session() as session:
+        with self._reading() as session:
             row = session.get(AssetRow, asset_id)
             return row if row is not None and row.user_id == user_id else None
 
     def list(self, user_id: int, limit: int = 100) -> list[AssetPublic]:
         """The caller's assets, newest first."""
-        with self._session() as session:
+        with self._reading() as session:
             rows = session.exec(
                 select(AssetRow)
                 .where(AssetRow.user_id == user_id)
@@ -89,7 +78,7 @@ class Assets:
 
     def delete(self, asset_id: str, user_id: int) -> AssetRow | None:
         """Forget the caller's asset; the row it was (its key, to delete the bytes), or None."""
-        with self._session(write=True) as session:
+        with self._writing() as session:
             row = session.get(AssetRow, asset_id)
             if row is None or row.user_id != user_id:
                 return None

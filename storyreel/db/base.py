@@ -32,17 +32,14 @@ Excluded = ReadOnlyColumnCollection[str, ColumnElement[Any]]
 OnConflict = Mapping[str, Any] | Callable[[Excluded], Mapping[str, Any]]
 
 
-class RecordsBase:
-    """One engine (SQLite or PostgreSQL) and its reading and writing sessions."""
+class Sessions:
+    """One engine (SQLite or PostgreSQL) and its reading and writing sessions: what every
+    table group of the record (the aggregates, assets, notifications) stands on."""
 
-    def __init__(self, engine: Engine, *, pepper: str = "") -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._pepper = pepper
         # Same pool; marks connections that will write (BEGIN IMMEDIATE on SQLite).
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
-
-    def dispose(self) -> None:
-        self.engine.dispose()
 
     @contextmanager
     def _reading(self) -> Iterator[Session]:
@@ -53,6 +50,17 @@ class RecordsBase:
     def _writing(self) -> Iterator[Session]:
         with Session(self._writer, expire_on_commit=False) as session, session.begin():
             yield session
+
+
+class RecordsBase(Sessions):
+    """The aggregates' base: sessions, the pepper API keys are hashed with, paging."""
+
+    def __init__(self, engine: Engine, *, pepper: str = "") -> None:
+        super().__init__(engine)
+        self._pepper = pepper
+
+    def dispose(self) -> None:
+        self.engine.dispose()
 
     def _newest_first(
         self,

@@ -7,16 +7,14 @@ input, so a redelivery sends the very same event (same id, same body) again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Engine, Text
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlalchemy import JSON, Text
+from sqlmodel import Field, SQLModel, col, select
 
+from storyreel.db.base import Sessions, upsert
 from storyreel.db.models import Generation, UTCDateTime, utcnow
 from storyreel.notify import NotifyInput, new_secret
 
@@ -73,35 +71,21 @@ class DeliveryPublic(BaseModel):
     created_at: datetime
 
 
-class Notifications:
-    """The webhook tables, over the record's engine (``writer``: its writing connections)."""
-
-    def __init__(self, engine: Engine, writer: Engine) -> None:
-        self._engine = engine
-        self._writer = writer
-
-    @contextmanager
-    def _session(self, write: bool = False) -> Iterator[Session]:
-        engine = self._writer if write else self._engine
-        with Session(engine, expire_on_commit=False) as session, session.begin():
-            yield session
-
-    def _insert_ignore(self, model: type[SQLModel], values: dict[str, Any], key: str) -> Any:
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(model).values(values).on_conflict_do_nothing(index_elements=[key])
+class Notifications(Sessions):
+    """The webhook tables, over the record's engine."""
 
     # -- secrets -------------------------------------------------------------------------------
 
     def secret(self, user_id: int) -> str:
         """The user's signing secret, made now if they have none (concurrent first reads agree
         on one)."""
-        with self._session(write=True) as session:
+        with self._writing() as session:
             row = session.get(WebhookSecret, user_id)
             if row is not None:
                 return row.key
             values = {"user_id": user_id, "key": new_secret(), "created_at": utcnow()}
-            session.connection().execute(self._insert_ignore(WebhookSecret, values, "user_id"))
-        with self._session() as session:
+            upsert(session.connection(), WebhookSecret, values, keys=["user_id"])
+        with self._reading() as session:
             stored = session.get(WebhookSecret, user_id)
             assert stored is not None
             return stored.key
@@ -109,7 +93,7 @@ class Notifications:
     def rotate_secret(self, user_id: int) -> str:
         """A new signing secret for the user; the old one signs nothing from now on."""
         key = new_secret()
-        with self._session(write=True) as session:
+        with self._writing() as session:
             row = session.get(WebhookSecret, user_id)
             if row is None:
                 session.add(WebhookSecret(user_id=user_id, key=key))
@@ -131,8 +115,8 @@ class Notifications:
             "notice": notice.model_dump(mode="json"),
             "created_at": utcnow(),
         }
-        with self._session(write=True) as session:
-            session.connection().execute(self._insert_ignore(WebhookEventRow, values, "id"))
+        with self._writing() as session:
+            upsert(session.connection(), WebhookEventRow, values, keys=["id"])
 
     def record_attempt(
         self,
@@ -150,8 +134,8 @@ class Notifications:
             "error": error,
             "created_at": utcnow(),
         }
-        with self._session(write=True) as session:
-            session.connection().execute(self._insert_ignore(WebhookAttempt, values, "delivery_id"))
+        with self._writing() as session:
+            upsert(session.connection(), WebhookAttempt, values, keys=["delivery_id"])
 
     def deliveries(
         self, user_id: int, *, generation_id: str | None = None, batch_id: str | None = None
@@ -167,7 +151,7 @@ class Notifications:
             query = query.where(col(WebhookEventRow.generation_id) == generation_id)
         if batch_id is not None:
             query = query.where(col(WebhookEventRow.batch_id) == batch_id)
-        with self._session() as session:
+        with self._reading() as session:
             return [
                 DeliveryPublic(
                     delivery_id=attempt.delivery_id,
@@ -192,7 +176,7 @@ class Notifications:
     ) -> NotifyInput | None:
         """The event an attempt delivered (or tried to), if it is the user's and of that run
         (or batch); None otherwise."""
-        with self._session() as session:
+        with self._reading() as session:
             found = session.exec(
                 select(WebhookEventRow)
                 .join(WebhookAttempt, col(WebhookAttempt.event_id) == col(WebhookEventRow.id))
@@ -207,7 +191,7 @@ class Notifications:
 
     def generation_webhook(self, generation_id: str, user_id: int) -> str | None:
         """The webhook the user's run was asked for, if any (from its recorded request)."""
-        with self._session() as session:
+        with self._reading() as session:
             row = session.get(Generation, generation_id)
         if row is None or row.user_id != user_id:
             return None

@@ -41,8 +41,8 @@ class Records(AccountRecords, GenerationRecords, BatchRecords, ProgressRecords, 
 
     def __init__(self, engine: Engine, *, pepper: str = "") -> None:
         super().__init__(engine, pepper=pepper)
-        self.assets = Assets(engine, self._writer)
-        self.notifications = Notifications(engine, self._writer)
+        self.assets = Assets(engine)
+        self.notifications = Notifications(engine)
 
     @classmethod
     def from_url(cls, url: str, *, pepper: str = "") -> Records:
