@@ -16,6 +16,7 @@ run their blocking FFmpeg work on an executor and stop it when cancelled.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,11 @@ class ClipJob:
         if self.spec is None:
             return self.duration
         return self.spec.durations.covering(self.duration)
+
+    def output_path(self, prediction_id: str) -> Path:
+        """Where a prediction's video is copied to: in the workdir, named after the prediction.
+        Ids come from the network and back from heartbeats: none may name a path elsewhere."""
+        return self.workdir / f"{re.sub(r'[^A-Za-z0-9_-]', '_', prediction_id)}.mp4"
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,14 @@ model id travels beside it because fal's status URLs are per app.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from activities.providers.base import ClipJob, ClipOutput, Report, rising
 from activities.providers.fal_api import FalClient, QueueStatus
-from activities.providers.replicate import aspect_ratio, image_data_uri, spec_input
+from activities.providers.replicate import aspect_ratio, clip_input, image_data_uri
 from storyreel.catalogue import ModelSpec
 from storyreel.catalogue.schema import describe
 from storyreel.contracts import ClipStatus, PredictionUpdate
@@ -90,11 +88,6 @@ def output_url(result: Mapping[str, Any], request_id: str) -> str:
     raise PredictionFailedError(f"fal request {request_id} completed without a video file")
 
 
-def _file_stem(request_id: str) -> str:
-    # Ids come from the network (and from heartbeats): never let one name a path elsewhere.
-    return re.sub(r"[^A-Za-z0-9_-]", "_", request_id)
-
-
 class FalClipProvider:
     """A ``ClipProvider`` running each clip as one queued request of ``job.model`` on fal.
 
@@ -106,7 +99,7 @@ class FalClipProvider:
 
     def __init__(self, client: FalClient, input_builder: ClipInputBuilder | None = None) -> None:
         self.client = client
-        self.input_builder = input_builder or default_clip_input
+        self.input_builder = input_builder
         self._described: dict[str, ModelSpec] = {}
 
     async def describe(self, model: str) -> ModelSpec:
@@ -118,10 +111,7 @@ class FalClipProvider:
         return self._described[model]
 
     async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:
-        if job.spec is not None and self.input_builder is default_clip_input:
-            payload = await asyncio.to_thread(spec_input, job, job.spec)
-        else:
-            payload = await asyncio.to_thread(self.input_builder, job)
+        payload = await clip_input(job, self.input_builder, default_clip_input)
         submission = await self.client.submit(job.model, payload, webhook=webhook_url)
         logger.info(
             "clip %d of %s: fal request %s queued",
@@ -142,7 +132,7 @@ class FalClipProvider:
 
         status = await self.client.follow(job.model, prediction_id, on_poll)
         result = await self.client.result(job.model, prediction_id)
-        path = job.workdir / f"{_file_stem(prediction_id)}.mp4"
+        path = job.output_path(prediction_id)
         # Copying a large output takes a while: keep heartbeating meanwhile.
         await self.client.download(
             output_url(result, prediction_id),

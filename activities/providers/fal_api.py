@@ -196,6 +196,7 @@ class FalClient(RetryingHTTP):
 
     provider = "fal"
     follow_api_redirects = True  # the key travels in Authorization
+    key_scheme = "Key"
 
     def __init__(
         self,
@@ -206,17 +207,8 @@ class FalClient(RetryingHTTP):
         schema_url: str = DEFAULT_SCHEMA_URL,
         **options: Unpack[HTTPOptions],
     ) -> None:
-        super().__init__(base_url, **options)
-        self.poll_interval = poll_interval
+        super().__init__(base_url, key=key, poll_interval=poll_interval, **options)
         self.schema_url = schema_url
-        self._key = key
-
-    def __repr__(self) -> str:
-        key = "set" if self._key else "unset"
-        return f"FalClient(base_url={self.base_url!r}, key={key})"
-
-    def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Key {self._key}"} if self._key else {}
 
     def _download_rejection(self, url: str, response: httpx.Response) -> ProviderError:
         return _rejection("GET", redact(url), response)

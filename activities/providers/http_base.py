@@ -139,10 +139,11 @@ class HTTPOptions(TypedDict, total=False):
 class RetryingHTTP:
     """Base of a provider client: one ``httpx.AsyncClient``, the retry loop and downloads.
 
-    Subclasses say who they are (``provider``, used in every message) and how they
-    authenticate (``_auth_headers``); ``_auth`` adds those headers only for URLs on the API's
-    own origin. ``transport`` lets tests answer with ``httpx.MockTransport``; ``sleep`` and
-    ``jitter`` let them retry without waiting.
+    Subclasses say who they are (``provider``, used in every message) and how the key travels
+    (``key_header`` and ``key_scheme``: ``Authorization: Bearer <key>`` unless they say
+    otherwise); ``_auth`` adds it only for URLs on the API's own origin, and ``repr`` shows
+    only whether a key is set. ``transport`` lets tests answer with ``httpx.MockTransport``;
+    ``sleep`` and ``jitter`` let them retry without waiting.
     """
 
     provider = "provider"
@@ -150,10 +151,15 @@ class RetryingHTTP:
     """Whether ``_request`` lets httpx follow redirects: safe only when the key travels in
     ``Authorization``, the one header httpx drops on the way to another origin."""
 
+    key_header = "Authorization"
+    key_scheme = "Bearer"
+
     def __init__(
         self,
         base_url: str,
         *,
+        key: str | None = None,
+        poll_interval: float = 2.0,
         transport: httpx.AsyncBaseTransport | None = None,
         max_retries: int = 5,
         max_rate_limit_retries: int = 10,
@@ -166,6 +172,8 @@ class RetryingHTTP:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.poll_interval = poll_interval
+        self._key = key
         self.max_retries = max_retries
         self.max_rate_limit_retries = max_rate_limit_retries
         self.backoff_base = backoff_base
@@ -192,8 +200,15 @@ class RetryingHTTP:
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
+    def __repr__(self) -> str:
+        key = "set" if self._key else "unset"
+        return f"{type(self).__name__}(base_url={self.base_url!r}, key={key})"
+
     def _auth_headers(self) -> dict[str, str]:
-        return {}
+        if not self._key:
+            return {}
+        scheme = f"{self.key_scheme} " if self.key_scheme else ""
+        return {self.key_header: f"{scheme}{self._key}"}
 
     def _auth(self, url: str | httpx.URL) -> dict[str, str]:
         target = self._origin.join(url)

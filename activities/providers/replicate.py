@@ -12,7 +12,6 @@ import base64
 import logging
 import math
 import mimetypes
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,13 +82,20 @@ def spec_input(job: ClipJob, spec: ModelSpec) -> dict[str, Any]:
     )
 
 
+async def clip_input(
+    job: ClipJob, builder: ClipInputBuilder | None, default: ClipInputBuilder
+) -> dict[str, Any]:
+    """A clip's input, built off the event loop (it reads the images): the caller's own
+    ``builder``, else the model's described one (``spec_input``), else the common ``default``."""
+    if builder is not None:
+        return await asyncio.to_thread(builder, job)
+    if job.spec is not None:
+        return await asyncio.to_thread(spec_input, job, job.spec)
+    return await asyncio.to_thread(default, job)
+
+
 def default_image_input(job: ImageJob) -> dict[str, Any]:
     return {"prompt": job.prompt, "seed": job.seed, "aspect_ratio": aspect_ratio(job.platform)}
-
-
-def _file_stem(prediction_id: str) -> str:
-    # Ids come from the network (and from heartbeats): never let one name a path elsewhere.
-    return re.sub(r"[^A-Za-z0-9_-]", "_", prediction_id)
 
 
 async def cancel_quietly(client: ReplicateClient, prediction_id: str) -> None:
@@ -122,7 +128,7 @@ class ReplicateClipProvider:
         provider: str = "replicate",
     ) -> None:
         self.client = client
-        self.input_builder = input_builder or default_clip_input
+        self.input_builder = input_builder
         self.cancel_after = cancel_after
         self.provider = provider
         self._described: dict[str, ModelSpec] = {}
@@ -136,10 +142,7 @@ class ReplicateClipProvider:
         return self._described[model]
 
     async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:
-        if job.spec is not None and self.input_builder is default_clip_input:
-            payload = await asyncio.to_thread(spec_input, job, job.spec)
-        else:
-            payload = await asyncio.to_thread(self.input_builder, job)
+        payload = await clip_input(job, self.input_builder, default_clip_input)
         prediction = await self.client.create(
             job.model, payload, cancel_after=self.cancel_after, webhook=webhook_url
         )
@@ -158,7 +161,7 @@ class ReplicateClipProvider:
             forward(prediction.clip_status, prediction.progress or 0.0)
 
         prediction = await self.client.follow(prediction_id, on_poll)
-        path = job.workdir / f"{_file_stem(prediction_id)}.mp4"
+        path = job.output_path(prediction_id)
         # Copying a large output takes a while: keep heartbeating meanwhile.
         await self.client.download(
             prediction.output_url(), path, lambda _size: report(ClipStatus.rendering, 100.0)

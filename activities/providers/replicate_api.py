@@ -214,17 +214,8 @@ class ReplicateClient(RetryingHTTP):
         poll_interval: float = 2.0,
         **options: Unpack[HTTPOptions],
     ) -> None:
-        super().__init__(base_url, **options)
-        self.poll_interval = poll_interval
+        super().__init__(base_url, key=api_token, poll_interval=poll_interval, **options)
         self.rate_limit: RateLimit | None = None
-        self._token = api_token
-
-    def __repr__(self) -> str:
-        token = "set" if self._token else "unset"
-        return f"ReplicateClient(base_url={self.base_url!r}, token={token})"
-
-    def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
     def _retry_for(self, response: httpx.Response) -> Retry | None:
         self.rate_limit = RateLimit.from_headers(response.headers) or self.rate_limit

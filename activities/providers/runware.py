@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import logging
 import math
-import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -132,11 +131,6 @@ def default_clip_task(
     return task
 
 
-def _file_stem(prediction_id: str) -> str:
-    # Ids come back from heartbeats: never let one name a path elsewhere.
-    return re.sub(r"[^A-Za-z0-9_-]", "_", prediction_id)
-
-
 class RunwareClipProvider:
     """A ``ClipProvider`` running each clip as one Runware ``videoInference`` task.
 
@@ -202,7 +196,7 @@ class RunwareClipProvider:
             forward(*self._progress(task))
             await self.client.sleep(self.client.poll_interval)
         assert task.videoURL is not None  # raise_for_failure saw to it
-        path = job.workdir / f"{_file_stem(prediction_id)}.mp4"
+        path = job.output_path(prediction_id)
         await self.client.download(
             task.videoURL, path, lambda _size: report(ClipStatus.rendering, 100.0)
         )

@@ -148,16 +148,7 @@ class RunwareClient(RetryingHTTP):
         poll_interval: float = 5.0,
         **options: Unpack[HTTPOptions],
     ) -> None:
-        super().__init__(base_url, **options)
-        self.poll_interval = poll_interval
-        self._key = api_key
-
-    def __repr__(self) -> str:
-        key = "set" if self._key else "unset"
-        return f"RunwareClient(base_url={self.base_url!r}, key={key})"
-
-    def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        super().__init__(base_url, key=api_key, poll_interval=poll_interval, **options)
 
     async def submit(self, task: dict[str, Any]) -> bool:
         """Send one task; True when Runware took it, False when it already had that taskUUID."""

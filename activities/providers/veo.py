@@ -11,7 +11,6 @@ import base64
 import logging
 import math
 import mimetypes
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -97,11 +96,6 @@ def _lines(resolution: str) -> int:
     return int(digits) if digits.isdigit() else 1 << 30
 
 
-def _file_stem(prediction_id: str) -> str:
-    # Names come back from heartbeats: never let one name a path elsewhere.
-    return re.sub(r"[^A-Za-z0-9_-]", "_", prediction_id.rsplit("/", 1)[-1])
-
-
 class VeoClipProvider:
     """A ``ClipProvider`` running each clip as one Veo operation on the Gemini API.
 
@@ -138,7 +132,7 @@ class VeoClipProvider:
                 break
             forward(*self._progress(operation))
             await self.client.sleep(self.client.poll_interval)
-        path = job.workdir / f"{_file_stem(prediction_id)}.mp4"
+        path = job.output_path(prediction_id.rsplit("/", 1)[-1])
         # Keep heartbeating while a large file arrives.
         await self.client.download(
             operation.video_uris[0], path, lambda _size: report(ClipStatus.rendering, 100.0)

@@ -137,6 +137,8 @@ class VeoClient(RetryingHTTP):
     """
 
     provider = "Veo"
+    key_header = "x-goog-api-key"
+    key_scheme = ""
 
     def __init__(
         self,
@@ -146,16 +148,7 @@ class VeoClient(RetryingHTTP):
         poll_interval: float = 10.0,
         **options: Unpack[HTTPOptions],
     ) -> None:
-        super().__init__(base_url, **options)
-        self.poll_interval = poll_interval
-        self._key = api_key
-
-    def __repr__(self) -> str:
-        key = "set" if self._key else "unset"
-        return f"VeoClient(base_url={self.base_url!r}, key={key})"
-
-    def _auth_headers(self) -> dict[str, str]:
-        return {"x-goog-api-key": self._key} if self._key else {}
+        super().__init__(base_url, key=api_key, poll_interval=poll_interval, **options)
 
     async def start(self, model: str, body: dict[str, Any]) -> Operation:
         """Start a generation of ``model`` (e.g. ``veo-3.1-generate-preview``)."""
