@@ -3,7 +3,7 @@ delivery attempts of a run or batch (``.../deliveries``), each of which can be s
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
@@ -18,6 +18,16 @@ SubjectId = Annotated[str, Path(description="The generation (or batch) id.", max
 DeliveryId = Annotated[str, Path(description="A delivery id from the list.", max_length=100)]
 NOT_FOUND = "No such generation (or batch), or not yours."
 REDELIVER_NOT_FOUND = "No such generation (or batch), or no such delivery of it."
+# What the list and redeliver routes of a run and of a batch have in common.
+LISTING: dict[str, Any] = {
+    "response_model": DeliveryList,
+    "responses": {404: {"description": NOT_FOUND}},
+}
+REDELIVERY: dict[str, Any] = {
+    "status_code": 202,
+    "response_model": RedeliveryAccepted,
+    "responses": {404: {"description": REDELIVER_NOT_FOUND}},
+}
 
 
 @secrets.get("/secret", response_model=WebhookSecretView)
@@ -38,11 +48,7 @@ async def rotate_webhook_secret(
     return await notifications.rotate(owner_id(user))
 
 
-@deliveries.get(
-    "/v1/generations/{generation_id}/deliveries",
-    response_model=DeliveryList,
-    responses={404: {"description": NOT_FOUND}},
-)
+@deliveries.get("/v1/generations/{generation_id}/deliveries", **LISTING)
 async def list_generation_deliveries(
     generation_id: SubjectId, user: UserDep, notifications: NotificationsDep
 ) -> DeliveryList:
@@ -51,12 +57,7 @@ async def list_generation_deliveries(
     return await notifications.deliveries(owner_id(user), generation_id=generation_id)
 
 
-@deliveries.post(
-    "/v1/generations/{generation_id}/deliveries/{delivery_id}/redeliver",
-    status_code=202,
-    response_model=RedeliveryAccepted,
-    responses={404: {"description": REDELIVER_NOT_FOUND}},
-)
+@deliveries.post("/v1/generations/{generation_id}/deliveries/{delivery_id}/redeliver", **REDELIVERY)
 async def redeliver_generation_event(
     generation_id: SubjectId,
     delivery_id: DeliveryId,
@@ -68,11 +69,7 @@ async def redeliver_generation_event(
     return await notifications.redeliver(owner_id(user), delivery_id, generation_id=generation_id)
 
 
-@deliveries.get(
-    "/v1/batches/{batch_id}/deliveries",
-    response_model=DeliveryList,
-    responses={404: {"description": NOT_FOUND}},
-)
+@deliveries.get("/v1/batches/{batch_id}/deliveries", **LISTING)
 async def list_batch_deliveries(
     batch_id: SubjectId, user: UserDep, notifications: NotificationsDep
 ) -> DeliveryList:
@@ -80,12 +77,7 @@ async def list_batch_deliveries(
     return await notifications.deliveries(owner_id(user), batch_id=batch_id)
 
 
-@deliveries.post(
-    "/v1/batches/{batch_id}/deliveries/{delivery_id}/redeliver",
-    status_code=202,
-    response_model=RedeliveryAccepted,
-    responses={404: {"description": REDELIVER_NOT_FOUND}},
-)
+@deliveries.post("/v1/batches/{batch_id}/deliveries/{delivery_id}/redeliver", **REDELIVERY)
 async def redeliver_batch_event(
     batch_id: SubjectId, delivery_id: DeliveryId, user: UserDep, notifications: NotificationsDep
 ) -> RedeliveryAccepted:
