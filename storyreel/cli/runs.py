@@ -12,7 +12,7 @@ import anyio
 import typer
 from rich.console import Console
 from rich.progress import TaskID
-from rich.table import Table
+from rich.table import Column, Table
 
 from storyreel.cli.core import (
     ENDED,
@@ -168,7 +168,10 @@ def print_deliveries(api: Api, generation_id: str) -> None:
     if not listed["webhook"] and not listed["items"]:
         return
     console.print(f"Webhook: {listed['webhook']}")
-    table = Table("delivery", "event", "attempt", "answer", "at")
+    # The id is what the redeliver route takes: never cut, whatever the width.
+    widest = max((len(item["delivery_id"]) for item in listed["items"]), default=8)
+    delivery = Column("delivery", no_wrap=True, min_width=widest)
+    table = Table(delivery, "event", "attempt", "answer", "at")
     for item in listed["items"]:
         answer = str(item["status_code"]) if item["status_code"] is not None else ""
         if item.get("error") and not item["delivered"]:
