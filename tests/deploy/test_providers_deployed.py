@@ -63,7 +63,9 @@ async def test_a_deployed_worker_completes_a_run_on_a_real_models_schema(
     spec = lookup(provider, model)
     assert spec is not None and spec.first_frame_field
     settings.clip_providers = list(PROVIDERS)
-    async with simulator(latency=0.5, seed=3) as sim:
+    # Tiny outputs of the asked length: the schemas and the cuts are the point, not the pixels
+    # (tests/workflows/test_model_runs.py looks at rendered ones).
+    async with simulator(latency=0.5, seed=3, render=False) as sim:
         settings.simulator_url = None
         with processes() as started:
             worker = spawn(

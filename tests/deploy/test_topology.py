@@ -2,7 +2,7 @@
 
 Temporal (the session's dev server), the simulator as its own process, TWO worker processes
 polling only the simulator clip queue (``worker-clips-simulator`` scaled to 2), ONE worker for
-``workflows,media``, and the API. Twenty generations go in through the API; both clip workers
+``workflows,media``, and the API. Twelve generations go in through the API; both clip workers
 take clips (counted from the histories: each attempt's ``ActivityTaskStarted`` names the
 worker, ``<pid>@<host>`` by default); then one clip worker is SIGKILLed with clips in flight and
 the other finishes them, resuming each heartbeated prediction instead of paying for a new one.
@@ -37,10 +37,10 @@ from storyreel.stack import free_port
 from tests.api.conftest import serve_api
 from tests.workflows.test_simulator_runs import process_env
 
-GENERATIONS = 20
+GENERATIONS = 12
 CLIPS = 3
 SIM_LATENCY = 3.0
-# Few slots per clip worker: the 60 clips come in waves, so there is a "mid-run" to kill in,
+# Few slots per clip worker: the 36 clips come in waves, so there is a "mid-run" to kill in,
 # and a backlog on the queue (what KEDA scales on) while both workers are busy.
 CLIP_SLOTS = 4
 HOST = socket.gethostname()

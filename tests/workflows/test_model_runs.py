@@ -4,7 +4,7 @@ copies of Replicate's and fal's protocols, which refuse what the real services r
 
 What each model takes is written here from its public model page (the stored schemas under
 ``activities/simulator/schemas`` say which), not read from storyreel's catalogue: the first
-frame's field, and the clip lengths it makes. Scenes last 2 to 10 s and are no multiple of
+frame's field, and the clip lengths it makes. Scenes last 2 to 7.3 s and are no multiple of
 those lengths, so every clip is asked longer than its scene and cut to it (or, past the
 model's longest clip, slowed within the limit).
 """
@@ -47,7 +47,7 @@ from tests.workflows.conftest import (
 from tests.workflows.test_simulator_runs import Sim, simulator
 from worker import build_tts, running_workers
 
-SCENES = [2.0, 7.3, 9.5]
+SCENES = [2.0, 3.3, 7.3]
 FPS = PLATFORMS[Platform.youtube].fps
 FADE = 0.5
 
@@ -295,7 +295,7 @@ async def test_a_corrupt_output_is_retried_and_never_stitched(
     storage = LocalStorage(settings.media_dir)
     # What was kept for the scene is the good clip, cut to it, and the video is whole.
     kept = ffmpeg.probe(storage.path(once.clips[1].key or ""))
-    assert kept.video_codec == "h264" and kept.duration == pytest.approx(7.3, abs=1 / FPS)
+    assert kept.video_codec == "h264" and kept.duration == pytest.approx(SCENES[1], abs=1 / FPS)
     assert once.video_key is not None
     duration = ffmpeg.probe(storage.path(once.video_key)).duration
     assert duration == pytest.approx(planned(model), abs=len(SCENES) / FPS)
