@@ -21,8 +21,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
+# Test files run side by side in TEST_WORKERS processes (each with its own Temporal dev server,
+# PostgreSQL cluster and S3 server); a file stays in one process, so its module fixtures are
+# made once. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 3
+
 pytest: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
