@@ -162,16 +162,22 @@ def status(generation_id: Annotated[str, typer.Argument(help="Generation id.")])
     print_deliveries(api, generation_id)
 
 
+def _widest(items: list[dict[str, Any]], field: str) -> int:
+    return max((len(str(item[field])) for item in items), default=8)
+
+
 def print_deliveries(api: Api, generation_id: str) -> None:
     """The run's webhook deliveries, when it has a webhook: every attempt at each event."""
     listed = api("GET", f"/v1/generations/{generation_id}/deliveries")
     if not listed["webhook"] and not listed["items"]:
         return
     console.print(f"Webhook: {listed['webhook']}")
-    # The id is what the redeliver route takes: never cut, whatever the width.
-    widest = max((len(item["delivery_id"]) for item in listed["items"]), default=8)
-    delivery = Column("delivery", no_wrap=True, min_width=widest)
-    table = Table(delivery, "event", "attempt", "answer", "at")
+    # The id (what the redeliver route takes) and the event type are never cut, whatever the
+    # width: the answer and the time give way.
+    items = listed["items"]
+    delivery = Column("delivery", no_wrap=True, min_width=_widest(items, "delivery_id"))
+    event = Column("event", no_wrap=True, min_width=_widest(items, "type"))
+    table = Table(delivery, event, "attempt", "answer", "at")
     for item in listed["items"]:
         answer = str(item["status_code"]) if item["status_code"] is not None else ""
         if item.get("error") and not item["delivered"]:

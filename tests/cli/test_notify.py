@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from activities.providers import ClipProvider
 from storyreel import cli
+from storyreel.cli.core import console
 from storyreel.settings import Settings, get_settings
 from tests.api.conftest import live_stack
 from tests.api.test_generations import body, poll_until
@@ -36,10 +37,12 @@ async def test_status_prints_every_attempt_at_the_runs_events(
             monkeypatch.setenv("STORYREEL_API_URL", api.url)
             monkeypatch.setenv("STORYREEL_API_KEY", api.key)
             get_settings.cache_clear()
+            # A wide terminal: the console's width is fixed when it is made if COLUMNS was set
+            # then (as pytest-xdist's workers have it), so an env given to the runner is not
+            # enough. (Narrow ones keep ids and event types whole: see print_deliveries.)
+            monkeypatch.setattr(console, "width", 200)
             try:
-                result = await asyncio.to_thread(
-                    CliRunner().invoke, cli.app, ["status", gid], env={"COLUMNS": "200"}
-                )
+                result = await asyncio.to_thread(CliRunner().invoke, cli.app, ["status", gid])
             finally:
                 get_settings.cache_clear()
     assert result.exit_code == 0, result.output
