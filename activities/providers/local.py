@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from activities.media import ffmpeg
+from activities.media.export import clip_encoding
 from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report
 from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
 from storyreel.errors import MediaError
@@ -214,8 +215,7 @@ class LocalClipProvider:
                 *source,
                 "-vf", video_filter,
                 "-frames:v", str(frames),
-                "-c:v", "libx264", "-preset", "veryfast", "-threads", str(self.threads),
-                "-r", str(spec.fps), "-video_track_timescale", str(spec.fps * 512),
+                *clip_encoding(spec, self.threads),
                 "-movflags", "+faststart",
                 str(output),
             ],
