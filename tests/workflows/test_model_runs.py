@@ -273,9 +273,7 @@ async def test_a_corrupt_output_is_retried_and_never_stitched(
     async with simulator(latency=0.3, render=False, seed=5) as sim:
         settings = deployed(settings, sim, monkeypatch)
         async with running_worker(client, settings, queues=QUEUES):
-            once = await run(
-                client, settings, model, ["Dawn", "[corrupt-once] Fog"], captions=True
-            )
+            once = await run(client, settings, model, ["Dawn", "[corrupt-once] Fog"], captions=True)
             request = request_for(
                 1, "replicate", model=model.name, use_cache=False,
                 scenes=[SceneIn(description="[corrupt] Always broken", duration=4)],
