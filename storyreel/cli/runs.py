@@ -162,33 +162,33 @@ def status(generation_id: Annotated[str, typer.Argument(help="Generation id.")])
     print_deliveries(api, generation_id)
 
 
-def _widest(items: list[dict[str, Any]], field: str) -> int:
-    return max((len(str(item[field])) for item in items), default=8)
-
-
 def print_deliveries(api: Api, generation_id: str) -> None:
     """The run's webhook deliveries, when it has a webhook: every attempt at each event."""
     listed = api("GET", f"/v1/generations/{generation_id}/deliveries")
-    if not listed["webhook"] and not listed["items"]:
+    items: list[dict[str, Any]] = listed["items"]
+    if not listed["webhook"] and not items:
         return
     console.print(f"Webhook: {listed['webhook']}")
+    if not items:
+        console.print("No delivery yet.")
+        return
     # The id (what the redeliver route takes) and the event type are never cut, whatever the
-    # width: the answer and the time give way.
-    items = listed["items"]
-    delivery = Column("delivery", no_wrap=True, min_width=_widest(items, "delivery_id"))
-    event = Column("event", no_wrap=True, min_width=_widest(items, "type"))
-    table = Table(delivery, event, "attempt", "answer", "at")
-    for item in listed["items"]:
+    # width: the answer gives way.
+    table = Table(
+        Column("delivery", no_wrap=True, min_width=max(len(i["delivery_id"]) for i in items)),
+        Column("event", no_wrap=True, min_width=max(len(i["type"]) for i in items)),
+        "attempt",
+        "answer",
+        "at",
+    )
+    for item in items:
         answer = str(item["status_code"]) if item["status_code"] is not None else ""
         if item.get("error") and not item["delivered"]:
             answer = item["error"]
         table.add_row(
             item["delivery_id"], item["type"], str(item["attempt"]), answer, item["created_at"]
         )
-    if listed["items"]:
-        console.print(table)
-    else:
-        console.print("No delivery yet.")
+    console.print(table)
 
 
 @app.command()
