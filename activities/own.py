@@ -13,10 +13,9 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.media import ffmpeg
 from activities.media.conform import conform_clip
-from activities.media.export import clip_encoding
 from activities.media.export import details as probe_details
+from activities.media.pan import pan_still
 from activities.media.stitch import clip_media
 from storyreel.assets import AssetKind, inspect
 from storyreel.contracts import PLATFORMS, ClipResult, OwnClipInput, PlatformSpec
@@ -43,22 +42,21 @@ def animate_still(
     frames = max(1, round(seconds * spec.fps))
     width = 2 * round(spec.width * PAN_HEADROOM / 2)
     height = 2 * round(spec.height * PAN_HEADROOM / 2)
-    travel = max(1, frames - 1)
-    graph = (
-        f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},"
-        f"crop={spec.width}:{spec.height}:x='(iw-ow)*n/{travel}':y='(ih-oh)/2',"
-        f"fps={spec.fps},format=yuv420p"
-    )
 
     def check(_fraction: float) -> None:
         if stop is not None and stop.is_set():
             raise MediaError("still animation stopped")
 
-    ffmpeg.run(
-        ["-loop", "1", "-framerate", str(spec.fps), "-i", str(image), "-vf", graph,
-         "-frames:v", str(frames), *clip_encoding(spec), "-an", str(dst)],
-        duration=frames / spec.fps, on_progress=check, exe=exe,
-    )  # fmt: skip
+    pan_still(
+        ["-i", str(image)],
+        dst,
+        frames,
+        spec,
+        size=f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},",
+        diagonal=False,
+        on_progress=check,
+        exe=exe,
+    )
 
 
 class OwnMaterialActivities:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from activities.media import ffmpeg
-from activities.media.export import clip_encoding
+from activities.media.pan import pan_still
 from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report
 from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
 from storyreel.errors import MediaError
@@ -181,12 +181,11 @@ class LocalClipProvider:
         """Render the clip (blocking); ``stop`` ends it early, killing FFmpeg."""
         spec = job.platform
         frames = max(1, round(job.duration * spec.fps))
-        seconds = frames / spec.fps
         output = job.workdir / f"{prediction_id}.mp4"
         if job.image is not None:
-            source = ["-loop", "1", "-framerate", str(spec.fps), "-i", str(job.image)]
+            source = ["-i", str(job.image)]
             # Pad the image if it is smaller than the frame, then pan corner to corner.
-            scale = (
+            size = (
                 f"scale=w='max(iw,{spec.width})':h='max(ih,{spec.height})'"
                 ":force_original_aspect_ratio=increase,"
             )
@@ -195,14 +194,9 @@ class LocalClipProvider:
             width, height = _even(spec.width * PAN_HEADROOM), _even(spec.height * PAN_HEADROOM)
             source = [
                 "-f", "lavfi", "-i",
-                f"gradients=s={width}x{height}:c0={start}:c1={end}:n=2:r={spec.fps}",
+                f"gradients=s={width}x{height}:c0={start}:c1={end}:n=2:speed=0",
             ]  # fmt: skip
-            scale = ""
-        video_filter = (
-            f"{scale}crop={spec.width}:{spec.height}"
-            f":x='(iw-ow)*t/{seconds:.3f}':y='(ih-oh)*t/{seconds:.3f}',"
-            f"{self._title(job, job.workdir / f'{prediction_id}.txt')}fps={spec.fps},format=yuv420p"
-        )
+            size = ""
 
         def progress(fraction: float) -> None:
             if stop is not None and stop.is_set():
@@ -210,17 +204,15 @@ class LocalClipProvider:
             report(ClipStatus.rendering, round(fraction * 100, 1))
 
         report(ClipStatus.rendering, 0.0)
-        ffmpeg.run(
-            [
-                *source,
-                "-vf", video_filter,
-                "-frames:v", str(frames),
-                *clip_encoding(spec, self.threads),
-                "-movflags", "+faststart",
-                str(output),
-            ],
-            duration=seconds,
+        pan_still(
+            source,
+            output,
+            frames,
+            spec,
+            size=size,
+            overlay=self._title(job, job.workdir / f"{prediction_id}.txt"),
+            threads=self.threads,
             on_progress=progress,
             exe=self.exe,
-        )  # fmt: skip
+        )
         return output
