@@ -150,14 +150,19 @@ async def get_generation(
 
 
 def _action(
-    path: str, conflict: str, missing: str = "No such generation.", **route: Any
+    path: str,
+    conflict: str,
+    missing: str = "No such generation.",
+    response_model: type[Accepted | ActionAccepted] = ActionAccepted,
+    **route: Any,
 ) -> Callable[[Route], Route]:
-    """A POST that asks a run to do something: 202 once the workflow has been told, 404 for
-    no such run (or another user's), 409 when the run is in no state to do it."""
+    """A POST that asks a run to do something: 202 once the workflow has been told (or the
+    run it starts has been), 404 for no such run (or another user's), 409 when the run is in
+    no state to do it."""
     return router.post(
         f"/{{generation_id}}{path}",
         status_code=202,
-        response_model=ActionAccepted,
+        response_model=response_model,
         responses={404: {"description": missing}, 409: {"description": conflict}},
         **route,
     )
@@ -235,14 +240,11 @@ async def edit_scene(
     return ActionAccepted(id=generation_id, action="edit_scene", clip_id=scene)
 
 
-@router.post(
-    "/{generation_id}/finalize",
-    status_code=202,
+@_action(
+    "/finalize",
+    "The run is not a completed draft.",
+    "No such generation, or no such scene in it.",
     response_model=Accepted,
-    responses={
-        404: {"description": "No such generation, or no such scene in it."},
-        409: {"description": "The run is not a completed draft."},
-    },
 )
 async def finalize_generation(
     generation_id: GenerationId,

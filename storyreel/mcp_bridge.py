@@ -8,7 +8,8 @@ So the rules stay in the API's services, and an agent on stdio sees what one on 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import httpx2
 from mcp import ClientSession
@@ -20,9 +21,6 @@ from mcp_types import (
     CallToolRequestParams,
     CallToolResult,
     InputRequiredResult,
-    ListResourcesResult,
-    ListResourceTemplatesResult,
-    ListToolsResult,
     PaginatedRequestParams,
     ReadResourceRequestParams,
     ReadResourceResult,
@@ -31,14 +29,30 @@ from mcp_types import (
 # As the SDK's own client: a tool may hold its answer (get_video waits up to 60 s).
 TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
+_Page = TypeVar("_Page", covariant=True)
+
+
+class _Listing(Protocol[_Page]):
+    """A paginated list request of the upstream session (tools, resources, templates)."""
+
+    def __call__(self, *, params: PaginatedRequestParams | None = None) -> Awaitable[_Page]: ...
+
+
+def _forward_listing(
+    listing: _Listing[_Page],
+) -> Callable[[ServerRequestContext[Any], PaginatedRequestParams | None], Awaitable[_Page]]:
+    """A handler of a list request that asks upstream for the same page (cursor included)."""
+
+    async def handler(
+        _ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> _Page:
+        return await listing(params=params)
+
+    return handler
+
 
 def bridge(upstream: ClientSession, name: str, version: str, instructions: str | None) -> Server:
     """A stdio-facing server whose every handler asks ``upstream`` (the API's session)."""
-
-    async def list_tools(
-        _ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
-    ) -> ListToolsResult:
-        return await upstream.list_tools(params=params)
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: CallToolRequestParams
@@ -51,16 +65,6 @@ def bridge(upstream: ClientSession, name: str, version: str, instructions: str |
         assert isinstance(result, CallToolResult)  # neither input requests nor claims asked
         return result
 
-    async def list_resources(
-        _ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
-    ) -> ListResourcesResult:
-        return await upstream.list_resources(params=params)
-
-    async def list_resource_templates(
-        _ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
-    ) -> ListResourceTemplatesResult:
-        return await upstream.list_resource_templates(params=params)
-
     async def read_resource(
         _ctx: ServerRequestContext[Any], params: ReadResourceRequestParams
     ) -> ReadResourceResult:
@@ -70,10 +74,10 @@ def bridge(upstream: ClientSession, name: str, version: str, instructions: str |
         name,
         version=version,
         instructions=instructions,
-        on_list_tools=list_tools,
+        on_list_tools=_forward_listing(upstream.list_tools),
         on_call_tool=call_tool,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_resource_templates,
+        on_list_resources=_forward_listing(upstream.list_resources),
+        on_list_resource_templates=_forward_listing(upstream.list_resource_templates),
         on_read_resource=read_resource,
     )
 

@@ -30,6 +30,25 @@ SPEEDUP_BUCKETS = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 64)
 CLIPS_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 32, 64)
 # How many finished ids a recorder remembers so a run read twice is counted once.
 REMEMBERED = 10_000
+# The clip stage's figures of a run that made clips, one unlabelled histogram each: the
+# GenerationMetrics field observed -> the series, its help and its buckets.
+CLIP_STAGE_SERIES: dict[str, tuple[str, str, tuple[float, ...]]] = {
+    "clip_wall_seconds": (
+        "storyreel_clip_stage_wall_seconds",
+        "Wall seconds of the clip stage (all clips together).",
+        SECONDS_BUCKETS,
+    ),
+    "sum_clip_seconds": (
+        "storyreel_clip_stage_sum_seconds",
+        "Sum of every clip's own time: what the clip stage would take one by one.",
+        SECONDS_BUCKETS,
+    ),
+    "max_concurrent_clips": (
+        "storyreel_clips_at_once",
+        "Most clips that ran at the same time in one generation.",
+        CLIPS_BUCKETS,
+    ),
+}
 
 
 def new_registry(process: bool = True) -> CollectorRegistry:
@@ -71,25 +90,14 @@ class GenerationRecorder:
             SECONDS_BUCKETS,
             "status",
         )
-        self.clip_wall = self._histogram(
-            "storyreel_clip_stage_wall_seconds",
-            "Wall seconds of the clip stage (all clips together).",
-            SECONDS_BUCKETS,
-        )
-        self.clip_sum = self._histogram(
-            "storyreel_clip_stage_sum_seconds",
-            "Sum of every clip's own time: what the clip stage would take one by one.",
-            SECONDS_BUCKETS,
-        )
+        self.clip_stage = {
+            field: self._histogram(name, documentation, buckets)
+            for field, (name, documentation, buckets) in CLIP_STAGE_SERIES.items()
+        }
         self.speedup = self._histogram(
             "storyreel_clip_speedup",
             "Parallel speedup of the clip stage: sum of clip times / wall time.",
             SPEEDUP_BUCKETS,
-        )
-        self.clips_at_once = self._histogram(
-            "storyreel_clips_at_once",
-            "Most clips that ran at the same time in one generation.",
-            CLIPS_BUCKETS,
         )
         self.bottleneck = Counter(
             "storyreel_bottleneck_stage",
@@ -133,9 +141,8 @@ class GenerationRecorder:
         for stage, seconds in metrics.stage_seconds.items():
             self.stage_seconds.labels(stage=stage.value).observe(seconds)
         if metrics.clips:
-            self.clip_wall.observe(metrics.clip_wall_seconds)
-            self.clip_sum.observe(metrics.sum_clip_seconds)
-            self.clips_at_once.observe(metrics.max_concurrent_clips)
+            for field, histogram in self.clip_stage.items():
+                histogram.observe(getattr(metrics, field))
         if metrics.speedup is not None:
             self.speedup.observe(metrics.speedup)
         if metrics.bottleneck is not None:
@@ -159,15 +166,9 @@ def metrics_fields(state: GenerationState) -> dict[str, Any]:
         "duration": state.duration,
     }
     if (metrics := state.metrics) is not None:
-        fields.update(
-            total_seconds=metrics.total_seconds,
-            waiting_seconds=metrics.waiting_seconds,
-            clip_wall_seconds=metrics.clip_wall_seconds,
-            sum_clip_seconds=metrics.sum_clip_seconds,
-            speedup=metrics.speedup,
-            max_concurrent_clips=metrics.max_concurrent_clips,
-            bottleneck=metrics.bottleneck.value if metrics.bottleneck else None,
-        )
+        # Every figure of the metrics as it is named there; the stages flattened below, and
+        # the clip count is the state's own above.
+        fields.update(metrics.model_dump(mode="json", exclude={"stage_seconds", "clips"}))
         fields.update(
             {f"{stage.value}_seconds": seconds for stage, seconds in metrics.stage_seconds.items()}
         )

@@ -8,10 +8,11 @@ Create Date: 2026-11-21
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
+
+from storyreel.db.migrations.shapes import cascade, create_index, primary_key, timestamp, unique
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -19,18 +20,14 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
-
-
 def upgrade() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
-        _timestamp("created_at"),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
-        sa.UniqueConstraint("name", name=op.f("uq_users_name")),
+        timestamp("created_at"),
+        primary_key("users", "id"),
+        unique("users", "name"),
     )
     op.create_table(
         "api_keys",
@@ -38,15 +35,13 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("prefix", sa.String(length=16), nullable=False),
-        _timestamp("created_at"),
-        _timestamp("revoked_at", nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_api_keys_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
-        sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
+        timestamp("created_at"),
+        timestamp("revoked_at", nullable=True),
+        cascade("api_keys", "user_id", "users"),
+        primary_key("api_keys", "id"),
+        unique("api_keys", "key_hash"),
     )
-    op.create_index(op.f("ix_api_keys_user_id"), "api_keys", ["user_id"])
+    create_index("api_keys", "user_id")
 
     op.create_table(
         "generations",
@@ -69,14 +64,12 @@ def upgrade() -> None:
         sa.Column("timings", sa.JSON(), nullable=False),
         sa.Column("clip_stage", sa.JSON(), nullable=False),
         sa.Column("skipped_clips", sa.JSON(), nullable=False),
-        _timestamp("retry_deadline", nullable=True),
-        _timestamp("created_at"),
-        _timestamp("updated_at", nullable=True),
-        _timestamp("recorded_at"),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_generations_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_generations")),
+        timestamp("retry_deadline", nullable=True),
+        timestamp("created_at"),
+        timestamp("updated_at", nullable=True),
+        timestamp("recorded_at"),
+        cascade("generations", "user_id", "users"),
+        primary_key("generations", "id"),
     )
     op.create_index("ix_generations_user_created", "generations", ["user_id", "created_at", "id"])
     op.create_index("ix_generations_user_status", "generations", ["user_id", "status"])
@@ -94,18 +87,13 @@ def upgrade() -> None:
         sa.Column("prompt", sa.Text(), nullable=False),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("prediction_id", sa.String(length=128), nullable=True),
-        _timestamp("started_at", nullable=True),
-        _timestamp("ended_at", nullable=True),
+        timestamp("started_at", nullable=True),
+        timestamp("ended_at", nullable=True),
         sa.Column("render_seconds", sa.Float(), nullable=True),
         sa.Column("cost", sa.Float(), nullable=False),
         sa.Column("cached", sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["generation_id"],
-            ["generations.id"],
-            name=op.f("fk_clips_generation_id_generations"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("generation_id", "clip_id", name=op.f("pk_clips")),
+        cascade("clips", "generation_id", "generations"),
+        primary_key("clips", "generation_id", "clip_id"),
     )
 
     op.create_table(
@@ -116,26 +104,22 @@ def upgrade() -> None:
         sa.Column("generation_id", sa.String(length=64), nullable=False),
         sa.Column("clip_id", sa.Integer(), nullable=True),
         sa.Column("amount_micros", sa.BigInteger(), nullable=False),
-        _timestamp("created_at"),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_cost_ledger_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_cost_ledger")),
-        sa.UniqueConstraint("idempotency_key", name=op.f("uq_cost_ledger_idempotency_key")),
+        timestamp("created_at"),
+        cascade("cost_ledger", "user_id", "users"),
+        primary_key("cost_ledger", "id"),
+        unique("cost_ledger", "idempotency_key"),
     )
-    op.create_index(op.f("ix_cost_ledger_user_id"), "cost_ledger", ["user_id"])
-    op.create_index(op.f("ix_cost_ledger_generation_id"), "cost_ledger", ["generation_id"])
+    create_index("cost_ledger", "user_id")
+    create_index("cost_ledger", "generation_id")
 
     op.create_table(
         "cost_totals",
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("total_micros", sa.BigInteger(), nullable=False),
         sa.Column("entries", sa.Integer(), nullable=False),
-        _timestamp("updated_at"),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_cost_totals_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_cost_totals")),
+        timestamp("updated_at"),
+        cascade("cost_totals", "user_id", "users"),
+        primary_key("cost_totals", "user_id"),
     )
 
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from storyreel.db.migrations.shapes import primary_key, timestamp
+
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -32,8 +34,8 @@ def upgrade() -> None:
         sa.Column("prediction_id", sa.String(length=300), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("progress", sa.Float(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("generation_id", "clip_id", name=op.f("pk_clip_progress")),
+        timestamp("updated_at"),
+        primary_key("clip_progress", "generation_id", "clip_id"),
     )
 
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from storyreel.db.migrations.shapes import cascade, primary_key, timestamp, unique
+
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -26,12 +28,10 @@ def upgrade() -> None:
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("total", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_batches_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_batches")),
+        timestamp("created_at"),
+        timestamp("updated_at"),
+        cascade("batches", "user_id", "users"),
+        primary_key("batches", "id"),
     )
     op.create_index("ix_batches_user_created", "batches", ["user_id", "created_at", "id"])
     op.create_table(
@@ -40,14 +40,9 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("generation_id", sa.String(length=64), nullable=False),
         sa.Column("input", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["batch_id"],
-            ["batches.id"],
-            name=op.f("fk_batch_items_batch_id_batches"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("batch_id", "position", name=op.f("pk_batch_items")),
-        sa.UniqueConstraint("generation_id", name=op.f("uq_batch_items_generation_id")),
+        cascade("batch_items", "batch_id", "batches"),
+        primary_key("batch_items", "batch_id", "position"),
+        unique("batch_items", "generation_id"),
     )
 
 

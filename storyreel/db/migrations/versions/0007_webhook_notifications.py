@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from storyreel.db.migrations.shapes import cascade, create_index, primary_key, timestamp
+
 revision: str = "0007"
 down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -23,14 +25,9 @@ def upgrade() -> None:
         "webhook_secrets",
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_webhook_secrets_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_webhook_secrets")),
+        timestamp("created_at"),
+        cascade("webhook_secrets", "user_id", "users"),
+        primary_key("webhook_secrets", "user_id"),
     )
     op.create_table(
         "webhook_events",
@@ -40,18 +37,13 @@ def upgrade() -> None:
         sa.Column("batch_id", sa.String(length=64), nullable=True),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("notice", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_webhook_events_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
+        timestamp("created_at"),
+        cascade("webhook_events", "user_id", "users"),
+        primary_key("webhook_events", "id"),
     )
-    op.create_index(op.f("ix_webhook_events_user_id"), "webhook_events", ["user_id"])
-    op.create_index(op.f("ix_webhook_events_generation_id"), "webhook_events", ["generation_id"])
-    op.create_index(op.f("ix_webhook_events_batch_id"), "webhook_events", ["batch_id"])
+    create_index("webhook_events", "user_id")
+    create_index("webhook_events", "generation_id")
+    create_index("webhook_events", "batch_id")
     op.create_table(
         "webhook_attempts",
         sa.Column("delivery_id", sa.String(length=64), nullable=False),
@@ -59,16 +51,11 @@ def upgrade() -> None:
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["event_id"],
-            ["webhook_events.id"],
-            name=op.f("fk_webhook_attempts_event_id_webhook_events"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("delivery_id", name=op.f("pk_webhook_attempts")),
+        timestamp("created_at"),
+        cascade("webhook_attempts", "event_id", "webhook_events"),
+        primary_key("webhook_attempts", "delivery_id"),
     )
-    op.create_index(op.f("ix_webhook_attempts_event_id"), "webhook_attempts", ["event_id"])
+    create_index("webhook_attempts", "event_id")
 
 
 def downgrade() -> None:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from storyreel.db.migrations.shapes import cascade, create_index, primary_key, timestamp
+
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
@@ -32,13 +34,11 @@ def upgrade() -> None:
         sa.Column("width", sa.Integer(), nullable=True),
         sa.Column("height", sa.Integer(), nullable=True),
         sa.Column("format", sa.String(length=64), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_assets_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_assets")),
+        timestamp("created_at"),
+        cascade("assets", "user_id", "users"),
+        primary_key("assets", "id"),
     )
-    op.create_index(op.f("ix_assets_user_id"), "assets", ["user_id"])
+    create_index("assets", "user_id")
     with op.batch_alter_table("generations") as batch:
         batch.add_column(
             sa.Column("quality", sa.String(length=16), nullable=False, server_default="final")
