@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.summary import first_words
 
 
-def _on_media(
+def on_media(
     request: GenerationInput,
     priority: Priority,
     timeout: timedelta,
@@ -32,8 +32,8 @@ def _on_media(
     summary: str,
     heartbeat: timedelta | None = None,
 ) -> workflow.ActivityConfig:
-    """How every activity here runs: on the run's media queue at its priority, with its own
-    timeouts and retries (workflows/policies.py) and its line in the Web UI."""
+    """How an activity of the media queue runs: on the run's media queue at its priority, with
+    its own timeouts and retries (workflows/policies.py) and its line in the Web UI."""
     return {
         "task_queue": request.queues.media,
         "start_to_close_timeout": timeout,
@@ -53,7 +53,7 @@ async def draw(
     result: StoryboardResult = await workflow.execute_activity_method(
         StoryboardActivities.render_storyboard,
         drawing,
-        **_on_media(
+        **on_media(
             request, priority, policies.STORYBOARD_TIMEOUT, policies.STORYBOARD_RETRY, summary
         ),
     )
@@ -65,7 +65,7 @@ async def stitch(request: GenerationInput, stitch: StitchInput, priority: Priori
     result: StitchResult = await workflow.execute_activity_method(
         AssemblyActivities.stitch_video,
         stitch,
-        **_on_media(
+        **on_media(
             request,
             priority,
             policies.STITCH_TIMEOUT,
@@ -82,7 +82,7 @@ async def publish(request: GenerationInput, record: GenerationState, priority: P
     await workflow.execute_activity_method(
         AssemblyActivities.publish_generation,
         PublishInput(state=record),
-        **_on_media(
+        **on_media(
             request,
             priority,
             policies.PUBLISH_TIMEOUT,
