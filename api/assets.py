@@ -69,17 +69,14 @@ class Uploads(Service):
             key = asset_key(user_id, asset_id)
             await asyncio.to_thread(self.storage.put_file, key, path)
         name = (target.multipart_filename or "upload")[-255:]
+        # What FFmpeg found (kind, duration, frame size, format) is recorded as found.
         row = AssetRow(
             id=asset_id,
             user_id=user_id,
-            kind=found.kind.value,
             name=name,
             key=key,
             size_bytes=size,
-            duration=found.duration,
-            width=found.width,
-            height=found.height,
-            format=found.format,
+            **found.model_dump(mode="json"),
         )
         log.info("asset %s (%s, %d bytes) uploaded by user %d", asset_id, found.kind, size, user_id)
         return await asyncio.to_thread(self.records.assets.add, row)

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from storyreel.errors import FALLBACK_TYPES
     from workflows import policies
+    from workflows.media import on_media
 
 _Answer = TypeVar("_Answer")
 
@@ -211,11 +212,13 @@ class ClipMaker:
         result: ClipResult = await workflow.execute_activity_method(
             OwnMaterialActivities.use_asset,
             request,
-            task_queue=self._request.queues.media,
-            start_to_close_timeout=policies.OWN_CLIP_TIMEOUT,
-            retry_policy=policies.OWN_CLIP_RETRY,
-            priority=self._priority,
-            summary=f"own material for scene {clip.clip_id}",
+            **on_media(
+                self._request,
+                self._priority,
+                policies.OWN_CLIP_TIMEOUT,
+                policies.OWN_CLIP_RETRY,
+                f"own material for scene {clip.clip_id}",
+            ),
         )
         return result
 

@@ -3,6 +3,8 @@ Pure functions: no workflow calls."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from storyreel.contracts import (
     CLIP_DONE,
     AssemblyClip,
@@ -18,6 +20,25 @@ from storyreel.contracts import (
 from storyreel.planning import clip_lengths
 from storyreel.quotes import ClipPricing
 
+# What the assembly takes from the request as it is, under the request's own names.
+_FINISHING = (
+    "platform",
+    "captions",
+    "narration",
+    "voice",
+    "language",
+    "music",
+    "transition",
+    "transition_seconds",
+    "clip_audio",
+)
+
+
+def _carried(request: GenerationInput, *names: str) -> dict[str, Any]:
+    """The request's own values of ``names``, for the input fields of the same names (the
+    objects themselves: nothing is copied or converted)."""
+    return {name: getattr(request, name) for name in names}
+
 
 def plan_input(
     request: GenerationInput, generation_id: str, pricing: ClipPricing | None = None
@@ -28,18 +49,12 @@ def plan_input(
     from its provider); a run started before ``clip_pricing`` plans without them."""
     plan = PlanInput(
         generation_id=generation_id,
-        script=request.script,
-        scenes=request.scenes,
-        duration=request.duration,
-        platform=request.platform,
-        characters=request.characters,
         clip_lengths=clip_lengths(pricing or request.clip_pricing),
+        **_carried(request, "script", "scenes", "duration", "platform", "characters"),
     )
     if request.planner != "llm":
         return plan
-    return plan.model_copy(
-        update={"language": request.language, "consistency_context": request.consistency_context}
-    )
+    return plan.model_copy(update=_carried(request, "language", "consistency_context"))
 
 
 def storyboard_input(
@@ -49,11 +64,9 @@ def storyboard_input(
         generation_id=generation_id,
         scene=scene,
         scene_count=scene_count,
-        platform=request.platform,
         provider=request.image_provider,
         model=request.image_model,
-        seed=request.seed,
-        use_cache=request.use_cache,
+        **_carried(request, "platform", "seed", "use_cache"),
     )
 
 
@@ -67,14 +80,9 @@ def clip_input(
         clip_count=len(state.clips),
         prompt=clip.prompt,
         scene=scene,
-        platform=request.platform,
-        provider=request.provider,
-        model=request.model,
-        seed=request.seed,
         image_key=state.storyboard_keys[clip.clip_id - 1],
-        use_cache=request.use_cache,
-        clip_audio=request.clip_audio,
         draft=request.quality == "draft",
+        **_carried(request, "platform", "provider", "model", "seed", "use_cache", "clip_audio"),
     )
 
 
@@ -98,15 +106,7 @@ def stitch_input(request: GenerationInput, state: GenerationState) -> StitchInpu
         )
     return StitchInput(
         generation_id=state.generation_id,
-        platform=request.platform,
         clips=clips,
-        captions=request.captions,
-        narration=request.narration,
-        voice=request.voice,
-        language=request.language,
-        music=request.music,
-        transition=request.transition,
-        transition_seconds=request.transition_seconds,
-        clip_audio=request.clip_audio,
         voice_key=request.voice_asset,
+        **_carried(request, *_FINISHING),
     )

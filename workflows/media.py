@@ -3,8 +3,10 @@ summary: a scene's storyboard, the stitch, the record's publication."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
-from temporalio.common import Priority
+from temporalio.common import Priority, RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.assembly import AssemblyActivities
@@ -22,19 +24,38 @@ with workflow.unsafe.imports_passed_through():
     from workflows.summary import first_words
 
 
+def on_media(
+    request: GenerationInput,
+    priority: Priority,
+    timeout: timedelta,
+    retry: RetryPolicy,
+    summary: str,
+    heartbeat: timedelta | None = None,
+) -> workflow.ActivityConfig:
+    """How an activity of the media queue runs: on the run's media queue at its priority, with
+    its own timeouts and retries (workflows/policies.py) and its line in the Web UI."""
+    return {
+        "task_queue": request.queues.media,
+        "start_to_close_timeout": timeout,
+        "heartbeat_timeout": heartbeat,
+        "priority": priority,
+        "retry_policy": retry,
+        "summary": summary,
+    }
+
+
 async def draw(
     request: GenerationInput, drawing: StoryboardInput, priority: Priority
 ) -> StoryboardResult:
     """One scene's storyboard image."""
     scene, count = drawing.scene, drawing.scene_count
+    summary = f"storyboard {scene.index}/{count}: {first_words(scene.description)}"
     result: StoryboardResult = await workflow.execute_activity_method(
         StoryboardActivities.render_storyboard,
         drawing,
-        task_queue=request.queues.media,
-        start_to_close_timeout=policies.STORYBOARD_TIMEOUT,
-        priority=priority,
-        retry_policy=policies.STORYBOARD_RETRY,
-        summary=f"storyboard {scene.index}/{count}: {first_words(scene.description)}",
+        **on_media(
+            request, priority, policies.STORYBOARD_TIMEOUT, policies.STORYBOARD_RETRY, summary
+        ),
     )
     return result
 
@@ -44,12 +65,14 @@ async def stitch(request: GenerationInput, stitch: StitchInput, priority: Priori
     result: StitchResult = await workflow.execute_activity_method(
         AssemblyActivities.stitch_video,
         stitch,
-        task_queue=request.queues.media,
-        start_to_close_timeout=policies.STITCH_TIMEOUT,
-        priority=priority,
-        heartbeat_timeout=policies.STITCH_HEARTBEAT,
-        retry_policy=policies.STITCH_RETRY,
-        summary=f"stitch {len(stitch.clips)} clips",
+        **on_media(
+            request,
+            priority,
+            policies.STITCH_TIMEOUT,
+            policies.STITCH_RETRY,
+            f"stitch {len(stitch.clips)} clips",
+            heartbeat=policies.STITCH_HEARTBEAT,
+        ),
     )
     return result
 
@@ -59,9 +82,11 @@ async def publish(request: GenerationInput, record: GenerationState, priority: P
     await workflow.execute_activity_method(
         AssemblyActivities.publish_generation,
         PublishInput(state=record),
-        task_queue=request.queues.media,
-        start_to_close_timeout=policies.PUBLISH_TIMEOUT,
-        priority=priority,
-        retry_policy=policies.PUBLISH_RETRY,
-        summary="publish the record",
+        **on_media(
+            request,
+            priority,
+            policies.PUBLISH_TIMEOUT,
+            policies.PUBLISH_RETRY,
+            "publish the record",
+        ),
     )

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from storyreel.quotes import ClipPricing, Quote, quote
     from workflows import policies
     from workflows.inputs import plan_input
+    from workflows.media import on_media
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,7 @@ async def plan(
     result: PlanResult = await workflow.execute_activity(
         planner.activity,
         plan_input(request, generation_id, pricing),
-        task_queue=request.queues.media,
-        start_to_close_timeout=planner.timeout,
-        priority=priority,
-        retry_policy=planner.retry,
-        summary=planner.summary,
+        **on_media(request, priority, planner.timeout, planner.retry, planner.summary),
     )
     return result
 

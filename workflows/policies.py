@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio import workflow
@@ -11,15 +12,21 @@ with workflow.unsafe.imports_passed_through():
     from storyreel.errors import NON_RETRYABLE_TYPES
 
 
-def retry(attempts: int, most: float | None = None, first: float = 1.0) -> RetryPolicy:
+def retry(
+    attempts: int,
+    most: float | None = None,
+    first: float = 1.0,
+    permanent: Sequence[str] = NON_RETRYABLE_TYPES,
+) -> RetryPolicy:
     """Exponential backoff (x2) from ``first`` seconds, capped at ``most`` (default: the
-    server's 100 x ``first``), ``attempts`` in all; storyreel's permanent errors end it."""
+    server's 100 x ``first``), ``attempts`` in all (0: no limit); the ``permanent`` error types
+    (storyreel's, by default) end it."""
     return RetryPolicy(
         initial_interval=timedelta(seconds=first),
         backoff_coefficient=2.0,
         maximum_interval=None if most is None else timedelta(seconds=most),
         maximum_attempts=attempts,
-        non_retryable_error_types=NON_RETRYABLE_TYPES,
+        non_retryable_error_types=permanent,
     )
 
 
@@ -87,10 +94,5 @@ NOTIFY_MOST_INTERVAL = timedelta(hours=1)
 
 def notify_retry(first: float) -> RetryPolicy:
     """Until delivered or ``NOTIFY_WINDOW`` has passed; a refused target ends it at once."""
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=first),
-        backoff_coefficient=2.0,
-        maximum_interval=NOTIFY_MOST_INTERVAL,
-        maximum_attempts=0,
-        non_retryable_error_types=["TargetRefusedError"],
-    )
+    most = NOTIFY_MOST_INTERVAL.total_seconds()
+    return retry(0, most=most, first=first, permanent=["TargetRefusedError"])
