@@ -21,6 +21,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from activities.providers.http_base import (
+    Answer,
     HTTPOptions,
     Retry,
     RetryingHTTP,
@@ -71,10 +72,8 @@ class Metrics(BaseModel):
     total_time: float | None = None
 
 
-class Prediction(BaseModel):
+class Prediction(Answer):
     """A prediction as Replicate describes it; unknown fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
 
     id: str
     status: PredictionStatus
