@@ -49,11 +49,7 @@ def animate_still(
         f"crop={spec.width}:{spec.height}:x='(iw-ow)*n/{travel}':y='(ih-oh)/2',"
         f"fps={spec.fps},format=yuv420p"
     )
-
-    def check(_fraction: float) -> None:
-        if stop is not None and stop.is_set():
-            raise MediaError("still animation stopped")
-
+    check = ffmpeg.stopping(stop, MediaError, "still animation")
     ffmpeg.run(
         ["-loop", "1", "-framerate", str(spec.fps), "-i", str(image), "-vf", graph,
          "-frames:v", str(frames), *clip_encoding(spec), "-an", str(dst)],

@@ -205,8 +205,6 @@ class LocalClipProvider:
         )
 
         def progress(fraction: float) -> None:
-            if stop is not None and stop.is_set():
-                raise Stopped(f"render of {prediction_id} stopped")
             report(ClipStatus.rendering, round(fraction * 100, 1))
 
         report(ClipStatus.rendering, 0.0)
@@ -220,7 +218,7 @@ class LocalClipProvider:
                 str(output),
             ],
             duration=seconds,
-            on_progress=progress,
+            on_progress=ffmpeg.stopping(stop, Stopped, f"render of {prediction_id}", progress),
             exe=self.exe,
         )  # fmt: skip
         return output
