@@ -37,14 +37,12 @@ from storyreel.errors import (
     ProviderError,
     ProviderRefusedError,
     ProviderRejectedError,
-    ProviderThrottledError,
 )
 from storyreel.webhooks.replicate import is_refusal, tqdm_percent
 
 __all__ = [
     "Prediction",
     "ProviderRejectedError",
-    "ProviderThrottledError",
     "ReplicateClient",
     "is_refusal",
     "tqdm_percent",
