@@ -16,15 +16,11 @@ from pathlib import Path
 from activities.providers.base import CACHE_NAME, OMIT_EMPTY, ClipJob
 from storyreel.contracts import PlatformSpec
 
-CHUNK = 1 << 20
-
 
 def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
+    """The SHA-256 of a file's bytes, read in chunks."""
     with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def content_digest(**parts: object) -> str:

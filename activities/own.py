@@ -13,6 +13,7 @@ from pathlib import Path
 
 from temporalio import activity
 
+from activities.media import ffmpeg
 from activities.media.conform import conform_clip
 from activities.media.export import details as probe_details
 from activities.media.pan import pan_still
@@ -42,11 +43,6 @@ def animate_still(
     frames = max(1, round(seconds * spec.fps))
     width = 2 * round(spec.width * PAN_HEADROOM / 2)
     height = 2 * round(spec.height * PAN_HEADROOM / 2)
-
-    def check(_fraction: float) -> None:
-        if stop is not None and stop.is_set():
-            raise MediaError("still animation stopped")
-
     pan_still(
         ["-i", str(image)],
         dst,
@@ -54,7 +50,7 @@ def animate_still(
         spec,
         size=f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},",
         diagonal=False,
-        on_progress=check,
+        on_progress=ffmpeg.stopping(stop, MediaError, "still animation"),
         exe=exe,
     )
 

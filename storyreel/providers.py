@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from pydantic import BaseModel, Field, SecretStr
+from typing_extensions import Unpack
 
 if TYPE_CHECKING:
     from storyreel.settings import Settings
@@ -169,6 +170,67 @@ def _veo_simulated(simulator: str) -> dict[str, str]:
     return {"STORYREEL_VEO_BASE_URL": f"{simulator}/veo", "GEMINI_API_KEY": "simulated"}
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """One of a hosted provider's settings: its field, its variable, what it is."""
+
+    field: str
+    variable: str
+    about: str
+
+
+class _Extras(TypedDict, total=False):
+    """What only some hosted providers declare: ``ProviderSpec``'s fields of the same names."""
+
+    signing_secret_setting: str
+    verifier: Verifier
+    describes_models: bool
+
+
+def _hosted(
+    name: str,
+    title: str,
+    *,
+    key: _Setting,
+    base_url: _Setting,
+    default_base_url: str,
+    limit: ProviderLimit,
+    price: Price,
+    simulated: Callable[[str], dict[str, str]],
+    base_url_enables: bool = False,
+    more_env: tuple[tuple[str, str], ...] = (),
+    **extras: Unpack[_Extras],
+) -> ProviderSpec:
+    """A provider's own hosted API, reached with its account key at a base URL that can point at
+    a double: it speaks its own protocol, its worker factory bears its name, its key switches it
+    on (``base_url_enables``: its base URL too, for a double that takes no key) and its
+    variables, key then base URL, go to ``.env.example``."""
+    enabled_by: tuple[str, ...] = (key.field,)
+    hint = f"set {key.variable}"
+    if base_url_enables:
+        enabled_by, hint = (key.field, base_url.field), f"{hint} (or {base_url.variable})"
+    return ProviderSpec(
+        name=name,
+        title=title,
+        factory=f"activities.providers.registry:{name}",
+        enabled_by=enabled_by,
+        hint=hint,
+        key_setting=key.field,
+        base_url_setting=base_url.field,
+        default_base_url=default_base_url,
+        protocol=name,
+        limit=limit,
+        price=price,
+        simulated=simulated,
+        env=(
+            (key.variable, key.about),
+            (base_url.variable, f"{base_url.about} (default {default_base_url})"),
+            *more_env,
+        ),
+        **extras,
+    )
+
+
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
@@ -194,17 +256,15 @@ PROVIDERS: dict[str, ProviderSpec] = {
             limit=ProviderLimit(max_concurrent=100),
             price=Price(per_second=0.05),
         ),
-        ProviderSpec(
-            name="replicate",
-            title="Replicate predictions",
-            factory="activities.providers.registry:replicate",
-            enabled_by=("replicate_api_token",),
-            hint="set REPLICATE_API_TOKEN",
-            key_setting="replicate_api_token",
-            signing_secret_setting="replicate_webhook_signing_secret",
-            base_url_setting="replicate_base_url",
+        _hosted(
+            "replicate",
+            "Replicate predictions",
+            key=_Setting(
+                "replicate_api_token", "REPLICATE_API_TOKEN", "Replicate API token (r8_...)"
+            ),
+            base_url=_Setting("replicate_base_url", "REPLICATE_BASE_URL", "Replicate's API root"),
             default_base_url="https://api.replicate.com",
-            protocol="replicate",
+            signing_secret_setting="replicate_webhook_signing_secret",
             verifier="replicate",
             describes_models=True,
             # Replicate allows 600 prediction creates per minute per account: 10/s. Leave
@@ -212,72 +272,44 @@ PROVIDERS: dict[str, ProviderSpec] = {
             limit=ProviderLimit(activities_per_second=9, max_concurrent=50),
             price=Price(per_second=0.10),
             simulated=_replicate_simulated,
-            env=(
-                ("REPLICATE_API_TOKEN", "Replicate API token (r8_...)"),
-                ("REPLICATE_BASE_URL", "Replicate's API root (default https://api.replicate.com)"),
-            ),
         ),
-        ProviderSpec(
-            name="fal",
-            title="fal's queue API",
-            factory="activities.providers.registry:fal",
-            enabled_by=("fal_key", "fal_queue_url"),
-            hint="set FAL_KEY (or STORYREEL_FAL_QUEUE_URL)",
-            key_setting="fal_key",
-            base_url_setting="fal_queue_url",
+        _hosted(
+            "fal",
+            "fal's queue API",
+            key=_Setting("fal_key", "FAL_KEY", "fal API key"),
+            base_url=_Setting("fal_queue_url", "STORYREEL_FAL_QUEUE_URL", "fal's queue API"),
             default_base_url="https://queue.fal.run",
-            protocol="fal",
+            base_url_enables=True,
             verifier="fal",
             describes_models=True,
             limit=ProviderLimit(max_concurrent=50),
             price=Price(per_second=0.10),
             simulated=_fal_simulated,
-            env=(
-                ("FAL_KEY", "fal API key"),
-                ("STORYREEL_FAL_QUEUE_URL", "fal's queue API (default https://queue.fal.run)"),
+            more_env=(
                 ("STORYREEL_FAL_JWKS_URL", "where fal publishes its webhook keys"),
                 ("STORYREEL_FAL_SCHEMA_URL", "where fal publishes each endpoint's schema"),
             ),
         ),
-        ProviderSpec(
-            name="runware",
-            title="Runware tasks",
-            factory="activities.providers.registry:runware",
-            enabled_by=("runware_api_key",),
-            hint="set RUNWARE_API_KEY",
-            key_setting="runware_api_key",
-            base_url_setting="runware_base_url",
+        _hosted(
+            "runware",
+            "Runware tasks",
+            key=_Setting("runware_api_key", "RUNWARE_API_KEY", "Runware API key"),
+            base_url=_Setting("runware_base_url", "STORYREEL_RUNWARE_BASE_URL", "Runware's API"),
             default_base_url="https://api.runware.ai/v1",
-            protocol="runware",
             limit=ProviderLimit(max_concurrent=50),
             price=Price(per_second=0.08),
             simulated=_runware_simulated,
-            env=(
-                ("RUNWARE_API_KEY", "Runware API key"),
-                ("STORYREEL_RUNWARE_BASE_URL", "Runware's API (default https://api.runware.ai/v1)"),
-            ),
         ),
-        ProviderSpec(
-            name="veo",
-            title="Veo on the Gemini API",
-            factory="activities.providers.registry:veo",
-            enabled_by=("gemini_api_key",),
-            hint="set GEMINI_API_KEY",
-            key_setting="gemini_api_key",
-            base_url_setting="veo_base_url",
+        _hosted(
+            "veo",
+            "Veo on the Gemini API",
+            key=_Setting("gemini_api_key", "GEMINI_API_KEY", "Gemini API key (Veo)"),
+            base_url=_Setting("veo_base_url", "STORYREEL_VEO_BASE_URL", "the Gemini API's root"),
             default_base_url="https://generativelanguage.googleapis.com",
-            protocol="veo",
             # The Gemini API allows few Veo requests per minute on most tiers.
             limit=ProviderLimit(activities_per_second=0.15, max_concurrent=10),
             price=Price(per_second=0.40),
             simulated=_veo_simulated,
-            env=(
-                ("GEMINI_API_KEY", "Gemini API key (Veo)"),
-                (
-                    "STORYREEL_VEO_BASE_URL",
-                    "the Gemini API's root (default https://generativelanguage.googleapis.com)",
-                ),
-            ),
         ),
     )
 }

@@ -158,14 +158,7 @@ def _stoppable(
     """A progress callback that ends the run (FFmpeg is killed) once ``stop`` is set."""
     if stop is None:
         return on_progress
-
-    def progress(fraction: float) -> None:
-        if stop.is_set():
-            raise ConformStopped(f"conforming {name} stopped")
-        if on_progress is not None:
-            on_progress(fraction)
-
-    return progress
+    return ffmpeg.stopping(stop, ConformStopped, f"conforming {name}", on_progress)
 
 
 def conform_clip(

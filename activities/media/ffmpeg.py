@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,24 @@ ProgressCallback = Callable[[float], None]
 def default_font() -> Path:
     """Roboto Bold (:func:`storyreel.fonts.default_font`)."""
     return fonts.default_font()
+
+
+def stopping(
+    stop: threading.Event | None,
+    stopped: Callable[[str], Exception],
+    what: str,
+    then: ProgressCallback | None = None,
+) -> ProgressCallback:
+    """A progress callback that ends the run once ``stop`` is set (raised in it,
+    ``stopped(f"{what} stopped")`` kills FFmpeg), else hands the fraction on to ``then``."""
+
+    def progress(fraction: float) -> None:
+        if stop is not None and stop.is_set():
+            raise stopped(f"{what} stopped")
+        if then is not None:
+            then(fraction)
+
+    return progress
 
 
 def filter_path(path: Path) -> str:

@@ -20,9 +20,9 @@ from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from activities.providers.http_base import HTTPOptions, Retry, RetryingHTTP, parsed, redact
+from activities.providers.http_base import Answer, HTTPOptions, Retry, RetryingHTTP, parsed, redact
 from activities.providers.replicate_api import tqdm_percent
 from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
 from storyreel.errors import (
@@ -67,18 +67,14 @@ class QueueState(StrEnum):
     completed = "COMPLETED"
 
 
-class RequestLog(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class RequestLog(Answer):
     message: str = ""
     level: str | None = None
     timestamp: str | None = None
 
 
-class Submission(BaseModel):
+class Submission(Answer):
     """What a submit answers; the URLs are fal's own, for reference only (we build ours)."""
-
-    model_config = ConfigDict(extra="ignore")
 
     request_id: str = Field(min_length=1, max_length=300)
     response_url: str | None = None
@@ -87,10 +83,8 @@ class Submission(BaseModel):
     queue_position: int | None = None
 
 
-class QueueStatus(BaseModel):
+class QueueStatus(Answer):
     """One status read; ``logs`` only when asked for, ``error`` only on a failed request."""
-
-    model_config = ConfigDict(extra="ignore")
 
     status: QueueState
     request_id: str | None = None

@@ -31,7 +31,7 @@ from typing import Any, Self, TypedDict, TypeVar
 from urllib.parse import unquote_to_bytes
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from storyreel.errors import (
     PredictionFailedError,
@@ -49,6 +49,13 @@ Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 USER_AGENT = "storyreel/0.1"
 MAX_REDIRECTS = 5
+
+
+class Answer(BaseModel):
+    """A shape a provider answers in (every client's models derive from it): fields a provider
+    adds later are ignored, never refused."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 @dataclass(frozen=True)

@@ -199,8 +199,6 @@ class LocalClipProvider:
             size = ""
 
         def progress(fraction: float) -> None:
-            if stop is not None and stop.is_set():
-                raise Stopped(f"render of {prediction_id} stopped")
             report(ClipStatus.rendering, round(fraction * 100, 1))
 
         report(ClipStatus.rendering, 0.0)
@@ -212,7 +210,7 @@ class LocalClipProvider:
             size=size,
             overlay=self._title(job, job.workdir / f"{prediction_id}.txt"),
             threads=self.threads,
-            on_progress=progress,
+            on_progress=ffmpeg.stopping(stop, Stopped, f"render of {prediction_id}", progress),
             exe=self.exe,
         )
         return output

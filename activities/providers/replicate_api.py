@@ -21,6 +21,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from activities.providers.http_base import (
+    Answer,
     HTTPOptions,
     Retry,
     RetryingHTTP,
@@ -36,14 +37,12 @@ from storyreel.errors import (
     ProviderError,
     ProviderRefusedError,
     ProviderRejectedError,
-    ProviderThrottledError,
 )
 from storyreel.webhooks.replicate import is_refusal, tqdm_percent
 
 __all__ = [
     "Prediction",
     "ProviderRejectedError",
-    "ProviderThrottledError",
     "ReplicateClient",
     "is_refusal",
     "tqdm_percent",
@@ -71,10 +70,8 @@ class Metrics(BaseModel):
     total_time: float | None = None
 
 
-class Prediction(BaseModel):
+class Prediction(Answer):
     """A prediction as Replicate describes it; unknown fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
 
     id: str
     status: PredictionStatus

@@ -16,9 +16,9 @@ from enum import StrEnum
 from typing import Any, TypeVar, Unpack
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from activities.providers.http_base import HTTPOptions, Retry, RetryingHTTP, retry_for
+from activities.providers.http_base import Answer, HTTPOptions, Retry, RetryingHTTP, retry_for
 from activities.providers.replicate_api import is_refusal
 from storyreel.contracts import PredictionPhase, PredictionUpdate
 from storyreel.errors import (
@@ -51,10 +51,8 @@ class TaskStatus(StrEnum):
     """Runware does not know the task (never submitted, or forgotten)."""
 
 
-class RunwareError(BaseModel):
+class RunwareError(Answer):
     """One entry of an ``errors`` array."""
-
-    model_config = ConfigDict(extra="ignore")
 
     code: str = ""
     message: str = ""
@@ -71,10 +69,8 @@ class RunwareError(BaseModel):
         return any(marker in lowered for marker in markers)
 
 
-class RunwareTask(BaseModel):
+class RunwareTask(Answer):
     """Where one video task stands, read from a ``getResponse`` answer."""
-
-    model_config = ConfigDict(extra="ignore")
 
     taskUUID: str
     status: TaskStatus
@@ -121,10 +117,8 @@ class RunwareTask(BaseModel):
             raise PredictionFailedError(f"Runware task {self.taskUUID} succeeded without a video")
 
 
-class _Envelope(BaseModel):
+class _Envelope(Answer):
     """The body of every answer: a ``data`` array and/or an ``errors`` array."""
-
-    model_config = ConfigDict(extra="ignore")
 
     data: list[dict[str, Any]] | None = None
     errors: list[RunwareError] | None = None

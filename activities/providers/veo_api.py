@@ -14,9 +14,9 @@ import re
 from typing import Any, Unpack
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from activities.providers.http_base import HTTPOptions, Retry, RetryingHTTP, retry_for
+from activities.providers.http_base import Answer, HTTPOptions, Retry, RetryingHTTP, retry_for
 from activities.providers.replicate_api import is_refusal
 from storyreel.contracts import PredictionPhase, PredictionUpdate
 from storyreel.errors import (
@@ -42,20 +42,16 @@ def is_rai_refusal(message: str) -> bool:
     return is_refusal(message) or any(marker in lowered for marker in _RAI_MARKERS)
 
 
-class OperationError(BaseModel):
+class OperationError(Answer):
     """A ``google.rpc.Status``."""
-
-    model_config = ConfigDict(extra="ignore")
 
     code: int | None = None
     message: str = ""
     status: str | None = None
 
 
-class Operation(BaseModel):
+class Operation(Answer):
     """A ``google.longrunning.Operation`` as the Gemini API returns it for Veo."""
-
-    model_config = ConfigDict(extra="ignore")
 
     name: str
     done: bool = False

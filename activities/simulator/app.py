@@ -438,6 +438,7 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
     app.middleware("http")(_guard)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(veo.GoogleError, veo.answer_google_error)
     for router in (api, files, admin, fal_queue, runware.router, veo.router):
         app.include_router(router)
     return app

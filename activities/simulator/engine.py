@@ -21,11 +21,11 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
@@ -422,3 +422,16 @@ def simulator_of(request: Request) -> Simulator:
     dependency, so ``Request`` is imported at run time)."""
     simulator: Simulator = request.app.state.simulator
     return simulator
+
+
+_State = TypeVar("_State")
+
+
+def protocol_state(request: Request, name: str, new: Callable[[], _State]) -> _State:
+    """What one protocol's routes keep of their own on the app (``app.state.<name>``), made
+    with ``new`` on first use."""
+    state: _State | None = getattr(request.app.state, name, None)
+    if state is None:
+        state = new()
+        setattr(request.app.state, name, state)
+    return state

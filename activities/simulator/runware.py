@@ -36,7 +36,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from activities.simulator.engine import Simulator, simulator_of
+from activities.simulator.engine import Simulator, protocol_state, simulator_of
+from activities.simulator.lengths import lengths_instead, made_lengths
 from activities.simulator.prediction import Fate, Prediction, version_of
 from activities.simulator.render import nearest_aspect, png_size
 from storyreel.catalogue import ModelSpec, lookup
@@ -78,10 +79,7 @@ router = APIRouter(prefix="/runware", tags=["runware"])
 
 
 def _state(request: Request) -> RunwareState:
-    state: RunwareState | None = getattr(request.app.state, "runware", None)
-    if state is None:
-        state = request.app.state.runware = RunwareState()
-    return state
+    return protocol_state(request, "runware", RunwareState)
 
 
 def _errors(
@@ -119,13 +117,9 @@ def spec_of(model: str) -> ModelSpec | None:
 
 def allowed_durations(model: str) -> list[float] | None:
     """The lengths ``model`` makes: its catalogue entry's, else its family's, else unknown."""
-    spec = spec_of(model)
-    if spec is not None:
-        return spec.durations.lengths() if spec.durations.field is not None else None
     source, _, version = model.partition(":")
     family = FAMILY_DURATIONS.get(f"{source}:{version.split('@', 1)[0]}")
-    family = family or FAMILY_DURATIONS.get(source)
-    return [float(length) for length in family] if family else None
+    return made_lengths(spec_of(model), family or FAMILY_DURATIONS.get(source))
 
 
 def first_frame(value: str) -> tuple[str | None, bytes | None]:
@@ -189,9 +183,7 @@ def check_video_task(task: Mapping[str, Any]) -> dict[str, Any]:
     if duration is not None:
         if isinstance(duration, bool) or not isinstance(duration, int | float) or duration <= 0:
             raise TaskError("invalidParameter", "duration must be a positive number.", "duration")
-        allowed = allowed_durations(model)
-        if allowed is not None and not any(abs(duration - length) < 1e-3 for length in allowed):
-            made = ", ".join(f"{length:g}" for length in allowed)
+        if (made := lengths_instead(duration, allowed_durations(model))) is not None:
             raise TaskError(
                 "invalidDuration",
                 f"{model} does not make {duration:g} s clips: use {made}.",

@@ -30,12 +30,13 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from activities.simulator.engine import Simulator, simulator_of
+from activities.simulator.engine import Simulator, protocol_state, simulator_of
+from activities.simulator.lengths import lengths_instead, made_lengths
 from activities.simulator.prediction import Fate, Prediction, version_of
 from activities.simulator.render import nearest_aspect, png_size
 from storyreel.catalogue import ModelSpec, lookup
@@ -66,6 +67,8 @@ PARAMETERS = (
 )
 RESPONSE_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
 PERSON_GENERATION = ("allow_all", "allow_adult", "dont_allow")
+# Clip lengths of the Veo generations, for models the catalogue does not list.
+GENERATION_DURATIONS = {"veo-2": (5, 6, 7, 8), "veo-3": (4, 6, 8)}
 RAI_REASON = (
     "Veo could not generate videos because the input violates Google's Responsible AI "
     "practices (simulated)."
@@ -89,10 +92,7 @@ router = APIRouter(prefix="/veo", tags=["veo"])
 
 
 def _state(request: Request) -> VeoState:
-    state: VeoState | None = getattr(request.app.state, "veo", None)
-    if state is None:
-        state = request.app.state.veo = VeoState()
-    return state
+    return protocol_state(request, "veo", VeoState)
 
 
 def google_error(error: GoogleError, headers: dict[str, str] | None = None) -> Response:
@@ -106,17 +106,17 @@ def google_error(error: GoogleError, headers: dict[str, str] | None = None) -> R
     return JSONResponse({"error": body}, error.code, headers=headers)
 
 
-def _gate(request: Request, sim: Simulator) -> Response | None:
-    """The key check, then the simulator's injected 5xx; None lets the request through."""
+async def _gate(request: Request) -> Simulator:
+    """The key check, then the simulator's injected 5xx, before every Veo call: refused, the
+    ``GoogleError`` is answered by ``answer_google_error``."""
+    sim = simulator_of(request)
     key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
     if not key or not key.strip():
-        return google_error(
-            GoogleError(
-                403,
-                "Method doesn't allow unregistered callers (callers without established "
-                "identity). Please use API Key or other form of API consumer identity to call "
-                "this API.",
-            )
+        raise GoogleError(
+            403,
+            "Method doesn't allow unregistered callers (callers without established "
+            "identity). Please use API Key or other form of API consumer identity to call "
+            "this API.",
         )
     if key.lower().startswith("invalid"):
         reason = {
@@ -124,13 +124,21 @@ def _gate(request: Request, sim: Simulator) -> Response | None:
             "reason": "API_KEY_INVALID",
             "domain": "googleapis.com",
         }
-        return google_error(
-            GoogleError(400, "API key not valid. Please pass a valid API key.", [reason])
-        )
+        raise GoogleError(400, "API key not valid. Please pass a valid API key.", [reason])
     if (status := sim.roll_error()) is not None:
         sim.counts.server_errors += 1
-        return google_error(GoogleError(status, "Internal error encountered (simulated)."))
-    return None
+        raise GoogleError(status, "Internal error encountered (simulated).")
+    return sim
+
+
+Gated = Annotated[Simulator, Depends(_gate)]
+"""The simulator, once the Veo call's key is accepted and no 5xx is injected."""
+
+
+async def answer_google_error(_request: Request, error: Exception) -> Response:
+    """The app's handler of a ``GoogleError`` a Veo route or its gate raised."""
+    assert isinstance(error, GoogleError)
+    return google_error(error)
 
 
 def spec_of(model: str) -> ModelSpec | None:
@@ -138,14 +146,9 @@ def spec_of(model: str) -> ModelSpec | None:
 
 
 def allowed_durations(model: str) -> list[float] | None:
-    spec = spec_of(model)
-    if spec is not None:
-        return spec.durations.lengths() if spec.durations.field is not None else None
-    if model.startswith("veo-2"):
-        return [5.0, 6.0, 7.0, 8.0]
-    if model.startswith("veo-3"):
-        return [4.0, 6.0, 8.0]
-    return None
+    """The lengths ``model`` makes: its catalogue entry's, else its generation's (``veo-2``,
+    ``veo-3``), else unknown."""
+    return made_lengths(spec_of(model), GENERATION_DURATIONS.get(model[: len("veo-2")]))
 
 
 def _unsupported(name: str) -> GoogleError:
@@ -210,9 +213,7 @@ def check_body(model: str, body: object) -> dict[str, Any]:
             raise GoogleError(
                 400, "Invalid value at 'parameters.durationSeconds': a number is expected."
             )
-        allowed = allowed_durations(model)
-        if allowed is not None and not any(abs(duration - length) < 1e-3 for length in allowed):
-            made = ", ".join(f"{length:g}" for length in allowed)
+        if (made := lengths_instead(duration, allowed_durations(model))) is not None:
             raise GoogleError(
                 400, f"`durationSeconds` {duration:g} isn't supported by {model}: use {made}."
             )
@@ -304,11 +305,8 @@ def _found(request: Request, model: str, operation: str) -> Prediction | Respons
 
 
 @router.post("/v1beta/models/{target}")
-async def predict_long_running(target: str, request: Request) -> Response:
+async def predict_long_running(target: str, request: Request, sim: Gated) -> Response:
     """``{model}:predictLongRunning``: check the body, start the operation, name it."""
-    sim = simulator_of(request)
-    if (refused := _gate(request, sim)) is not None:
-        return refused
     model, _, method = target.partition(":")
     if method != "predictLongRunning" or not _MODEL.fullmatch(model):
         return google_error(GoogleError(404, f"Method {target!r} not found."))
@@ -358,10 +356,7 @@ async def predict_long_running(target: str, request: Request) -> Response:
 
 
 @router.get("/v1beta/models/{model}/operations/{operation}")
-async def get_operation(model: str, operation: str, request: Request) -> Response:
-    sim = simulator_of(request)
-    if (refused := _gate(request, sim)) is not None:
-        return refused
+async def get_operation(model: str, operation: str, request: Request, sim: Gated) -> Response:
     prediction = _found(request, model, operation)
     if isinstance(prediction, Response):
         return prediction
@@ -371,10 +366,7 @@ async def get_operation(model: str, operation: str, request: Request) -> Respons
 
 
 @router.post("/v1beta/models/{model}/operations/{target}")
-async def cancel_operation(model: str, target: str, request: Request) -> Response:
-    sim = simulator_of(request)
-    if (refused := _gate(request, sim)) is not None:
-        return refused
+async def cancel_operation(model: str, target: str, request: Request, sim: Gated) -> Response:
     operation, _, method = target.partition(":")
     if method != "cancel":
         return google_error(GoogleError(404, f"Method {method!r} not found."))
@@ -386,11 +378,8 @@ async def cancel_operation(model: str, target: str, request: Request) -> Respons
 
 
 @router.get("/v1beta/files/{target}")
-async def download(target: str, request: Request) -> Response:
+async def download(target: str, sim: Gated) -> Response:
     """A finished operation's video, with the key like every other call."""
-    sim = simulator_of(request)
-    if (refused := _gate(request, sim)) is not None:
-        return refused
     file_id, _, method = target.partition(":")
     prediction = sim.get(file_id)
     path = prediction.path if prediction is not None and prediction.output else None
