@@ -24,6 +24,9 @@ def body(count: int = 2, provider: str = "sleepy") -> dict[str, object]:
         "scenes": [{"description": f"Scene {n}", "duration": 2} for n in range(count)],
         "platform": "youtube",
         "provider": provider,
+        # Cuts, no captions: the stitch copies streams (the finish has tests of its own).
+        "transition": "none",
+        "captions": False,
     }
 
 

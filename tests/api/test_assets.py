@@ -168,6 +168,7 @@ async def test_a_run_with_own_scenes_and_music_pays_only_for_the_generated_one(
         "platform": "youtube",
         "provider": "sleepy",
         "transition": "none",
+        "captions": False,
         "music": music["id"],
         "scenes": [
             {"description": "A generated harbour", "duration": 2},
@@ -240,6 +241,7 @@ async def test_a_characters_reference_must_be_an_image_of_yours(
         return {
             "title": "Mara",
             "scenes": [{"description": "Mara on the pier", "duration": 2}],
+            "captions": False,
             "characters": [{"name": "Mara", "description": "a magenta scarf", "assets": [asset]}],
         }
 

@@ -76,6 +76,7 @@ async def test_a_draft_is_cheap_and_its_final_remakes_only_the_scenes_asked(
         "model": MODEL,
         "quality": "draft",
         "transition": "none",
+        "captions": False,
         "scenes": SCENES,
     }
     answer = await http.post("/v1/generations", json=body)

@@ -24,6 +24,9 @@ def body(provider: str = "local", count: int = 3, **extra: object) -> dict[str, 
         ],
         "platform": "youtube",
         "provider": provider,
+        # Cuts, no captions: the stitch copies streams (the finish has tests of its own).
+        "transition": "none",
+        "captions": False,
         **extra,
     }
 

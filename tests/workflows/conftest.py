@@ -30,13 +30,25 @@ def scenes(count: int, seconds: float = CLIP_SECONDS) -> list[SceneIn]:
     ]
 
 
+# What a run is finished with when nobody asks: a crossfade and burnt-in captions. Tests about
+# the finished video pass it; the others cut between scenes without captions, so the stitch
+# copies streams instead of re-encoding the whole video (the costliest step of a test run).
+AS_DEPLOYED: dict[str, object] = {
+    name: GenerationInput.model_fields[name].default for name in ("transition", "captions")
+}
+
+
 def request_for(count: int, provider: str, **changes: object) -> GenerationInput:
+    """A run of ``count`` scenes on ``provider``: cuts, no captions, unless ``changes`` say
+    otherwise (``**AS_DEPLOYED`` for the request's own defaults)."""
     fields: dict[str, object] = {
         "title": f"test {uuid.uuid4().hex[:6]}",
         "scenes": scenes(count),
         "platform": Platform.youtube,
         "provider": provider,
         "consistency_context": "Watercolour, soft light",
+        "transition": None,
+        "captions": False,
     }
     fields.update(changes)
     return GenerationInput.model_validate(fields)

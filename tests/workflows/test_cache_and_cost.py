@@ -46,8 +46,8 @@ async def test_regenerating_one_scene_generates_only_that_scene(
     assert statuses == [ClipStatus.cached, ClipStatus.complete, ClipStatus.cached]
     assert [clip.cost for clip in regenerated.clips] == [0.0, 1.0, 0.0]
     assert regenerated.cost == 1.0
-    # Three 2 s scenes joined by the default 0.5 s crossfades.
-    expected = expected_duration([2.0] * 3, 0.5)
+    # Three 2 s scenes joined by cuts.
+    expected = expected_duration([2.0] * 3, 0)
     assert regenerated.duration is not None and abs(regenerated.duration - expected) < 0.2
 
 

@@ -34,7 +34,7 @@ from tests.activities.media.helpers import (
     tone_level,
     white_pixels,
 )
-from tests.workflows.conftest import keep_history, request_for, running_worker, start
+from tests.workflows.conftest import AS_DEPLOYED, keep_history, request_for, running_worker, start
 from tests.workflows.test_generation import ffmpeg_processes
 
 SECONDS = 2.0
@@ -82,7 +82,7 @@ async def test_each_platform_gets_a_finished_video(
     music = put_music(storage) if case.get("music") else None
     request = request_for(
         2, "local", platform=platform, scenes=two_scenes(), narration=case["narration"],
-        music=music, transition="fade", transition_seconds=TRANSITION,
+        music=music, transition_seconds=TRANSITION, **AS_DEPLOYED,
     )  # fmt: skip
     async with running_worker(client, settings):
         handle = await start(client, settings, request)
@@ -146,7 +146,9 @@ async def test_each_platform_gets_a_finished_video(
 async def test_missing_music_fails_the_generation_with_a_message(
     client: Client, settings: Settings
 ) -> None:
-    request = request_for(2, "local", scenes=two_scenes(), music="music/not-uploaded.mp3")
+    request = request_for(
+        2, "local", scenes=two_scenes(), music="music/not-uploaded.mp3", **AS_DEPLOYED
+    )
     async with running_worker(client, settings):
         handle = await start(client, settings, request)
         with pytest.raises(WorkflowFailureError) as failure:
@@ -169,7 +171,9 @@ async def test_a_script_too_long_for_shorts_is_refused_before_any_clip(
     script = " ".join(
         f"Sentence {n} tells how the keeper climbs the stairs at dawn." for n in range(30)
     )
-    request = request_for(0, "local", scenes=None, script=script, platform=Platform.youtube_shorts)
+    request = request_for(
+        0, "local", scenes=None, script=script, platform=Platform.youtube_shorts, **AS_DEPLOYED
+    )
     async with running_worker(client, settings):
         handle = await start(client, settings, request)
         with pytest.raises(WorkflowFailureError):
@@ -190,7 +194,9 @@ async def test_cancel_during_assembly_leaves_no_process_or_temp_file(
         SceneIn(description=f"Scene {n}: the harbour at night", duration=6.0, caption=f"Part {n}")
         for n in range(1, 4)
     ]
-    request = request_for(3, "local", platform=Platform.tiktok, scenes=scenes, narration=True)
+    request = request_for(
+        3, "local", platform=Platform.tiktok, scenes=scenes, narration=True, **AS_DEPLOYED
+    )
     async with running_worker(client, settings):
         handle = await start(client, settings, request)
         deadline = time.monotonic() + 240
