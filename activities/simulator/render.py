@@ -63,6 +63,8 @@ class Renderer:
             image = ImageJob(prediction.id, 0, text, spec, prediction.model, seed, workdir)
             return await run_stoppable(self._executor, lambda _: self._images.render_sync(image))
         duration = prediction.seconds or DEFAULT_SECONDS
+        # Video models make 720p by default (Kling, Veo, Hailuo): storyreel scales their clips.
+        spec = PlatformSpec(width=width * 2 // 3, height=height * 2 // 3)
         clip = ClipJob("sim", 1, text, text, duration, spec, prediction.model, seed, None, workdir)
         return await run_stoppable(
             self._executor, lambda stop: self._clips.render(prediction.id, clip, _quiet, stop)

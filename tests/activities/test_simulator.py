@@ -144,7 +144,11 @@ async def test_the_official_client_runs_a_prediction_to_a_real_mp4(tmp_path: Pat
     assert video[4:8] == b"ftyp"
     (tmp_path / "clip.mp4").write_bytes(video)
     info = ffmpeg.probe(tmp_path / "clip.mp4")
-    assert (info.width, info.height, info.video_codec) == (1080, 1920, "h264")
+    assert (info.width, info.height, info.video_codec) == (
+        720,
+        1280,
+        "h264",
+    )  # 720p, as the models make
     assert info.duration == pytest.approx(2.0, abs=0.1)
 
 
@@ -171,7 +175,7 @@ async def test_the_official_client_run_returns_downloadable_outputs(tmp_path: Pa
     assert image.startswith(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "clip.mp4").write_bytes(video)
     info = ffmpeg.probe(tmp_path / "clip.mp4")
-    assert (info.width, info.height) == (1920, 1080)
+    assert (info.width, info.height) == (1280, 720)  # 720p, as the models make
     assert info.duration == pytest.approx(1.0, abs=0.1)
 
 
