@@ -20,6 +20,7 @@ from storyreel.contracts import (
     PlannedScene,
     Platform,
     SceneChanges,
+    SceneCharacters,
     WebhookEvent,
 )
 from storyreel.db.models import GenerationPublic
@@ -105,9 +106,7 @@ class SceneView(BaseModel):
     caption: str
     duration: float
     storyboard_url: str | None = None
-    characters: list[str] = Field(
-        default_factory=list, description="The request's characters this scene names."
-    )
+    characters: SceneCharacters = Field(default_factory=list)
     references: list[str] = Field(
         default_factory=list, description="Their reference images (asset ids) its clip was given."
     )

@@ -138,6 +138,9 @@ from storyreel.contracts.basics import (
     RunPriority as RunPriority,
 )
 from storyreel.contracts.basics import (
+    SceneCharacters as SceneCharacters,
+)
+from storyreel.contracts.basics import (
     Stage as Stage,
 )
 from storyreel.contracts.basics import (
@@ -269,6 +272,7 @@ __all__ = [
     "PlannedScene",
     "Platform",
     "PlatformSpec",
+    "SceneCharacters",
     "PredictionPhase",
     "PredictionSignal",
     "PredictionUpdate",

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from storyreel.catalogue import ModelSpec
-from storyreel.contracts.basics import ClipStatus, Platform
+from storyreel.contracts.basics import ClipStatus, Platform, SceneCharacters
 from storyreel.contracts.requests import Character, SceneIn
 
 # ---------------------------------------------------------------------------------------------
@@ -25,9 +25,7 @@ class PlannedScene(BaseModel):
     asset: str | None = Field(
         default=None, description="Storage key of the caller's own video or image shown here."
     )
-    characters: list[str] = Field(
-        default_factory=list, description="The request's characters this scene names."
-    )
+    characters: SceneCharacters = Field(default_factory=list)
     cast: str | None = Field(
         default=None, description="Their descriptions, as the prompt and storyboard carry them."
     )

@@ -4,13 +4,20 @@ priorities and the patterns request fields are checked by."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 WORKFLOW_NAME = "VideoGenerationWorkflow"
 BATCH_WORKFLOW_NAME = "BatchWorkflow"
 # Clip activities get ids "clip-<clip_id>-<round>" so heartbeats can be matched to clips.
 CLIP_ACTIVITY_PREFIX = "clip-"
+
+
+# The names of the request's characters a scene names: a planned scene and its view carry them.
+SceneCharacters = Annotated[
+    list[str], Field(description="The request's characters this scene names.")
+]
 
 
 class Platform(StrEnum):
