@@ -148,7 +148,8 @@ def spec_of(model: str) -> ModelSpec | None:
 def allowed_durations(model: str) -> list[float] | None:
     """The lengths ``model`` makes: its catalogue entry's, else its generation's (``veo-2``,
     ``veo-3``), else unknown."""
-    return made_lengths(spec_of(model), GENERATION_DURATIONS.get(model[: len("veo-2")]))
+    made = (lengths for prefix, lengths in GENERATION_DURATIONS.items() if model.startswith(prefix))
+    return made_lengths(spec_of(model), next(made, None))
 
 
 def _unsupported(name: str) -> GoogleError:
