@@ -100,10 +100,10 @@ class BatchWorkflow:
                 user_id=batch.user_id,
                 max_running=batch.max_running,
             ),
-            task_queue=workflow.info().task_queue,
-            start_to_close_timeout=policies.BATCH_RECORD_TIMEOUT,
-            retry_policy=policies.BATCH_RECORD_RETRY,
-            summary=f"claim item {position + 1}/{batch.count}",
+            **policies.BATCH_RECORD.options(
+                task_queue=workflow.info().task_queue,
+                summary=f"claim item {position + 1}/{batch.count}",
+            ),
         )
 
     async def _await_slot(self) -> None:
@@ -167,10 +167,10 @@ class BatchWorkflow:
         await workflow.execute_activity_method(
             BatchActivities.close_batch,
             CloseBatchInput(batch_id=self._batch.batch_id, status=status),
-            task_queue=workflow.info().task_queue,
-            start_to_close_timeout=policies.BATCH_RECORD_TIMEOUT,
-            retry_policy=policies.BATCH_RECORD_RETRY,
-            summary=f"close: {status.value}",
+            **policies.BATCH_RECORD.options(
+                task_queue=workflow.info().task_queue,
+                summary=f"close: {status.value}",
+            ),
         )
         result = BatchResult(batch_id=self._batch.batch_id, status=status, outcomes=self._outcomes)
         await self._notify(result)

@@ -138,7 +138,7 @@ def clip_failed(clip: ClipState, error: ActivityError) -> None:
     """Enter a clip that every provider failed to make: it awaits a retry."""
     clip.status = ClipStatus.failed
     clip.error = describe_failure(error)[0]
-    clip.attempts += attempts_used(error, policies.CLIP_RETRY)
+    clip.attempts += attempts_used(error, policies.CLIP.retry)
 
 
 def failed_try(clip: ClipState, choice: ProviderChoice, message: str) -> ClipTry:
@@ -195,7 +195,7 @@ class ClipMaker:
     @property
     def timeout(self) -> timedelta:
         seconds = self._request.clip_timeout_seconds
-        return timedelta(seconds=seconds) if seconds else policies.CLIP_TIMEOUT
+        return timedelta(seconds=seconds) if seconds else policies.CLIP.timeout
 
     async def own(self, state: GenerationState, clip: ClipState, scene: PlannedScene) -> ClipResult:
         """The clip of a scene showing the caller's own video or image (``scene.asset``),
@@ -215,8 +215,7 @@ class ClipMaker:
             **on_media(
                 self._request,
                 self._priority,
-                policies.OWN_CLIP_TIMEOUT,
-                policies.OWN_CLIP_RETRY,
+                policies.OWN_CLIP,
                 f"own material for scene {clip.clip_id}",
             ),
         )
@@ -242,7 +241,7 @@ class ClipMaker:
                 clip.tries.append(failed_try(clip, choice, message))
                 if not moves_on(error, index, chain):
                     raise
-                clip.attempts += attempts_used(error, policies.CLIP_RETRY)
+                clip.attempts += attempts_used(error, policies.CLIP.retry)
                 clip.prediction_id = None
                 workflow.logger.warning(
                     "clip %d: %s could not make it (%s); moving to %s",
@@ -266,12 +265,12 @@ class ClipMaker:
             submitted = await workflow.execute_activity_method(
                 ClipActivities.submit_clip,
                 clip_input.model_copy(update={"webhook_url": request.webhook_url}),
-                task_queue=queue,
-                start_to_close_timeout=policies.SUBMIT_TIMEOUT,
-                priority=self._priority,
-                retry_policy=policies.CLIP_RETRY,
-                summary=f"{clip.summary}: submit",
-                activity_id=f"{activity_id}-submit",
+                **policies.SUBMIT.options(
+                    task_queue=queue,
+                    priority=self._priority,
+                    summary=f"{clip.summary}: submit",
+                    activity_id=f"{activity_id}-submit",
+                ),
             )
             if submitted.cached is not None:
                 return submitted.cached
@@ -290,8 +289,8 @@ class ClipMaker:
             task_queue=queue,
             start_to_close_timeout=self.timeout,
             priority=self._priority,
-            heartbeat_timeout=policies.CLIP_HEARTBEAT,
-            retry_policy=policies.CLIP_RETRY,
+            heartbeat_timeout=policies.CLIP.heartbeat,
+            retry_policy=policies.CLIP.retry,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=clip.summary,
             activity_id=activity_id,
@@ -355,10 +354,10 @@ class ClipMaker:
         return await workflow.execute_activity_method(
             call,
             target,
-            task_queue=self._request.queues.clips(target.provider),
-            start_to_close_timeout=policies.CHECK_TIMEOUT,
-            priority=self._priority,
-            retry_policy=policies.CHECK_RETRY,
-            summary=summary,
-            activity_id=activity_id,
+            **policies.CHECK.options(
+                task_queue=self._request.queues.clips(target.provider),
+                priority=self._priority,
+                summary=summary,
+                activity_id=activity_id,
+            ),
         )

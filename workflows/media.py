@@ -3,10 +3,8 @@ summary: a scene's storyboard, the stitch, the record's publication."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
+from temporalio.common import Priority
 
 with workflow.unsafe.imports_passed_through():
     from activities.assembly import AssemblyActivities
@@ -27,20 +25,16 @@ with workflow.unsafe.imports_passed_through():
 def on_media(
     request: GenerationInput,
     priority: Priority,
-    timeout: timedelta,
-    retry: RetryPolicy,
+    policy: policies.Policy,
     summary: str,
-    heartbeat: timedelta | None = None,
 ) -> workflow.ActivityConfig:
     """How an activity of the media queue runs: on the run's media queue at its priority, with
     its own timeouts and retries (workflows/policies.py) and its line in the Web UI."""
     return {
         "task_queue": request.queues.media,
-        "start_to_close_timeout": timeout,
-        "heartbeat_timeout": heartbeat,
         "priority": priority,
-        "retry_policy": retry,
         "summary": summary,
+        **policy.options(),
     }
 
 
@@ -53,9 +47,7 @@ async def draw(
     result: StoryboardResult = await workflow.execute_activity_method(
         StoryboardActivities.render_storyboard,
         drawing,
-        **on_media(
-            request, priority, policies.STORYBOARD_TIMEOUT, policies.STORYBOARD_RETRY, summary
-        ),
+        **on_media(request, priority, policies.STORYBOARD, summary),
     )
     return result
 
@@ -65,14 +57,7 @@ async def stitch(request: GenerationInput, stitch: StitchInput, priority: Priori
     result: StitchResult = await workflow.execute_activity_method(
         AssemblyActivities.stitch_video,
         stitch,
-        **on_media(
-            request,
-            priority,
-            policies.STITCH_TIMEOUT,
-            policies.STITCH_RETRY,
-            f"stitch {len(stitch.clips)} clips",
-            heartbeat=policies.STITCH_HEARTBEAT,
-        ),
+        **on_media(request, priority, policies.STITCH, f"stitch {len(stitch.clips)} clips"),
     )
     return result
 
@@ -82,11 +67,5 @@ async def publish(request: GenerationInput, record: GenerationState, priority: P
     await workflow.execute_activity_method(
         AssemblyActivities.publish_generation,
         PublishInput(state=record),
-        **on_media(
-            request,
-            priority,
-            policies.PUBLISH_TIMEOUT,
-            policies.PUBLISH_RETRY,
-            "publish the record",
-        ),
+        **on_media(request, priority, policies.PUBLISH, "publish the record"),
     )

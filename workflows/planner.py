@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
+from temporalio.common import Priority
 
 with workflow.unsafe.imports_passed_through():
     from activities.clips import ClipActivities
@@ -27,19 +26,15 @@ class Planner:
     """One planner activity with its own timeout, retry policy and Web UI summary."""
 
     activity: Callable[..., Awaitable[PlanResult]]
-    timeout: timedelta
-    retry: RetryPolicy
+    policy: policies.Policy
     summary: str
 
 
 PLANNERS = {
-    "rules": Planner(
-        plan_generation, policies.PLAN_TIMEOUT, policies.PLAN_RETRY, "plan: script to scenes"
-    ),
+    "rules": Planner(plan_generation, policies.PLAN, "plan: script to scenes"),
     "llm": Planner(
         LLMPlanner.plan_with_llm,
-        policies.LLM_PLAN_TIMEOUT,
-        policies.LLM_PLAN_RETRY,
+        policies.LLM_PLAN,
         "plan: script to scenes (LLM)",
     ),
 }
@@ -57,7 +52,7 @@ async def plan(
     result: PlanResult = await workflow.execute_activity(
         planner.activity,
         plan_input(request, generation_id, pricing),
-        **on_media(request, priority, planner.timeout, planner.retry, planner.summary),
+        **on_media(request, priority, planner.policy, planner.summary),
     )
     return result
 
@@ -71,11 +66,11 @@ async def describe(
     described = await workflow.execute_activity_method(
         ClipActivities.describe_model,
         DescribeModelInput(provider=pricing.provider, model=pricing.model),
-        task_queue=request.queues.clips(pricing.provider),
-        start_to_close_timeout=policies.DESCRIBE_TIMEOUT,
-        priority=priority,
-        retry_policy=policies.DESCRIBE_RETRY,
-        summary=f"describe {pricing.provider}/{pricing.model}",
+        **policies.DESCRIBE.options(
+            task_queue=request.queues.clips(pricing.provider),
+            priority=priority,
+            summary=f"describe {pricing.provider}/{pricing.model}",
+        ),
     )
     return described.spec
 

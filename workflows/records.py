@@ -57,23 +57,25 @@ class Recorder:
                 await workflow.execute_local_activity_method(
                     RecordActivities.record_generation,
                     record,
-                    start_to_close_timeout=policies.RECORD_TIMEOUT,
-                    retry_policy=policies.RECORD_RETRY,
-                    summary=f"record: {state.status.value}",
+                    **policies.RECORD.local_options(
+                        summary=f"record: {state.status.value}",
+                    ),
                 )
                 return
             await workflow.execute_activity_method(
                 RecordActivities.record_generation,
                 record,
-                # The workflow's own queue: its worker takes the write at once (eagerly), not
-                # behind the media queue's FFmpeg work. Earlier runs keep the media queue.
-                task_queue=(
-                    workflow.info().task_queue if self._every_stage else self._request.queues.media
+                **policies.RECORD.options(
+                    # The workflow's own queue: its worker takes the write at once (eagerly),
+                    # not behind the media queue's FFmpeg work. Earlier runs keep the media queue.
+                    task_queue=(
+                        workflow.info().task_queue
+                        if self._every_stage
+                        else self._request.queues.media
+                    ),
+                    priority=self._priority,
+                    summary=f"record: {state.status.value}",
                 ),
-                start_to_close_timeout=policies.RECORD_TIMEOUT,
-                priority=self._priority,
-                retry_policy=policies.RECORD_RETRY,
-                summary=f"record: {state.status.value}",
             )
         except ActivityError as error:
             workflow.logger.warning("could not record %s: %s", state.status.value, error)

@@ -98,12 +98,12 @@ def test_describe_failure_reads_the_message_attempt_and_timeout_kind() -> None:
 
 
 def test_attempts_used_prefers_the_error_then_the_policy_then_one() -> None:
-    assert attempts_used(refused(2), policies.CLIP_RETRY) == 2
+    assert attempts_used(refused(2), policies.CLIP.retry) == 2
     exhausted = activity_error(
         ApplicationError("503", type="ProviderError"), RetryState.MAXIMUM_ATTEMPTS_REACHED
     )
-    assert attempts_used(exhausted, policies.CLIP_RETRY) == policies.CLIP_RETRY.maximum_attempts
-    assert attempts_used(refused(), policies.CLIP_RETRY) == 1
+    assert attempts_used(exhausted, policies.CLIP.retry) == policies.CLIP.retry.maximum_attempts
+    assert attempts_used(refused(), policies.CLIP.retry) == 1
 
 
 def test_status_reads_wait_the_poll_interval_then_stop_at_the_deadline() -> None:
