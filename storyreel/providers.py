@@ -10,7 +10,6 @@ The worker's default queues, the API's accepted names, the webhook route's verif
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypedDict
 
@@ -99,10 +98,15 @@ class ProviderSpec:
     limit: ProviderLimit = field(default_factory=ProviderLimit)
     price: Price = field(default_factory=Price)
     """Per second when neither ``STORYREEL_PRICES`` nor the model catalogue prices a model."""
-    simulated: Callable[[str], dict[str, str]] | None = None
-    """The environment that points it at the embedded simulator (``storyreel up``)."""
+    simulator_env: tuple[tuple[str, str], ...] = ()
+    """The variables that point it at the embedded simulator (``storyreel up``), each with its
+    value there, in which ``{simulator}`` stands for the simulator's URL."""
     env: tuple[tuple[str, str], ...] = ()
     """Its variables and what each is, for ``.env.example``."""
+
+    def simulated(self, simulator: str) -> dict[str, str]:
+        """The environment that points it at the simulator serving at ``simulator``."""
+        return {name: value.format(simulator=simulator) for name, value in self.simulator_env}
 
     def enabled(self, settings: Settings) -> bool:
         return any(_is_set(getattr(settings, name)) for name in self.enabled_by)
@@ -149,27 +153,6 @@ def _is_set(value: object) -> bool:
     return bool(value)
 
 
-def _fal_simulated(simulator: str) -> dict[str, str]:
-    return {
-        "STORYREEL_FAL_QUEUE_URL": f"{simulator}/fal",
-        "STORYREEL_FAL_JWKS_URL": f"{simulator}/fal/.well-known/jwks.json",
-        "STORYREEL_FAL_SCHEMA_URL": f"{simulator}/fal/openapi/queue/openapi.json",
-    }
-
-
-def _replicate_simulated(simulator: str) -> dict[str, str]:
-    # Replicate's models on the simulator, which enforces their published input schemas.
-    return {"REPLICATE_BASE_URL": simulator, "REPLICATE_API_TOKEN": "r8_simulated"}
-
-
-def _runware_simulated(simulator: str) -> dict[str, str]:
-    return {"STORYREEL_RUNWARE_BASE_URL": f"{simulator}/runware/v1", "RUNWARE_API_KEY": "simulated"}
-
-
-def _veo_simulated(simulator: str) -> dict[str, str]:
-    return {"STORYREEL_VEO_BASE_URL": f"{simulator}/veo", "GEMINI_API_KEY": "simulated"}
-
-
 @dataclass(frozen=True)
 class _Setting:
     """One of a hosted provider's settings: its field, its variable, what it is."""
@@ -196,15 +179,18 @@ def _hosted(
     default_base_url: str,
     limit: ProviderLimit,
     price: Price,
-    simulated: Callable[[str], dict[str, str]],
+    simulator_path: str,
+    simulator_key: str | None = "simulated",
     base_url_enables: bool = False,
-    more_env: tuple[tuple[str, str], ...] = (),
+    more_env: tuple[tuple[str, str, str], ...] = (),
     **extras: Unpack[_Extras],
 ) -> ProviderSpec:
     """A provider's own hosted API, reached with its account key at a base URL that can point at
     a double: it speaks its own protocol, its worker factory bears its name, its key switches it
     on (``base_url_enables``: its base URL too, for a double that takes no key) and its
-    variables, key then base URL, go to ``.env.example``."""
+    variables, key then base URL, go to ``.env.example``. On the embedded stack its base URL is
+    ``simulator_path`` on the simulator and its key ``simulator_key`` (None: it takes none there);
+    ``more_env`` is its other variables: each with what it is and its path on the simulator."""
     enabled_by: tuple[str, ...] = (key.field,)
     hint = f"set {key.variable}"
     if base_url_enables:
@@ -221,11 +207,15 @@ def _hosted(
         protocol=name,
         limit=limit,
         price=price,
-        simulated=simulated,
+        simulator_env=(
+            (base_url.variable, "{simulator}" + simulator_path),
+            *(((key.variable, simulator_key),) if simulator_key else ()),
+            *((variable, "{simulator}" + path) for variable, _, path in more_env),
+        ),
         env=(
             (key.variable, key.about),
             (base_url.variable, f"{base_url.about} (default {default_base_url})"),
-            *more_env,
+            *((variable, about) for variable, about, _ in more_env),
         ),
         **extras,
     )
@@ -271,7 +261,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
             # headroom for retried creates.
             limit=ProviderLimit(activities_per_second=9, max_concurrent=50),
             price=Price(per_second=0.10),
-            simulated=_replicate_simulated,
+            # Replicate's models on the simulator, which enforces their published input schemas.
+            simulator_path="",
+            simulator_key="r8_simulated",
         ),
         _hosted(
             "fal",
@@ -284,10 +276,19 @@ PROVIDERS: dict[str, ProviderSpec] = {
             describes_models=True,
             limit=ProviderLimit(max_concurrent=50),
             price=Price(per_second=0.10),
-            simulated=_fal_simulated,
+            simulator_path="/fal",
+            simulator_key=None,
             more_env=(
-                ("STORYREEL_FAL_JWKS_URL", "where fal publishes its webhook keys"),
-                ("STORYREEL_FAL_SCHEMA_URL", "where fal publishes each endpoint's schema"),
+                (
+                    "STORYREEL_FAL_JWKS_URL",
+                    "where fal publishes its webhook keys",
+                    "/fal/.well-known/jwks.json",
+                ),
+                (
+                    "STORYREEL_FAL_SCHEMA_URL",
+                    "where fal publishes each endpoint's schema",
+                    "/fal/openapi/queue/openapi.json",
+                ),
             ),
         ),
         _hosted(
@@ -298,7 +299,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             default_base_url="https://api.runware.ai/v1",
             limit=ProviderLimit(max_concurrent=50),
             price=Price(per_second=0.08),
-            simulated=_runware_simulated,
+            simulator_path="/runware/v1",
         ),
         _hosted(
             "veo",
@@ -309,7 +310,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             # The Gemini API allows few Veo requests per minute on most tiers.
             limit=ProviderLimit(activities_per_second=0.15, max_concurrent=10),
             price=Price(per_second=0.40),
-            simulated=_veo_simulated,
+            simulator_path="/veo",
         ),
     )
 }

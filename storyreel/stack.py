@@ -175,7 +175,7 @@ class Stack:
         overrides: dict[str, str] = {}
         configured = Settings()  # what the stack's processes would read without the overrides
         for spec in PROVIDERS.values():
-            if spec.simulated is not None and not spec.configured_by(configured):
+            if spec.simulator_env and not spec.configured_by(configured):
                 overrides.update(spec.simulated(self.simulator))
         return overrides
 

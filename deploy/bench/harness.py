@@ -117,7 +117,7 @@ async def stack(
     # Every remote provider on the simulator's copy of its protocol, whatever this shell
     # configures (``storyreel up`` lets a real key win; a benchmark never calls a provider).
     for spec in PROVIDERS.values():
-        if spec.simulated is not None:
+        if spec.simulator_env:
             values.update(spec.simulated(embedded.simulator))
     if clip_concurrency is not None:
         values["STORYREEL_PROVIDER_LIMITS"] = json.dumps(

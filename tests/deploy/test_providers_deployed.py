@@ -37,7 +37,7 @@ FPS = 30
 
 def worker_env(settings: Settings, provider: str, key: str, sim: str) -> dict[str, str]:
     spec = PROVIDERS[provider]
-    assert spec.simulated is not None
+    assert spec.simulator_env
     env = process_env(settings)
     # This worker knows one remote provider: its key and where its API is. No simulator.
     env.update(STORYREEL_SIMULATOR_URL="", **spec.simulated(sim))

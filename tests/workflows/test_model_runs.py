@@ -84,9 +84,7 @@ def deployed(settings: Settings, sim: Sim, monkeypatch: pytest.MonkeyPatch) -> S
     """This test's settings as a deployed worker reads them: from the environment, with the
     Replicate and fal variables pointing at the simulator (nothing built by hand)."""
     for name in ("replicate", "fal"):
-        simulated = PROVIDERS[name].simulated
-        assert simulated is not None
-        for variable, value in simulated(sim.url).items():
+        for variable, value in PROVIDERS[name].simulated(sim.url).items():
             monkeypatch.setenv(variable, value)
     monkeypatch.setenv("FAL_KEY", "fal-test-key")
     monkeypatch.setenv("STORYREEL_REPLICATE_POLL_INTERVAL", "0.25")
