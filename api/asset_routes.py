@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from api.auth import UserDep, owner_id
 from api.deps import UploadsDep
+from api.responses import answers
 from storyreel.db.assets import AssetPublic, public
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
@@ -35,13 +36,13 @@ MULTIPART = {
     status_code=201,
     response_model=AssetPublic,
     openapi_extra=MULTIPART,
-    responses={
-        422: {
-            "description": "Not multipart with a ``file`` part, empty, larger than "
+    responses=answers(
+        {
+            422: "Not multipart with a ``file`` part, empty, larger than "
             "STORYREEL_MAX_ASSET_BYTES, longer than STORYREEL_MAX_ASSET_SECONDS, or content "
             "that is not a picture, video or sound FFmpeg can decode; the message says which."
         }
-    },
+    ),
 )
 async def upload_asset(request: Request, user: UserDep, uploads: UploadsDep) -> AssetPublic:
     """Upload a file (multipart field ``file``), streamed to storage whatever its size. Its
@@ -57,13 +58,13 @@ async def list_assets(user: UserDep, uploads: UploadsDep) -> list[AssetPublic]:
     return await uploads.list(owner_id(user))
 
 
-@router.get("/{asset_id}", response_model=AssetPublic, responses={404: {"description": "None."}})
+@router.get("/{asset_id}", response_model=AssetPublic, responses=answers({404: "None."}))
 async def get_asset(asset_id: AssetId, user: UserDep, uploads: UploadsDep) -> AssetPublic:
     """One of your assets; someone else's is 404."""
     return public(await uploads.get(asset_id, owner_id(user)))
 
 
-@router.delete("/{asset_id}", status_code=204, responses={404: {"description": "None."}})
+@router.delete("/{asset_id}", status_code=204, responses=answers({404: "None."}))
 async def delete_asset(asset_id: AssetId, user: UserDep, uploads: UploadsDep) -> Response:
     """Delete one of your assets and its bytes. Runs already started with it keep their copy
     of what they made from it."""

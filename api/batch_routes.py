@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.auth import UserDep, owner_id
 from api.deps import BatchesDep
+from api.responses import answers
 from api.views import ActionAccepted, BatchBody, BatchList, BatchView
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -19,7 +20,7 @@ BatchId = Annotated[str, Path(description="The batch id from POST.", max_length=
     "",
     status_code=202,
     response_model=BatchView,
-    responses={422: {"description": "An item is invalid; the message names it (items[3]...)."}},
+    responses=answers({422: "An item is invalid; the message names it (items[3]...)."}),
 )
 async def create_batch(body: BatchBody, user: UserDep, batches: BatchesDep) -> BatchView:
     """Start many generations: every item is validated first (nothing starts if one is bad),

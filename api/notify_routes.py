@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path
 from api.auth import UserDep, owner_id
 from api.deps import NotificationsDep
 from api.notify import DeliveryList, RedeliveryAccepted, WebhookSecretView
+from api.responses import answers
 
 secrets = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 deliveries = APIRouter(tags=["webhooks"])
@@ -21,12 +22,12 @@ REDELIVER_NOT_FOUND = "No such generation (or batch), or no such delivery of it.
 # What the list and redeliver routes of a run and of a batch have in common.
 LISTING: dict[str, Any] = {
     "response_model": DeliveryList,
-    "responses": {404: {"description": NOT_FOUND}},
+    "responses": answers({404: NOT_FOUND}),
 }
 REDELIVERY: dict[str, Any] = {
     "status_code": 202,
     "response_model": RedeliveryAccepted,
-    "responses": {404: {"description": REDELIVER_NOT_FOUND}},
+    "responses": answers({404: REDELIVER_NOT_FOUND}),
 }
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from api.auth import UserDep, authenticate, bearer_key, has_session, identify, owner_id
 from api.deps import GenerationsDep, RecordsDep, SettingsDep
 from api.events import EventStream
+from api.responses import answers
 from api.service import MAX_WAIT_SECONDS, Generations, fingerprint
 from api.views import (
     Accepted,
@@ -106,8 +107,9 @@ async def list_generations(
                 }
             },
         },
-        404: {"description": "No such generation (or another user's)."},
-        422: {"description": "``wait`` is not in (0, 60]."},
+        **answers(
+            {404: "No such generation (or another user's).", 422: "``wait`` is not in (0, 60]."}
+        ),
     },
 )
 async def get_generation(
@@ -163,7 +165,7 @@ def _action(
         f"/{{generation_id}}{path}",
         status_code=202,
         response_model=response_model,
-        responses={404: {"description": missing}, 409: {"description": conflict}},
+        responses=answers({404: missing, 409: conflict}),
         **route,
     )
 
@@ -277,10 +279,12 @@ async def _file(
     return FileResponse(where, media_type=media, filename=f"{generation}-{where.name}")
 
 
-MEDIA_RESPONSES: dict[int | str, dict[str, object]] = {
-    307: {"description": "Stored on S3: a presigned URL to fetch it from."},
-    404: {"description": "No such generation, or the file is not there yet."},
-}
+MEDIA_RESPONSES = answers(
+    {
+        307: "Stored on S3: a presigned URL to fetch it from.",
+        404: "No such generation, or the file is not there yet.",
+    }
+)
 
 
 def _media(path: str, **route: Any) -> Callable[[Route], Route]:

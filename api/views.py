@@ -26,6 +26,10 @@ from storyreel.contracts import (
 from storyreel.db.models import GenerationPublic
 from storyreel.quotes import Quote
 
+NextCursor = Annotated[
+    str | None, Field(description="Pass as ?cursor= for the next page; null on the last.")
+]
+
 
 class ClipView(ClipFields):
     # Always present in an answer (defaults only in the workflow's own state).
@@ -79,9 +83,7 @@ class GenerationSummary(GenerationHeadline):
 
 class GenerationList(BaseModel):
     items: list[GenerationSummary]
-    next_cursor: str | None = Field(
-        default=None, description="Pass as ?cursor= for the next page; null on the last."
-    )
+    next_cursor: NextCursor = None
 
 
 class Accepted(BaseModel):
@@ -267,9 +269,7 @@ class BatchSummary(BaseModel):
 
 class BatchList(BaseModel):
     items: list[BatchSummary]
-    next_cursor: str | None = Field(
-        default=None, description="Pass as ?cursor= for the next page; null on the last."
-    )
+    next_cursor: NextCursor = None
 
 
 def batch_links(batch_id: str) -> BatchLinks:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from api.deliveries import Outcome
 from api.deps import DeliveriesDep
+from api.responses import answers
 from storyreel.webhooks.base import WebhookRejectedError
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -28,13 +29,15 @@ class DeliveryAnswer(BaseModel):
 @router.post(
     "/{provider}",
     response_model=DeliveryAnswer,
-    responses={
-        400: {"description": "Malformed or stale delivery."},
-        401: {"description": "Missing or wrong signature."},
-        404: {"description": "This API takes no calls from that provider."},
-        413: {"description": "The delivery is larger than 1 MiB."},
-        503: {"description": "Temporal or the database is unavailable: deliver again."},
-    },
+    responses=answers(
+        {
+            400: "Malformed or stale delivery.",
+            401: "Missing or wrong signature.",
+            404: "This API takes no calls from that provider.",
+            413: "The delivery is larger than 1 MiB.",
+            503: "Temporal or the database is unavailable: deliver again.",
+        }
+    ),
 )
 async def deliver(
     provider: str,
