@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import subprocess
-from enum import StrEnum
+from enum import StrEnum, auto
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -30,9 +30,9 @@ MAX_PIXELS_SIDE = 8192
 
 
 class AssetKind(StrEnum):
-    image = "image"
-    video = "video"
-    audio = "audio"
+    image = auto()
+    video = auto()
+    audio = auto()
 
 
 class Inspected(BaseModel):

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, Self, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import httpx
 
 from activities.media import ffmpeg
+from storyreel.contracts import ClipAudio
 from storyreel.errors import MediaError, ProviderError, ProviderRefusedError
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,6 @@ CUT_FADE = 0.04
 LIMIT = "alimiter=limit=0.95:level=0"
 
 Scene = tuple[float, float, str]
-# What becomes of the clips' own sound in the mix (``StitchInput.clip_audio``).
-ClipAudio = Literal["keep", "duck", "drop"]
 
 
 @runtime_checkable

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Literal
 
 from activities.media import ffmpeg
-from activities.media.audio import AUDIO_FORMAT, ClipAudio
+from activities.media.audio import AUDIO_FORMAT
 from activities.media.export import MediaDetails, clip_encoding, conforms, details, fit_frame
-from storyreel.contracts import PlatformSpec
+from storyreel.contracts import ClipAudio, PlatformSpec
 from storyreel.errors import MediaError
 
 # Up to this much slower a clip still looks like itself (a 4 s scene takes a 3.2 s clip);
@@ -44,6 +44,8 @@ IMAGE_CODECS = frozenset(
 # Seconds of last-frame clones made beyond the need, for the frame-exact cut to take from.
 HOLD_SPARE = 0.5
 # The sound every conformed clip carries (the stitch's stream copy needs one layout).
+# What became of a clip's own sound: kept, dropped (``clip_audio: drop``), or it had none.
+ClipSound = Literal["kept", "dropped", "none"]
 SOUND = ["-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
 
 
@@ -112,7 +114,7 @@ class ConformReport:
     slowdown: float = 1.0
     held: float = 0.0
     resized: bool = False
-    audio: Literal["kept", "dropped", "none"] = "none"
+    audio: ClipSound = "none"
     output: MediaDetails | None = None
 
     @property
@@ -204,7 +206,7 @@ def conform_clip(
     length = frames / spec.fps
     source = info.duration
     right_length = abs(source - length) <= 0.5 / spec.fps
-    sound: Literal["kept", "dropped", "none"] = (
+    sound: ClipSound = (
         "none" if info.audio_codec is None else "dropped" if audio == "drop" else "kept"
     )
     report = ConformReport(

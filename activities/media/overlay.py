@@ -22,13 +22,7 @@ from typing import Literal
 
 from activities.media import ffmpeg
 from activities.media.export import clip_encoding, fit_frame
-from activities.media.layout import (
-    BAND_OPACITY,
-    LINE_HEIGHT_EM,
-    Box,
-    caption_box,
-    wrap_caption,
-)
+from activities.media.layout import BAND_OPACITY, LINE_HEIGHT_EM, Box, caption_box, wrap_caption
 from activities.media.words import Word, words_chain
 from storyreel.contracts import PlatformSpec
 from storyreel.errors import MediaError

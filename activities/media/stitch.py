@@ -30,6 +30,8 @@ from storyreel.errors import BadInputError, MediaError
 # What asks for hard cuts instead of a transition.
 TRANSITIONLESS = frozenset({None, "", "none"})
 SOUND = ["-c:a", "aac", "-b:a", "192k"]
+# How the clips were joined: streams copied as they are, re-encoded, or cross-faded.
+JoinMode = Literal["copy", "reencode", "xfade"]
 # Probes are mostly process start-up and waiting on the file: a few at once pay off even on
 # a small machine, and more than this gains nothing.
 PROBE_WORKERS = 8
@@ -45,7 +47,7 @@ class StitchReport:
     """
 
     path: Path
-    mode: Literal["copy", "reencode", "xfade"]
+    mode: JoinMode
     clips: int
     duration: float
     expected_duration: float
@@ -285,7 +287,7 @@ def stitch(
     poster = poster_frame(spans, seconds, platform.fps)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".stitch-") as work:
-        mode: Literal["copy", "reencode", "xfade"]
+        mode: JoinMode
         if transition is None and not any(texts) and _uniform(infos, platform):
             mode, with_audio = "copy", infos[0].audio_codec is not None
             listing = _listing(clips, Path(work) / "clips.txt")

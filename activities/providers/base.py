@@ -20,10 +20,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from storyreel.catalogue import ModelSpec
-from storyreel.contracts import ClipStatus, PlatformSpec, PredictionUpdate
+from storyreel.contracts import ClipAudio, ClipStatus, PlatformSpec, PredictionUpdate
 
 Report = Callable[[ClipStatus, float], None]
 """Called (on the event loop) with a status and a percentage (0-100) as a prediction advances."""
@@ -86,9 +86,7 @@ class ClipJob:
     """Whether the model's own sound is wanted (False: ask for none where it is a switch)."""
     provider: str = ""
     """The provider that makes it (empty where nobody needs to know: a provider's own tests)."""
-    clip_audio: Literal["keep", "duck", "drop"] = field(
-        default="duck", metadata={CACHE_NAME: "audio"}
-    )
+    clip_audio: ClipAudio = field(default="duck", metadata={CACHE_NAME: "audio"})
     """What the finished clip does with the model's sound (``ClipInput.clip_audio``)."""
     draft: bool = field(default=False, metadata={OMIT_EMPTY: True})
     """A draft: at the model's cheapest setting (its lowest resolution)."""

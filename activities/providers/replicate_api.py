@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+from enum import StrEnum, auto
 from typing import Any, Unpack
 from urllib.parse import quote
 
@@ -55,12 +55,12 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
 
 class PredictionStatus(StrEnum):
-    starting = "starting"
-    processing = "processing"
-    succeeded = "succeeded"
-    failed = "failed"
-    canceled = "canceled"
-    aborted = "aborted"
+    starting = auto()
+    processing = auto()
+    succeeded = auto()
+    failed = auto()
+    canceled = auto()
+    aborted = auto()
 
 
 class Metrics(BaseModel):

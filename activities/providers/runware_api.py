@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from enum import StrEnum
+from enum import StrEnum, auto
 from typing import Any, TypeVar, Unpack
 
 import httpx
@@ -44,10 +44,10 @@ _DUPLICATE_MARKERS = ("duplicate", "already exists", "alreadyexists", "already i
 
 
 class TaskStatus(StrEnum):
-    processing = "processing"
-    success = "success"
-    error = "error"
-    unknown = "unknown"
+    processing = auto()
+    success = auto()
+    error = auto()
+    unknown = auto()
     """Runware does not know the task (never submitted, or forgotten)."""
 
 

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import StrEnum, auto
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,10 @@ BAR = " ▏▎▍▌▋▊▉"
 class Fate(StrEnum):
     """How a prediction will end; a hung one freezes its logs halfway and never ends."""
 
-    succeed = "succeed"
-    fail = "fail"
-    refuse = "refuse"
-    hang = "hang"
+    succeed = auto()
+    fail = auto()
+    refuse = auto()
+    hang = auto()
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -123,6 +123,9 @@ from storyreel.contracts.basics import (
     BatchStatus as BatchStatus,
 )
 from storyreel.contracts.basics import (
+    ClipAudio as ClipAudio,
+)
+from storyreel.contracts.basics import (
     ClipStatus as ClipStatus,
 )
 from storyreel.contracts.basics import (
@@ -133,6 +136,9 @@ from storyreel.contracts.basics import (
 )
 from storyreel.contracts.basics import (
     PlatformSpec as PlatformSpec,
+)
+from storyreel.contracts.basics import (
+    Quality as Quality,
 )
 from storyreel.contracts.basics import (
     RunPriority as RunPriority,
@@ -226,6 +232,7 @@ from storyreel.contracts.state import (
 )
 
 __all__ = [
+    "ClipAudio",
     "ASSET_PATTERN",
     "AssemblyClip",
     "BATCH_WORKFLOW_NAME",
@@ -272,6 +279,7 @@ __all__ = [
     "PlannedScene",
     "Platform",
     "PlatformSpec",
+    "Quality",
     "SceneCharacters",
     "PredictionPhase",
     "PredictionSignal",

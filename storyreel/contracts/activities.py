@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import StrEnum, auto
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from storyreel.catalogue import ModelSpec
-from storyreel.contracts.basics import ClipStatus, Platform, SceneCharacters
+from storyreel.contracts.basics import ClipAudio, ClipStatus, Platform, SceneCharacters
 from storyreel.contracts.requests import Character, SceneIn
 
 # ---------------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ class ClipInput(BaseModel):
     seed: int = 0
     image_key: str | None = None
     use_cache: bool = True
-    clip_audio: Literal["keep", "duck", "drop"] = "duck"
+    clip_audio: ClipAudio = "duck"
     draft: bool = Field(default=False, description="At the model's cheapest resolution.")
     webhook_url: str | None = Field(
         default=None, description="Where the provider calls back (submit_clip only)."
@@ -159,7 +159,7 @@ class OwnClipInput(BaseModel):
     asset: str = Field(description="The asset's storage key.")
     duration: float
     platform: Platform
-    clip_audio: Literal["keep", "duck", "drop"] = "duck"
+    clip_audio: ClipAudio = "duck"
 
 
 class DescribeModelInput(BaseModel):
@@ -179,12 +179,12 @@ class DescribeModelResult(BaseModel):
 class PredictionPhase(StrEnum):
     """Where an upstream prediction stands, in every provider's words mapped to one set."""
 
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    refused = "refused"
-    canceled = "canceled"
+    queued = auto()
+    running = auto()
+    succeeded = auto()
+    failed = auto()
+    refused = auto()
+    canceled = auto()
 
 
 PREDICTION_ENDED = frozenset(
@@ -301,7 +301,7 @@ class StitchInput(BaseModel):
     music: str | None = None
     transition: str | None = None
     transition_seconds: float = 0.5
-    clip_audio: Literal["keep", "duck", "drop"] = "duck"
+    clip_audio: ClipAudio = "duck"
     voice_key: str | None = Field(
         default=None, description="The caller's own narration for the whole video (storage key)."
     )

@@ -3,8 +3,8 @@ priorities and the patterns request fields are checked by."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated
+from enum import StrEnum, auto
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -14,6 +14,12 @@ BATCH_WORKFLOW_NAME = "BatchWorkflow"
 CLIP_ACTIVITY_PREFIX = "clip-"
 
 
+# What becomes of the clips' own sound in the mix: kept as it is, ducked under the narration and
+# music, or dropped.
+ClipAudio = Literal["keep", "duck", "drop"]
+# A run's clips: the model's best ('final') or its cheapest setting ('draft').
+Quality = Literal["final", "draft"]
+
 # The names of the request's characters a scene names: a planned scene and its view carry them.
 SceneCharacters = Annotated[
     list[str], Field(description="The request's characters this scene names.")
@@ -21,10 +27,10 @@ SceneCharacters = Annotated[
 
 
 class Platform(StrEnum):
-    tiktok = "tiktok"
-    youtube = "youtube"
-    youtube_shorts = "youtube_shorts"
-    instagram_reels = "instagram_reels"
+    tiktok = auto()
+    youtube = auto()
+    youtube_shorts = auto()
+    instagram_reels = auto()
 
 
 class PlatformSpec(BaseModel):
@@ -58,12 +64,12 @@ LANGUAGE_PATTERN = r"^[a-z][a-z0-9/_-]{0,31}$"
 
 
 class ClipStatus(StrEnum):
-    queued = "queued"
-    processing = "processing"
-    rendering = "rendering"
-    complete = "complete"
-    failed = "failed"
-    cached = "cached"
+    queued = auto()
+    processing = auto()
+    rendering = auto()
+    complete = auto()
+    failed = auto()
+    cached = auto()
 
 
 CLIP_DONE = frozenset({ClipStatus.complete, ClipStatus.cached})
@@ -71,16 +77,16 @@ CLIP_ENDED = CLIP_DONE | {ClipStatus.failed}
 
 
 class GenerationStatus(StrEnum):
-    queued = "queued"
-    planning = "planning"
-    storyboarding = "storyboarding"
-    generating = "generating"
-    awaiting_approval = "awaiting_approval"
-    awaiting_retry = "awaiting_retry"
-    assembling = "assembling"
-    completed = "completed"
-    failed = "failed"
-    cancelled = "cancelled"
+    queued = auto()
+    planning = auto()
+    storyboarding = auto()
+    generating = auto()
+    awaiting_approval = auto()
+    awaiting_retry = auto()
+    assembling = auto()
+    completed = auto()
+    failed = auto()
+    cancelled = auto()
 
 
 GENERATION_ENDED = frozenset(
@@ -91,8 +97,8 @@ GENERATION_ENDED = frozenset(
 class RunPriority(StrEnum):
     """Who waits for a run: a person (``interactive``) or nobody in particular (``batch``)."""
 
-    interactive = "interactive"
-    batch = "batch"
+    interactive = auto()
+    batch = auto()
 
 
 # Temporal priority keys (1 is dispatched first, 5 last; unset is 3): when a queue has a
@@ -101,31 +107,31 @@ PRIORITY_KEYS: dict[RunPriority, int] = {RunPriority.interactive: 1, RunPriority
 
 
 class BatchStatus(StrEnum):
-    running = "running"
-    completed = "completed"
-    partial = "partial"
-    failed = "failed"
-    cancelled = "cancelled"
+    running = auto()
+    completed = auto()
+    partial = auto()
+    failed = auto()
+    cancelled = auto()
 
 
 class WebhookEvent(StrEnum):
     """What a run's ``webhook`` is called for: ``status`` is every change of status, the others
     the change to that status."""
 
-    status = "status"
-    awaiting_approval = "awaiting_approval"
-    awaiting_retry = "awaiting_retry"
-    completed = "completed"
-    failed = "failed"
-    cancelled = "cancelled"
+    status = auto()
+    awaiting_approval = auto()
+    awaiting_retry = auto()
+    completed = auto()
+    failed = auto()
+    cancelled = auto()
 
 
 DEFAULT_WEBHOOK_EVENTS = (WebhookEvent.completed, WebhookEvent.failed, WebhookEvent.cancelled)
 
 
 class Stage(StrEnum):
-    plan = "plan"
-    storyboard = "storyboard"
-    clips = "clips"
-    assemble = "assemble"
-    publish = "publish"
+    plan = auto()
+    storyboard = auto()
+    clips = auto()
+    assemble = auto()
+    publish = auto()

@@ -13,7 +13,9 @@ from storyreel.contracts.basics import (
     NO_TRANSITION,
     TRANSITIONS,
     VOICE_PATTERN,
+    ClipAudio,
     Platform,
+    Quality,
     RunPriority,
     WebhookEvent,
 )
@@ -178,7 +180,7 @@ class GenerationRequest(BaseModel):
             "from its start, instead of any TTS voice; cut where the video ends.",
         ),
     ] = None
-    quality: Literal["final", "draft"] = Field(
+    quality: Quality = Field(
         default="final",
         description="'draft': every clip at the cheapest setting the model offers (its fast "
         "sibling, its lowest resolution, no model sound), to review before paying for finals "
@@ -230,7 +232,7 @@ class GenerationRequest(BaseModel):
         description="When queues are busy, interactive work is dispatched before batch work. "
         "Default: interactive for POST /v1/generations, batch for the items of a batch.",
     )
-    clip_audio: Literal["keep", "duck", "drop"] = Field(
+    clip_audio: ClipAudio = Field(
         default="duck",
         description="The sound of models that make their own (Veo 3, ...): kept as made, "
         "ducked under the narration, or dropped.",

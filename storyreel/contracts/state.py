@@ -4,7 +4,7 @@ the activities that carry it, and the batch workflow's contracts."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -15,6 +15,7 @@ from storyreel.contracts.basics import (
     ClipStatus,
     GenerationStatus,
     Platform,
+    Quality,
     Stage,
     WebhookEvent,
 )
@@ -143,7 +144,7 @@ class GenerationFields(GenerationHeadline):
         description="The clips as the provider bills them (each scene at the length the model "
         "makes), priced before any clip is made.",
     )
-    quality: Literal["final", "draft"] = "final"
+    quality: Quality = "final"
     final_quote: Quote | None = Field(
         default=None, description="A draft's: what its final clips will cost (finalize)."
     )
