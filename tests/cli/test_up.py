@@ -194,40 +194,62 @@ def wait_for_no_survivors(pids: set[int], groups: set[int], timeout: float = 60)
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGKILL])
-def test_no_process_of_the_stack_outlives_up(signum: signal.Signals, tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(4)]
-    data = tmp_path / "data"
-    up = start_up(data, *ports)
-    again: subprocess.Popen[bytes] | None = None
-    stack: set[int] = set()
-    groups: set[int] = set()
+def stop_and_check(up: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    """End a healthy ``up`` with ``signum``; then no process of its stack may be left."""
+    stack = children_of(up.pid)
+    groups = {group for pid in stack if (group := group_of(pid)) is not None}
+    # Temporal, simulator, worker, API (and whatever they started)
+    assert len(stack) >= 4, stack
     try:
-        wait_until_healthy(up, ports[0])
-        stack = children_of(up.pid)
-        groups = {group for pid in stack if (group := group_of(pid)) is not None}
-        # Temporal, simulator, worker, API (and whatever they started)
-        assert len(stack) >= 4, stack
-
         up.send_signal(signum)
         code = up.wait(timeout=60)
         assert code == (-signal.SIGKILL if signum == signal.SIGKILL else 0), output_of(up)
         wait_for_no_survivors(stack, groups)
-
-        again = start_up(data, *ports)
-        wait_until_healthy(again, ports[0])
-        again.send_signal(signal.SIGINT)
-        assert again.wait(timeout=60) == 0
-        assert "stale" not in output_of(again)  # nothing was left to clear
     finally:
-        for process in (up, again):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
-            if process is not None and process.stdout:
-                process.stdout.close()
         for pid in survivors(stack, groups):  # a failed run must not leave the orphans behind
             os.kill(pid, signal.SIGKILL)
+
+
+def test_no_process_of_the_stack_outlives_up_and_a_running_one_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    """One data dir and one set of ports, ended each way in turn: after a hang-up, a TERM and a
+    KILL of ``up`` nothing of its stack is left, so the next ``up`` finds nothing stale to clear;
+    while one runs, a second ``up`` of the same data dir is refused and leaves it alone."""
+    ports = [free_port() for _ in range(4)]
+    data = tmp_path / "data"
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGKILL):
+            up = start_up(data, *ports)
+            processes.append(up)
+            wait_until_healthy(up, ports[0])
+            stop_and_check(up, signum)
+            out = output_of(up)
+            # Nothing of the stack ended before (by a hang-up, then a TERM) was left to clear.
+            assert len(processes) == 1 or "stale" not in out, out
+
+        last = start_up(data, *ports)
+        processes.append(last)
+        wait_until_healthy(last, ports[0])
+        other_ports = [free_port() for _ in range(4)]
+        second = subprocess.run(
+            up_command(data, *other_ports),
+            capture_output=True, text=True, timeout=60, env=cli_env(other_ports[0]),
+        )  # fmt: skip
+        assert second.returncode == 1
+        assert f"another storyreel up (pid {last.pid}) runs on {data}" in second.stdout
+        assert httpx.get(f"http://127.0.0.1:{ports[0]}/healthz", timeout=5).status_code == 200
+        last.send_signal(signal.SIGINT)
+        assert last.wait(timeout=60) == 0
+        assert "stale" not in output_of(last)  # nothing was left to clear after the KILL
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if process.stdout:
+                process.stdout.close()
 
 
 def orphaned_simulator(data_dir: Path, port: int) -> int:
@@ -275,21 +297,3 @@ def test_a_stale_stack_of_the_data_dir_is_cleared_and_reported(
             os.kill(stale, signal.SIGKILL)
     assert up.returncode == 0, out
     assert f"Cleared a stale stack of {data}" in out and f"(pid {stale})" in out, out
-
-
-def test_a_running_stack_of_the_data_dir_is_left_alone(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    ports = [free_port() for _ in range(4)]
-    first = start_up(data, *ports)
-    try:
-        wait_until_healthy(first, ports[0])
-        other_ports = [free_port() for _ in range(4)]
-        second = subprocess.run(
-            up_command(data, *other_ports),
-            capture_output=True, text=True, timeout=60, env=cli_env(other_ports[0]),
-        )  # fmt: skip
-        assert second.returncode == 1
-        assert f"another storyreel up (pid {first.pid}) runs on {data}" in second.stdout
-        assert httpx.get(f"http://127.0.0.1:{ports[0]}/healthz", timeout=5).status_code == 200
-    finally:
-        output_of(first)

@@ -1,7 +1,8 @@
 """``make bench`` keeps working: a tiny run of its harness (the embedded stack as ``storyreel up``
-starts it, in separate processes) through B2 and B3, B7 (clips called back by webhooks), B5b
-(the default finish three ways) on two short clips, B8 (fixed-length models) on two scenes, and
-B9 (waiting reads) on one reviewed run.
+starts it, in separate processes) through B2 and B3, B8 (fixed-length models) on two scenes, B9
+(waiting reads) on one reviewed run and B10 (an upload), all on one stack as ``make bench`` runs
+them; B7 (clips called back by webhooks, on its own stacks) and B5b (the default finish three
+ways) on two short clips.
 Figures are not judged here; the benchmark reports them (docs/performance.md)."""
 
 from __future__ import annotations
@@ -32,11 +33,23 @@ def bench(tmp_path: Path, *flags: str, timeout: float = 600) -> tuple[dict[str, 
     return results, run.stdout.splitlines()
 
 
-def test_a_small_bench_run_measures_b2_and_b3(tmp_path: Path) -> None:
-    results, lines = bench(
-        tmp_path, "--only", "B2,B3", "--b2-generations", "2", "--b2-rounds", "1",
-        "--b3-generations", "2", "--b3-latency", "1",
+@pytest.fixture(scope="module")
+def on_one_stack(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], list[str]]:
+    """The steps that run on the embedded stack (B2, B3, B8, B9, B10), small, in one bench run
+    on one stack as ``make bench`` runs them."""
+    return bench(
+        tmp_path_factory.mktemp("bench"), "--only", "B2,B3,B8,B9,B10",
+        "--b2-generations", "2", "--b2-rounds", "1", "--b3-generations", "2", "--b3-latency", "1",
+        "--b8-models", "kwaivgi/kling-v2.1,minimax/hailuo-02", "--b8-scenes", "2.4,9.1",
+        "--b8-latency", "0.5", "--b8-tiny-clips", "--b9-runs", "1", "--b9-idle-wait", "2",
+        "--b10-gib", "0.05", timeout=1200,
     )  # fmt: skip
+
+
+def test_a_small_bench_run_measures_b2_and_b3(
+    on_one_stack: tuple[dict[str, Any], list[str]],
+) -> None:
+    results, lines = on_one_stack
     assert results["B2"]["bare"] > 0 and results["B2"]["ours"] > 0
     assert results["B3"]["completed"] == results["B3"]["generations"] == 2
     assert results["B3"]["gets"] > 0 and results["B3"]["get_errors"] == 0
@@ -83,12 +96,9 @@ def test_a_small_b7_run_calls_back_every_clip_and_reads_each_once_or_twice(
 
 
 def test_a_small_b8_run_finishes_as_long_as_planned_on_fixed_length_models(
-    tmp_path: Path,
+    on_one_stack: tuple[dict[str, Any], list[str]],
 ) -> None:
-    results, lines = bench(
-        tmp_path, "--only", "B8", "--b8-models", "kwaivgi/kling-v2.1,minimax/hailuo-02",
-        "--b8-scenes", "2.4,9.1", "--b8-latency", "0.5", "--b8-tiny-clips", timeout=900,
-    )  # fmt: skip
+    results, lines = on_one_stack
     kling, hailuo = results["B8"]["runs"]
     # Kling makes 5 or 10 s, Hailuo 02 (at 1080p) 6 s: the 9.1 s scene's is slowed and held.
     assert kling["asked_seconds"] == [5.0, 10.0]
@@ -107,8 +117,10 @@ def test_a_small_b8_run_finishes_as_long_as_planned_on_fixed_length_models(
     assert len([line for line in lines if line.startswith("B8 ")]) == 2, lines
 
 
-def test_a_small_b9_run_wakes_a_waiter_on_approval_and_holds_an_idle_one(tmp_path: Path) -> None:
-    results, lines = bench(tmp_path, "--only", "B9", "--b9-runs", "1", "--b9-idle-wait", "2")
+def test_a_small_b9_run_wakes_a_waiter_on_approval_and_holds_an_idle_one(
+    on_one_stack: tuple[dict[str, Any], list[str]],
+) -> None:
+    results, lines = on_one_stack
     result = results["B9"]
     assert result["completed"] == result["runs"] == 1
     assert len(result["wake"]) == 1 and result["wake"][0] < result["wait"]
@@ -118,8 +130,8 @@ def test_a_small_b9_run_wakes_a_waiter_on_approval_and_holds_an_idle_one(tmp_pat
     assert len([line for line in lines if line.startswith("B9 ")]) == 2, lines
 
 
-def test_a_small_b10_upload_is_measured(tmp_path: Path) -> None:
-    results, lines = bench(tmp_path, "--only", "B10", "--b10-gib", "0.05")
+def test_a_small_b10_upload_is_measured(on_one_stack: tuple[dict[str, Any], list[str]]) -> None:
+    results, lines = on_one_stack
     r = results["B10"]
     assert r["kind"] == "audio" and r["bytes"] > 50 * 2**20
     assert r["duration"] > 0 and r["rss_peak_mib"] >= r["rss_before_mib"]
