@@ -161,7 +161,8 @@ async def test_runs_on_real_models_schemas_complete_as_long_as_planned(
         settings = deployed(settings, sim, monkeypatch)
         async with running_worker(client, settings, queues=QUEUES):
             states = await asyncio.gather(
-                *(run(client, settings, model, described(model), captions=True) for model in MODELS)
+                # Uncaptioned (captions re-encode every clip): the rendered run below has them.
+                *(run(client, settings, model, described(model)) for model in MODELS)
             )
         log = await sim.log()
 
@@ -271,7 +272,7 @@ async def test_a_corrupt_output_is_retried_and_never_stitched(
     async with simulator(latency=0.3, render=False, seed=5) as sim:
         settings = deployed(settings, sim, monkeypatch)
         async with running_worker(client, settings, queues=QUEUES):
-            once = await run(client, settings, model, ["Dawn", "[corrupt-once] Fog"], captions=True)
+            once = await run(client, settings, model, ["Dawn", "[corrupt-once] Fog"])
             request = request_for(
                 1, "replicate", model=model.name, use_cache=False,
                 scenes=[SceneIn(description="[corrupt] Always broken", duration=4)],
