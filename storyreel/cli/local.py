@@ -10,15 +10,17 @@ import sys
 from importlib import resources
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from storyreel.cli.core import Api, app, console, fail, local_key
 from storyreel.cli.runs import follow, report
-from storyreel.db import open_records
 from storyreel.settings import Settings, get_settings
 from storyreel.stack import Ports, Stack, StackError
+
+if TYPE_CHECKING:
+    from storyreel.db import Records
 
 
 @app.command(
@@ -41,6 +43,14 @@ def settings_for(data_dir: Path | None) -> Settings:
     if data_dir is None:
         return settings
     return settings.model_copy(update={"data_dir": data_dir.resolve()})
+
+
+def open_records(settings: Settings) -> Records:
+    """The stack's records. The database's modules (SQLAlchemy, Alembic: most of a second) load
+    here, for the commands that write records, not for every command the CLI runs."""
+    from storyreel.db import open_records as opened
+
+    return opened(settings)
 
 
 def ensure_local_key(settings: Settings) -> str:
