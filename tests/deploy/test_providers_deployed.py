@@ -1,9 +1,10 @@
 """Every remote provider as deployed: ``python -m worker`` started from the environment alone
-(no ``--queues``, nothing injected), its provider's variables pointing at the simulator's copy
-of that provider's documented protocol, which holds real models to their published input
-schemas. A generation goes in through the API and completes; each create carried the
-storyboard in the model's own first-frame field and a length the model makes; the finished
-video lasts what was planned (clips made at 5/6/8 s are trimmed to their 4 s scene).
+(no ``--queues``, nothing injected), one per provider, its provider's variables pointing at the
+simulator's copy of that provider's documented protocol, which holds real models to their
+published input schemas. A generation per provider goes in through the API and completes; each
+create carried the storyboard in the model's own first-frame field and a length the model
+makes; the finished video lasts what was planned (clips made at 5/6/8 s are trimmed to their
+4 s scene).
 """
 
 from __future__ import annotations
@@ -55,48 +56,82 @@ async def finished(http: httpx.AsyncClient, generation: str, timeout: float) -> 
         await asyncio.sleep(0.5)
 
 
-@pytest.mark.parametrize(("provider", "model", "key"), CASES, ids=[c[0] for c in CASES])
-async def test_a_deployed_worker_completes_a_run_on_a_real_models_schema(
-    client: Client, settings: Settings, provider: str, model: str, key: str
+def body_for(provider: str, model: str) -> dict[str, Any]:
+    return {
+        "title": f"{provider} as deployed",
+        "scenes": [
+            # Distinct prompts per provider: the simulator's log is read by model.
+            {"description": f"scene {n}: the lighthouse at dusk ({provider})", "duration": seconds}
+            for n, seconds in enumerate(SCENES, start=1)
+        ],
+        "platform": "youtube",
+        "provider": provider,
+        "model": model,
+        "use_cache": False,
+        # Cuts, no captions: the stitch copies the trimmed clips as they are.
+        "transition": "none",
+        "captions": False,
+    }
+
+
+async def test_deployed_workers_complete_runs_on_real_models_schemas(
+    client: Client, settings: Settings
 ) -> None:
-    spec = lookup(provider, model)
-    assert spec is not None and spec.first_frame_field
+    """One worker per remote provider, each knowing only its own (as a deployment scales them
+    by queue), beside one simulator and one API; a run per provider, all at once."""
     settings.clip_providers = list(PROVIDERS)
     # Tiny outputs of the asked length: the schemas and the cuts are the point, not the pixels
     # (tests/workflows/test_model_runs.py looks at rendered ones).
     async with simulator(latency=0.5, seed=3, render=False) as sim:
         settings.simulator_url = None
         with processes() as started:
-            worker = spawn(
-                started, "worker", ["worker"], worker_env(settings, provider, key, sim.url)
-            )
+            workers = {
+                provider: spawn(
+                    started, provider, ["worker"], worker_env(settings, provider, key, sim.url)
+                )
+                for provider, _, key in CASES
+            }
             async with api_for(client, settings) as http:
-                body = {
-                    "title": f"{provider} as deployed",
-                    "scenes": [
-                        {"description": f"scene {n}: the lighthouse at dusk", "duration": seconds}
-                        for n, seconds in enumerate(SCENES, start=1)
-                    ],
-                    "platform": "youtube",
-                    "provider": provider,
-                    "model": model,
-                    "use_cache": False,
-                    # Cuts, no captions: the stitch copies the trimmed clips as they are.
-                    "transition": "none",
-                    "captions": False,
+                generations = {}
+                for provider, model, _ in CASES:
+                    answer = await http.post("/v1/generations", json=body_for(provider, model))
+                    assert answer.status_code == 202, (provider, answer.text)
+                    generations[provider] = answer.json()["id"]
+                states = dict(
+                    zip(
+                        generations,
+                        await asyncio.gather(
+                            *(finished(http, g, timeout=240) for g in generations.values())
+                        ),
+                        strict=True,
+                    )
+                )
+                for provider, worker in workers.items():
+                    assert worker.process.poll() is None, f"the {provider} worker stopped"
+                videos = {
+                    provider: await http.get(f"/v1/generations/{generation}/video")
+                    for provider, generation in generations.items()
                 }
-                answer = await http.post("/v1/generations", json=body)
-                assert answer.status_code == 202, answer.text
-                generation = answer.json()["id"]
-                state = await finished(http, generation, timeout=240)
-                assert worker.process.poll() is None, "the worker stopped"
-                video = await http.get(f"/v1/generations/{generation}/video")
                 log = (await sim.http.get("/_sim/log")).json()
 
+    for provider, model, _ in CASES:
+        check_run(provider, model, states[provider], videos[provider], log, settings)
+
+
+def check_run(
+    provider: str,
+    model: str,
+    state: dict[str, Any],
+    video: httpx.Response,
+    log: dict[str, Any],
+    settings: Settings,
+) -> None:
+    spec = lookup(provider, model)
+    assert spec is not None and spec.first_frame_field
     assert state["status"] == "completed", state
     assert [clip["provider"] for clip in state["clips"]] == [provider] * len(SCENES)
     creates = [p for p in log["predictions"] if p["model"].removeprefix("models/") == model]
-    assert len(creates) == len(SCENES), log["predictions"]
+    assert len(creates) == len(SCENES), (provider, log["predictions"])
     lengths = spec.durations.lengths()
     for create in creates:
         # The storyboard went where this model takes its first frame; nothing was dropped.
@@ -104,13 +139,13 @@ async def test_a_deployed_worker_completes_a_run_on_a_real_models_schema(
         assert create["seconds"] in lengths, create
     assert sorted(c["seconds"] for c in creates) == sorted(
         spec.durations.covering(s) for s in SCENES
-    )
+    ), provider
     # The quote billed those lengths.
     assert state["quote"]["billed_seconds"] == pytest.approx(
         sum(spec.durations.covering(s) for s in SCENES)
-    )
+    ), provider
     # Trimmed to the plan: the finished video lasts the scenes.
-    assert video.status_code == 200
-    path = settings.data_dir / "probe.mp4"
+    assert video.status_code == 200, provider
+    path = settings.data_dir / f"probe-{provider}.mp4"
     path.write_bytes(video.content)
-    assert details(path).duration == pytest.approx(sum(SCENES), abs=len(SCENES) / FPS)
+    assert details(path).duration == pytest.approx(sum(SCENES), abs=len(SCENES) / FPS), provider
