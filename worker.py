@@ -170,7 +170,9 @@ def build_workers(
                 on_published=metrics or WorkerMetrics(),
             )
             storyboard = StoryboardActivities(storage, image_providers, work_root)
-            own = OwnMaterialActivities(storage, work_root, settings.ffmpeg_path)
+            own = OwnMaterialActivities(
+                storage, work_root, settings.ffmpeg_path, settings.ffmpeg_preset
+            )
             planner = llm_planner or build_llm_planner(settings)
             assert records is not None
             recorder = RecordActivities(records)
@@ -197,7 +199,12 @@ def build_workers(
                 hint = spec.hint if spec is not None else f"use one of {', '.join(PROVIDERS)}"
                 raise ValueError(f"no {provider!r} clip provider here: {hint}")
             clips = ClipActivities(
-                storage, clip_providers, work_root, settings.ffmpeg_path, settings.price
+                storage,
+                clip_providers,
+                work_root,
+                settings.ffmpeg_path,
+                settings.price,
+                settings.ffmpeg_preset,
             )
             limit = settings.provider_limit(provider)
             workers.append(
@@ -227,6 +234,7 @@ def finishing_options(settings: Settings, tts: TTS | None) -> FinishingOptions:
         tts=tts,
         font=settings.font_file,
         threads=settings.ffmpeg_threads or None,
+        preset=settings.ffmpeg_preset,
         overlay_parallel=settings.overlay_parallel,
         overlay_max_workers=settings.overlay_max_workers,
         music_volume=settings.music_volume,

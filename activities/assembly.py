@@ -42,6 +42,7 @@ from storyreel.contracts import (
 )
 from storyreel.errors import BadInputError, StorageKeyError
 from storyreel.keys import record_key, thumbnail_key, video_key
+from storyreel.settings import Preset
 from storyreel.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class FinishingOptions:
     tts: TTS | None = None
     font: Path | None = None
     threads: int | None = None
+    preset: Preset = "veryfast"
     overlay_parallel: bool = True
     overlay_max_workers: int = 0
     music_volume: float = 0.35
@@ -259,6 +261,7 @@ class AssemblyActivities:
                 on_progress=_progress("stitch"),
                 exe=self.ffmpeg_exe,
                 threads=self.options.threads,
+                preset=self.options.preset,
                 # What the clip stage recorded holds for the files it probed (stitch checks
                 # each one's size before trusting it); a captioned clip is a new file.
                 known=[
@@ -297,6 +300,7 @@ class AssemblyActivities:
                     on_progress=_progress("export"),
                     exe=self.ffmpeg_exe,
                     threads=self.options.threads,
+                    preset=self.options.preset,
                     faststart=True,
                     known=joined.output,
                 )
@@ -443,7 +447,15 @@ class AssemblyActivities:
             if clip.caption or timed:
                 target = workdir / f"captioned-{number:03d}.mp4"
                 jobs.append(
-                    OverlayJob(path, target, clip.caption or "", spec, self.options.font, timed)
+                    OverlayJob(
+                        path,
+                        target,
+                        clip.caption or "",
+                        spec,
+                        self.options.font,
+                        timed,
+                        self.options.preset,
+                    )
                 )
                 out[number - 1] = target
         report = overlay_all(

@@ -42,7 +42,7 @@ from storyreel.contracts import (
 )
 from storyreel.errors import BadInputError, PredictionFailedError
 from storyreel.keys import clip_cache_key, clip_key
-from storyreel.settings import Price
+from storyreel.settings import Preset, Price
 from storyreel.storage import Storage
 
 PriceOf = Callable[[str, str], Price]
@@ -66,8 +66,10 @@ class ClipActivities:
         work_root: Path,
         ffmpeg_exe: str | None = None,
         price_of: PriceOf | None = None,
+        preset: Preset = "veryfast",
     ) -> None:
         self.storage = storage
+        self.preset: Preset = preset
         self.providers = providers
         self.work_root = work_root
         self.ffmpeg_exe = ffmpeg_exe
@@ -261,6 +263,7 @@ class ClipActivities:
                 job.duration,
                 job.platform,
                 exe=self.ffmpeg_exe,
+                preset=self.preset,
                 audio=request.clip_audio,
                 stop=stop,
                 known=made,

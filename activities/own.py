@@ -22,6 +22,7 @@ from storyreel.assets import AssetKind, inspect
 from storyreel.contracts import PLATFORMS, ClipResult, OwnClipInput, PlatformSpec
 from storyreel.errors import MediaError
 from storyreel.keys import clip_key
+from storyreel.settings import Preset
 from storyreel.storage import Storage
 
 # The picture is this much larger than the frame and pans across the difference.
@@ -37,6 +38,7 @@ def animate_still(
     spec: PlatformSpec,
     exe: str | None = None,
     stop: threading.Event | None = None,
+    preset: Preset = "veryfast",
 ) -> None:
     """``image`` as a clip of ``seconds`` at the platform's size: it covers a frame
     ``PAN_HEADROOM`` times larger (centred), across which the frame pans left to right."""
@@ -50,6 +52,7 @@ def animate_still(
         spec,
         size=f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},",
         diagonal=False,
+        preset=preset,
         on_progress=ffmpeg.stopping(stop, MediaError, "still animation"),
         exe=exe,
     )
@@ -58,8 +61,15 @@ def animate_still(
 class OwnMaterialActivities:
     """Scenes of the caller's own uploads (``use_asset``), on the media queue."""
 
-    def __init__(self, storage: Storage, work_root: Path, ffmpeg_exe: str | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        work_root: Path,
+        ffmpeg_exe: str | None = None,
+        preset: Preset = "veryfast",
+    ) -> None:
         self.storage = storage
+        self.preset: Preset = preset
         self.work_root = work_root
         self.ffmpeg_exe = ffmpeg_exe
 
@@ -83,7 +93,14 @@ class OwnMaterialActivities:
             try:
                 if found.kind is AssetKind.image:
                     await asyncio.to_thread(
-                        animate_still, source, scene, request.duration, spec, self.ffmpeg_exe, stop
+                        animate_still,
+                        source,
+                        scene,
+                        request.duration,
+                        spec,
+                        self.ffmpeg_exe,
+                        stop,
+                        self.preset,
                     )
                 else:
                     report = await asyncio.to_thread(
@@ -93,6 +110,7 @@ class OwnMaterialActivities:
                         request.duration,
                         spec,
                         exe=self.ffmpeg_exe,
+                        preset=self.preset,
                         audio=request.clip_audio,
                         stop=stop,
                     )

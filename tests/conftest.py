@@ -143,11 +143,26 @@ def settings(tmp_path: Path, temporal_env: WorkflowEnvironment) -> Settings:
     )
 
 
+# What every test's processes run with, on top of the defaults: x264's fastest preset (still
+# H.264 High, see activities.media.export.x264), about half veryfast's CPU on 2 cores. The
+# default preset is what the media tests, which build their encodes by hand, run at.
+TEST_ENV = {"STORYREEL_FFMPEG_PRESET": "ultrafast"}
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without the caller's STORYREEL_ settings, plus TEST_ENV:
+    the start of every environment a test gives a process of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
+    return {**env, **TEST_ENV}
+
+
 @pytest.fixture(autouse=True)
 def _no_storyreel_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("STORYREEL_"):
             monkeypatch.delenv(name)
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from activities.media.audio import AUDIO_FORMAT
 from activities.media.export import MediaDetails, clip_encoding, conforms, details, fit_frame
 from storyreel.contracts import ClipAudio, PlatformSpec
 from storyreel.errors import MediaError
+from storyreel.settings import Preset
 
 # Up to this much slower a clip still looks like itself (a 4 s scene takes a 3.2 s clip);
 # beyond, motion visibly drags, and a hold of the last frame covers the rest.
@@ -171,6 +172,7 @@ def conform_clip(
     *,
     exe: str | None = None,
     threads: int | None = None,
+    preset: Preset = "veryfast",
     audio: ClipAudio = "duck",
     on_progress: ffmpeg.ProgressCallback | None = None,
     stop: threading.Event | None = None,
@@ -245,7 +247,7 @@ def conform_clip(
         maps += ["-map", "[a]", *SOUND]
     args = [
         *filter_threads, *limit, "-i", str(src), "-filter_complex", graph, *maps,
-        *clip_encoding(spec, threads), "-frames:v", str(frames),
+        *clip_encoding(spec, threads, preset), "-frames:v", str(frames),
     ]  # fmt: skip
     done = replace(
         report, trimmed=max(0.0, source - length), slowdown=slowdown, held=round(held, 3)

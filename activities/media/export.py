@@ -17,6 +17,7 @@ from typing import Any
 from activities.media import ffmpeg
 from storyreel.contracts import PLATFORMS, Platform, PlatformSpec
 from storyreel.errors import BadInputError, MediaError
+from storyreel.settings import Preset
 
 # Where a thumbnail may come from, as fractions of the duration; the middle wins ties.
 THUMBNAIL_CANDIDATES = (0.5, 0.3, 0.7)
@@ -92,14 +93,27 @@ def check_duration(seconds: float, platform: Platform | str) -> None:
         )
 
 
-def clip_encoding(spec: PlatformSpec, threads: int | None = None) -> list[str]:
+def x264(preset: Preset = "veryfast") -> list[str]:
+    """libx264 at ``preset``, always H.264 High.
+
+    ultrafast alone turns CABAC and the 8x8 transform off, which makes Constrained Baseline;
+    asking for both keeps it High (the other presets have them on already, so for them this
+    changes nothing), and a High clip of any preset still :func:`conforms`.
+    """
+    return ["-c:v", "libx264", "-preset", preset, "-x264-params", "cabac=1:8x8dct=1"]
+
+
+def clip_encoding(
+    spec: PlatformSpec, threads: int | None = None, preset: Preset = "veryfast"
+) -> list[str]:
     """H.264 options of every intermediate clip, the same as the local clip renderer's.
 
-    Clips made by different steps then still join by stream copy.
+    Clips made by different steps then still join by stream copy (one worker encodes all of
+    a run's clips at its one ``STORYREEL_FFMPEG_PRESET``).
     """
     limit = ["-threads", str(threads)] if threads else []
     return [
-        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", *limit,
+        *x264(preset), "-pix_fmt", "yuv420p", *limit,
         "-r", str(spec.fps), "-video_track_timescale", str(spec.fps * 512),
     ]  # fmt: skip
 
@@ -140,6 +154,7 @@ def export(
     threads: int | None = None,
     faststart: bool = False,
     known: MediaDetails | None = None,
+    preset: Preset = "veryfast",
 ) -> MediaDetails:
     """Write ``src`` as the platform's MP4: exactly WxH at its fps, H.264 High + AAC, faststart.
 
@@ -171,7 +186,7 @@ def export(
     else:
         video = [
             "-vf", f"{fit_frame(platform)},fps={platform.fps},format=yuv420p",
-            "-c:v", "libx264", "-profile:v", "high", "-preset", "veryfast", "-crf", "21",
+            *x264(preset), "-profile:v", "high", "-crf", "21",
             *(["-threads", str(threads)] if threads else []),
             "-r", str(platform.fps), "-video_track_timescale", str(platform.fps * 512),
         ]  # fmt: skip

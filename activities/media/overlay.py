@@ -27,6 +27,7 @@ from activities.media.words import Word, words_chain
 from storyreel.contracts import PlatformSpec
 from storyreel.errors import MediaError
 from storyreel.fonts import font_for, font_height_em
+from storyreel.settings import Preset
 
 logger = logging.getLogger(__name__)
 ExecutorFactory = Callable[[int], Executor]
@@ -129,6 +130,7 @@ def overlay_caption(
     exe: str | None = None,
     threads: int | None = None,
     words: Sequence[Word] | None = None,
+    preset: Preset = "veryfast",
 ) -> None:
     """Draw ``caption`` on every frame of ``src`` into ``dst`` (H.264, audio copied); with
     ``words``, draw those instead, the one being said highlighted (karaoke).
@@ -154,7 +156,7 @@ def overlay_caption(
             [
                 *(["-filter_complex_threads", str(threads)] if threads else []), *limit,
                 "-i", str(src), "-filter_complex", graph,
-                "-map", "[v]", "-map", "0:a?", *clip_encoding(platform, threads),
+                "-map", "[v]", "-map", "0:a?", *clip_encoding(platform, threads, preset),
                 "-c:a", "copy", str(dst),
             ],
             duration=duration,
@@ -173,6 +175,7 @@ class OverlayJob:
     platform: PlatformSpec
     font: Path | None = None
     words: tuple[Word, ...] | None = None
+    preset: Preset = "veryfast"
 
 
 @dataclass
@@ -235,6 +238,7 @@ def _run(
     overlay_caption(
         job.src, job.dst, job.caption, job.platform,
         font=job.font, on_progress=on_progress, exe=exe, threads=threads, words=job.words,
+        preset=job.preset,
     )  # fmt: skip
     return time.monotonic() - began
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from activities.media import ffmpeg
 from activities.media.export import clip_encoding
 from storyreel.contracts import PlatformSpec
+from storyreel.settings import Preset
 
 
 def pan_still(
@@ -26,6 +27,7 @@ def pan_still(
     diagonal: bool = True,
     overlay: str = "",
     threads: int | None = None,
+    preset: Preset = "veryfast",
     on_progress: ffmpeg.ProgressCallback | None = None,
     exe: str | None = None,
 ) -> None:
@@ -46,7 +48,7 @@ def pan_still(
         f"{overlay}fps={spec.fps},format=yuv420p"
     )
     ffmpeg.run(
-        [*inputs, "-vf", graph, "-frames:v", str(frames), *clip_encoding(spec, threads),
+        [*inputs, "-vf", graph, "-frames:v", str(frames), *clip_encoding(spec, threads, preset),
          "-an", "-movflags", "+faststart", str(dst)],
         duration=frames / spec.fps,
         on_progress=on_progress,

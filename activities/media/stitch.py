@@ -26,6 +26,7 @@ from activities.media.export import MediaDetails, clip_encoding, details, fit_fr
 from activities.media.overlay import CaptionLayer, caption_layer
 from storyreel.contracts import TRANSITIONS, ClipMedia, PlatformSpec
 from storyreel.errors import BadInputError, MediaError
+from storyreel.settings import Preset
 
 # What asks for hard cuts instead of a transition.
 TRANSITIONLESS = frozenset({None, "", "none"})
@@ -239,6 +240,7 @@ def stitch(
     on_progress: ffmpeg.ProgressCallback | None = None,
     exe: str | None = None,
     threads: int | None = None,
+    preset: Preset = "veryfast",
     known: Sequence[MediaDetails | None] | None = None,
     captions: Sequence[str | None] | None = None,
     font: Path | None = None,
@@ -318,7 +320,8 @@ def stitch(
             # two, not everything since the last keyframe (up to 250 frames at 1080x1920).
             args = [
                 *inputs, "-filter_complex", graph, "-map", "[v]",
-                *clip_encoding(platform, threads), "-force_key_frames", f"expr:eq(n,{poster})",
+                *clip_encoding(platform, threads, preset),
+                "-force_key_frames", f"expr:eq(n,{poster})",
                 *audio,
             ]  # fmt: skip
         written = ffmpeg.run(

@@ -18,6 +18,7 @@ from activities.media.pan import pan_still
 from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report
 from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
 from storyreel.errors import MediaError
+from storyreel.settings import Preset
 
 T = TypeVar("T")
 
@@ -122,10 +123,12 @@ class LocalClipProvider:
         exe: str | None = None,
         threads: int = 2,
         executor: Executor | None = None,
+        preset: Preset = "veryfast",
     ) -> None:
         self.font = font or ffmpeg.default_font()
         self.exe = exe
         self.threads = threads
+        self.preset: Preset = preset
         self.executor = executor
 
     async def submit(self, job: ClipJob, webhook_url: str | None = None) -> str:  # noqa: ARG002
@@ -210,6 +213,7 @@ class LocalClipProvider:
             size=size,
             overlay=self._title(job, job.workdir / f"{prediction_id}.txt"),
             threads=self.threads,
+            preset=self.preset,
             on_progress=ffmpeg.stopping(stop, Stopped, f"render of {prediction_id}", progress),
             exe=self.exe,
         )

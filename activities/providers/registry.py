@@ -55,7 +55,11 @@ def poll_seconds(settings: Settings, default: float) -> float:
 def local(_spec: ProviderSpec, settings: Settings, executor: Executor) -> Built:
     return Built(
         LocalClipProvider(
-            settings.font_file, settings.ffmpeg_path, settings.ffmpeg_threads, executor
+            settings.font_file,
+            settings.ffmpeg_path,
+            settings.ffmpeg_threads,
+            executor,
+            settings.ffmpeg_preset,
         ),
         LocalImageProvider(settings.font_file, settings.ffmpeg_path, executor),
     )

@@ -36,7 +36,9 @@ class Renderer:
         self._prepared: dict[tuple[bool, float], Path] = {}
         self._prepare_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max(2, os.cpu_count() or 2), "sim-render")
-        self._clips = LocalClipProvider()
+        # A model encodes as it likes; the fastest preset that stays H.264 High keeps the
+        # simulator's CPU for the system under test (its clips still go through conform).
+        self._clips = LocalClipProvider(preset="ultrafast")
         self._images = LocalImageProvider()
 
     def close(self) -> None:

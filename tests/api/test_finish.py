@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from storyreel.errors import ProviderRefusedError
 from storyreel.settings import Settings
 from tests.api.conftest import LiveApi, live_stack
 from tests.api.test_generations import body, poll_until
-from tests.conftest import CLIP_SECONDS
+from tests.conftest import CLIP_SECONDS, clean_env
 from tests.fakes import SleepyProvider
 
 
@@ -36,7 +35,7 @@ class RefusingProvider(SleepyProvider):
 
 async def cli(api: LiveApi, *args: str) -> tuple[int, str]:
     """``storyreel ARGS`` against this API (a subprocess: the server runs on this loop)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
+    env = clean_env()
     env.update(STORYREEL_API_URL=api.url, STORYREEL_API_KEY=api.key, COLUMNS="200")
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "storyreel"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from mcp_types import BlobResourceContents, CallToolResult, TextContent, TextRes
 
 from tests.api.conftest import LiveApi
 from tests.api.test_generations import body, poll_until
+from tests.conftest import clean_env
 from tests.fakes import FlakyProvider
 
 TOOLS = {
@@ -59,7 +59,7 @@ async def over_http(api: LiveApi, key: str) -> AsyncIterator[ClientSession]:
 @asynccontextmanager
 async def over_stdio(api: LiveApi, key: str) -> AsyncIterator[ClientSession]:
     """``storyreel mcp`` as an agent starts it: from its config, the API and key in the env."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
+    env = clean_env()
     env.update(STORYREEL_API_URL=api.url, STORYREEL_API_KEY=key)
     command = str(Path(sys.executable).parent / "storyreel")
     params = StdioServerParameters(command=command, args=["mcp"], env=env)
@@ -231,7 +231,7 @@ async def test_a_batch_over_mcp_is_the_batch_of_the_api(live_api: LiveApi) -> No
 def test_storyreel_mcp_without_a_key_says_so_on_stderr_not_on_the_protocol(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
+    env = clean_env()
     env["STORYREEL_DATA_DIR"] = str(tmp_path)  # no key written there by 'storyreel up'
     run = subprocess.run(
         [str(Path(sys.executable).parent / "storyreel"), "mcp"],

@@ -16,6 +16,7 @@ import pytest
 
 from storyreel import lifeline
 from storyreel.stack import free_port
+from tests.conftest import clean_env
 
 BIN = Path(sys.executable).parent
 
@@ -47,7 +48,7 @@ def alive(pid: int) -> bool:
 
 
 def cli_env(api_port: int, data_dir: Path | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
+    env = clean_env()
     env["STORYREEL_API_URL"] = f"http://127.0.0.1:{api_port}"
     if data_dir is not None:
         env["STORYREEL_DATA_DIR"] = str(data_dir)

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import clean_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,6 +29,7 @@ def bench(tmp_path: Path, *flags: str, timeout: float = 600) -> tuple[dict[str, 
         text=True,
         timeout=timeout,
         cwd=tmp_path,
+        env=clean_env(),
     )
     assert run.returncode == 0, run.stderr[-3000:]
     results: dict[str, Any] = json.loads(out.read_text())

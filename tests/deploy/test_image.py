@@ -20,6 +20,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from storyreel.stack import free_port, stop_process
+from tests.conftest import clean_env
 from tests.deploy.manifests import DOCKERFILE, DOCKERIGNORE, ENTRYPOINT, ROOT, entrypoint_roles
 
 STARTUP_SECONDS = 60
@@ -141,7 +142,7 @@ def test_the_installed_package_carries_what_every_role_needs(tmp_path: Path) -> 
 
 
 def entrypoint_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
+    env = clean_env()
     # The image puts the venv first on PATH; here, this interpreter's.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(

@@ -7,7 +7,6 @@ the simulator speaking HTTP on loopback.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from storyreel.contracts import ClipStatus, GenerationState, GenerationStatus, S
 from storyreel.settings import Settings
 from storyreel.stack import free_port
 from storyreel.storage import LocalStorage
+from tests.conftest import clean_env
 from tests.workflows.conftest import keep_history, request_for, start, wait_for_state
 from worker import running_workers
 
@@ -197,7 +197,7 @@ async def test_regenerating_one_scene_makes_one_new_prediction(
 
 def process_env(settings: Settings) -> dict[str, str]:
     """The environment a worker or API subprocess needs to join this test's stack."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYREEL_")}
+    env = clean_env()
     env.update(
         STORYREEL_DATA_DIR=str(settings.data_dir),
         STORYREEL_TEMPORAL_ADDRESS=settings.temporal_address,
