@@ -69,11 +69,37 @@ def is_fast(item: pytest.Item) -> bool:
     return not any(isinstance(value, str) and value in SLOW_PARAMETERS for value in params)
 
 
+# The longest files (wall time, heaviest first), handed out first: spread over the workers
+# (``--dist loadfile``), the run then ends on many short files instead of one worker still in
+# a long one while the others idle.
+LONGEST_FIRST = (
+    "tests/deploy/test_bench.py",
+    "tests/api/test_page.py",
+    "tests/workflows/test_simulator_runs.py",
+    "tests/workflows/test_model_runs.py",
+    "tests/chaos/test_restarts.py",
+    "tests/cli/test_up.py",
+    "tests/deploy/test_topology.py",
+    "tests/workflows/test_generation.py",
+    "tests/workflows/test_webhooks.py",
+    "tests/workflows/test_finishing.py",
+    "tests/chaos/test_notify_restarts.py",
+    "tests/api/test_mcp.py",
+    "tests/deploy/test_providers_deployed.py",
+)
+
+
+def cost_rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m selects by the marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if is_fast(item):
             item.add_marker(pytest.mark.fast)
+    items.sort(key=cost_rank)  # stable: every file keeps its own order
 
 
 def temporal_cli() -> str:
