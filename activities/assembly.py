@@ -42,7 +42,7 @@ from storyreel.contracts import (
 )
 from storyreel.errors import BadInputError, StorageKeyError
 from storyreel.keys import record_key, thumbnail_key, video_key
-from storyreel.settings import Preset
+from storyreel.settings import DEFAULT_PRESET, Preset
 from storyreel.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class FinishingOptions:
     tts: TTS | None = None
     font: Path | None = None
     threads: int | None = None
-    preset: Preset = "veryfast"
+    preset: Preset = DEFAULT_PRESET
     overlay_parallel: bool = True
     overlay_max_workers: int = 0
     music_volume: float = 0.35

@@ -42,7 +42,7 @@ from storyreel.contracts import (
 )
 from storyreel.errors import BadInputError, PredictionFailedError
 from storyreel.keys import clip_cache_key, clip_key
-from storyreel.settings import Preset, Price
+from storyreel.settings import DEFAULT_PRESET, Preset, Price
 from storyreel.storage import Storage
 
 PriceOf = Callable[[str, str], Price]
@@ -66,7 +66,7 @@ class ClipActivities:
         work_root: Path,
         ffmpeg_exe: str | None = None,
         price_of: PriceOf | None = None,
-        preset: Preset = "veryfast",
+        preset: Preset = DEFAULT_PRESET,
     ) -> None:
         self.storage = storage
         self.preset: Preset = preset

@@ -22,7 +22,7 @@ from storyreel.assets import AssetKind, inspect
 from storyreel.contracts import PLATFORMS, ClipResult, OwnClipInput, PlatformSpec
 from storyreel.errors import MediaError
 from storyreel.keys import clip_key
-from storyreel.settings import Preset
+from storyreel.settings import DEFAULT_PRESET, Preset
 from storyreel.storage import Storage
 
 # The picture is this much larger than the frame and pans across the difference.
@@ -38,7 +38,7 @@ def animate_still(
     spec: PlatformSpec,
     exe: str | None = None,
     stop: threading.Event | None = None,
-    preset: Preset = "veryfast",
+    preset: Preset = DEFAULT_PRESET,
 ) -> None:
     """``image`` as a clip of ``seconds`` at the platform's size: it covers a frame
     ``PAN_HEADROOM`` times larger (centred), across which the frame pans left to right."""
@@ -66,7 +66,7 @@ class OwnMaterialActivities:
         storage: Storage,
         work_root: Path,
         ffmpeg_exe: str | None = None,
-        preset: Preset = "veryfast",
+        preset: Preset = DEFAULT_PRESET,
     ) -> None:
         self.storage = storage
         self.preset: Preset = preset

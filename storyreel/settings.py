@@ -15,8 +15,9 @@ from storyreel.providers import PROVIDERS, Price, ProviderLimit
 # The x264 presets an encode may use, fastest first (each makes the same picture quality at
 # CRF, in less CPU and a larger file the faster it is).
 Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
+DEFAULT_PRESET: Preset = "veryfast"
 
-__all__ = ["Price", "ProviderLimit", "Settings", "get_settings"]
+__all__ = ["DEFAULT_PRESET", "Preset", "Price", "ProviderLimit", "Settings", "get_settings"]
 
 
 class Settings(BaseSettings):
@@ -223,7 +224,7 @@ class Settings(BaseSettings):
     )
     ffmpeg_threads: int = Field(default=2, ge=0, description="Threads per FFmpeg encode.")
     ffmpeg_preset: Preset = Field(
-        default="veryfast",
+        default=DEFAULT_PRESET,
         description="x264 preset of every encode: ultrafast takes about half the CPU of "
         "veryfast for larger files, medium makes smaller files slower. Every preset stays "
         "H.264 High.",

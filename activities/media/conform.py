@@ -26,7 +26,7 @@ from activities.media.audio import AUDIO_FORMAT
 from activities.media.export import MediaDetails, clip_encoding, conforms, details, fit_frame
 from storyreel.contracts import ClipAudio, PlatformSpec
 from storyreel.errors import MediaError
-from storyreel.settings import Preset
+from storyreel.settings import DEFAULT_PRESET, Preset
 
 # Up to this much slower a clip still looks like itself (a 4 s scene takes a 3.2 s clip);
 # beyond, motion visibly drags, and a hold of the last frame covers the rest.
@@ -172,7 +172,7 @@ def conform_clip(
     *,
     exe: str | None = None,
     threads: int | None = None,
-    preset: Preset = "veryfast",
+    preset: Preset = DEFAULT_PRESET,
     audio: ClipAudio = "duck",
     on_progress: ffmpeg.ProgressCallback | None = None,
     stop: threading.Event | None = None,

@@ -17,7 +17,7 @@ from typing import Any
 from activities.media import ffmpeg
 from storyreel.contracts import PLATFORMS, Platform, PlatformSpec
 from storyreel.errors import BadInputError, MediaError
-from storyreel.settings import Preset
+from storyreel.settings import DEFAULT_PRESET, Preset
 
 # Where a thumbnail may come from, as fractions of the duration; the middle wins ties.
 THUMBNAIL_CANDIDATES = (0.5, 0.3, 0.7)
@@ -93,7 +93,7 @@ def check_duration(seconds: float, platform: Platform | str) -> None:
         )
 
 
-def x264(preset: Preset = "veryfast") -> list[str]:
+def x264(preset: Preset = DEFAULT_PRESET) -> list[str]:
     """libx264 at ``preset``, always H.264 High.
 
     ultrafast alone turns CABAC and the 8x8 transform off, which makes Constrained Baseline;
@@ -104,7 +104,7 @@ def x264(preset: Preset = "veryfast") -> list[str]:
 
 
 def clip_encoding(
-    spec: PlatformSpec, threads: int | None = None, preset: Preset = "veryfast"
+    spec: PlatformSpec, threads: int | None = None, preset: Preset = DEFAULT_PRESET
 ) -> list[str]:
     """H.264 options of every intermediate clip, the same as the local clip renderer's.
 
@@ -154,7 +154,7 @@ def export(
     threads: int | None = None,
     faststart: bool = False,
     known: MediaDetails | None = None,
-    preset: Preset = "veryfast",
+    preset: Preset = DEFAULT_PRESET,
 ) -> MediaDetails:
     """Write ``src`` as the platform's MP4: exactly WxH at its fps, H.264 High + AAC, faststart.
 

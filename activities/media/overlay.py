@@ -27,7 +27,7 @@ from activities.media.words import Word, words_chain
 from storyreel.contracts import PlatformSpec
 from storyreel.errors import MediaError
 from storyreel.fonts import font_for, font_height_em
-from storyreel.settings import Preset
+from storyreel.settings import DEFAULT_PRESET, Preset
 
 logger = logging.getLogger(__name__)
 ExecutorFactory = Callable[[int], Executor]
@@ -130,7 +130,7 @@ def overlay_caption(
     exe: str | None = None,
     threads: int | None = None,
     words: Sequence[Word] | None = None,
-    preset: Preset = "veryfast",
+    preset: Preset = DEFAULT_PRESET,
 ) -> None:
     """Draw ``caption`` on every frame of ``src`` into ``dst`` (H.264, audio copied); with
     ``words``, draw those instead, the one being said highlighted (karaoke).
@@ -175,7 +175,7 @@ class OverlayJob:
     platform: PlatformSpec
     font: Path | None = None
     words: tuple[Word, ...] | None = None
-    preset: Preset = "veryfast"
+    preset: Preset = DEFAULT_PRESET
 
 
 @dataclass

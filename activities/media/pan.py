@@ -14,7 +14,7 @@ from pathlib import Path
 from activities.media import ffmpeg
 from activities.media.export import clip_encoding
 from storyreel.contracts import PlatformSpec
-from storyreel.settings import Preset
+from storyreel.settings import DEFAULT_PRESET, Preset
 
 
 def pan_still(
@@ -27,7 +27,7 @@ def pan_still(
     diagonal: bool = True,
     overlay: str = "",
     threads: int | None = None,
-    preset: Preset = "veryfast",
+    preset: Preset = DEFAULT_PRESET,
     on_progress: ffmpeg.ProgressCallback | None = None,
     exe: str | None = None,
 ) -> None:

@@ -26,7 +26,7 @@ from activities.media.export import MediaDetails, clip_encoding, details, fit_fr
 from activities.media.overlay import CaptionLayer, caption_layer
 from storyreel.contracts import TRANSITIONS, ClipMedia, PlatformSpec
 from storyreel.errors import BadInputError, MediaError
-from storyreel.settings import Preset
+from storyreel.settings import DEFAULT_PRESET, Preset
 
 # What asks for hard cuts instead of a transition.
 TRANSITIONLESS = frozenset({None, "", "none"})
@@ -240,7 +240,7 @@ def stitch(
     on_progress: ffmpeg.ProgressCallback | None = None,
     exe: str | None = None,
     threads: int | None = None,
-    preset: Preset = "veryfast",
+    preset: Preset = DEFAULT_PRESET,
     known: Sequence[MediaDetails | None] | None = None,
     captions: Sequence[str | None] | None = None,
     font: Path | None = None,

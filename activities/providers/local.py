@@ -18,7 +18,7 @@ from activities.media.pan import pan_still
 from activities.providers.base import ClipJob, ClipOutput, ImageJob, Report
 from storyreel.contracts import ClipStatus, PredictionPhase, PredictionUpdate
 from storyreel.errors import MediaError
-from storyreel.settings import Preset
+from storyreel.settings import DEFAULT_PRESET, Preset
 
 T = TypeVar("T")
 
@@ -123,7 +123,7 @@ class LocalClipProvider:
         exe: str | None = None,
         threads: int = 2,
         executor: Executor | None = None,
-        preset: Preset = "veryfast",
+        preset: Preset = DEFAULT_PRESET,
     ) -> None:
         self.font = font or ffmpeg.default_font()
         self.exe = exe

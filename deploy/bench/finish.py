@@ -48,7 +48,7 @@ from activities.media.stitch import clip_media, expected_duration, scene_spans, 
 from activities.providers import LocalClipProvider
 from activities.providers.base import ClipJob
 from storyreel.contracts import PLATFORMS, AssemblyClip, Platform, StitchInput
-from storyreel.settings import Settings
+from storyreel.settings import DEFAULT_PRESET, Settings
 from storyreel.storage import LocalStorage
 from worker import build_tts, finishing_options
 
@@ -58,7 +58,7 @@ SPEC = PLATFORMS[PLATFORM]
 TRANSITION = "fade"
 OVERLAP = 0.5
 CRF = 23  # libx264's default, which our encodes use
-PRESET = "veryfast"
+PRESET = DEFAULT_PRESET  # what our encodes use unless STORYREEL_FFMPEG_PRESET says
 SCENES = (
     "The keeper climbs the winding stairs as the fog rolls in",
     "Gulls wheel over the harbour while the boats come home",
