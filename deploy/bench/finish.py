@@ -48,7 +48,7 @@ from activities.media.stitch import clip_media, expected_duration, scene_spans, 
 from activities.providers import LocalClipProvider
 from activities.providers.base import ClipJob
 from storyreel.contracts import PLATFORMS, AssemblyClip, Platform, StitchInput
-from storyreel.settings import DEFAULT_PRESET, Settings
+from storyreel.settings import Settings
 from storyreel.storage import LocalStorage
 from worker import build_tts, finishing_options
 
@@ -58,7 +58,8 @@ SPEC = PLATFORMS[PLATFORM]
 TRANSITION = "fade"
 OVERLAP = 0.5
 CRF = 23  # libx264's default, which our encodes use
-PRESET = DEFAULT_PRESET  # what our encodes use unless STORYREEL_FFMPEG_PRESET says
+# The other two sides encode at the preset ours does (STORYREEL_FFMPEG_PRESET, veryfast unless
+# set), so the comparison is of the work each does, not of the preset.
 SCENES = (
     "The keeper climbs the winding stairs as the fog rolls in",
     "Gulls wheel over the harbour while the boats come home",
@@ -182,7 +183,8 @@ class Finish:
             [ffmpeg.ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", *inputs,
              "-i", str(self.narration), "-filter_complex", ";".join(parts),
              "-map", "[v]", "-map", f"{len(self.clips)}:a",
-             "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF), "-pix_fmt", "yuv420p",
+             "-c:v", "libx264", "-preset", self.settings.ffmpeg_preset, "-crf", str(CRF),
+             "-pix_fmt", "yuv420p",
              "-r", str(SPEC.fps), "-c:a", "aac", "-b:a", "192k", "-t", f"{self.length:.3f}",
              "-movflags", "+faststart", str(out)],
             check=True,
@@ -228,8 +230,8 @@ class Finish:
         final = final.with_duration(self.length)
         final = final.with_audio(AudioFileClip(str(self.narration)).with_duration(self.length))
         final.write_videofile(
-            str(out), fps=SPEC.fps, codec="libx264", preset=PRESET, audio_codec="aac",
-            audio_bitrate="192k", pixel_format="yuv420p",
+            str(out), fps=SPEC.fps, codec="libx264", preset=self.settings.ffmpeg_preset,
+            audio_codec="aac", audio_bitrate="192k", pixel_format="yuv420p",
             ffmpeg_params=["-crf", str(CRF), "-movflags", "+faststart"],
             temp_audiofile_path=str(self.work), logger=None,
         )  # fmt: skip
