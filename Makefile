@@ -24,7 +24,7 @@ typecheck: $(STAMP)
 # Test files run side by side in TEST_WORKERS processes (each with its own Temporal dev server,
 # PostgreSQL cluster and S3 server); a file stays in one process, so its module fixtures are
 # made once. TEST_WORKERS=0 runs everything in this process.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 
 pytest: $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
